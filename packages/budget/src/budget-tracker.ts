@@ -1,0 +1,435 @@
+import {
+  type BudgetType,
+  type Clock,
+  ListenerSet,
+  NotFoundError,
+  systemClock,
+  toIsoTime,
+  type Unsubscribe,
+} from '@exec-kernel/core';
+import {
+  assertDepthWithinBudget,
+  type BudgetLimits,
+  type BudgetLimitsInput,
+  type BudgetUsage,
+  budgetReadings,
+  DEFAULT_LIMITS,
+  evaluateBudget,
+  resolveLimits,
+} from './limits.js';
+
+/** Fired once per task and budget type when spending first reaches `warnAt` of a limit. */
+export interface BudgetWarning {
+  taskId: string;
+  budgetType: BudgetType;
+  /** observed / limit at the moment of the warning. */
+  fraction: number;
+  limit: number;
+  observed: number;
+}
+
+/** What `onRecord` listeners receive: every change to the tracker's counters. */
+export type BudgetEvent =
+  | {
+      type: 'start';
+      taskId: string;
+      limits: BudgetLimits;
+      parentTaskId?: string;
+      startedAt: string;
+    }
+  | { type: 'step'; taskId: string; count: number }
+  | { type: 'usage'; taskId: string; tokens: number; costUsd: number }
+  | { type: 'end'; taskId: string; endedAt: string };
+
+/** Options of {@link BudgetTracker}. */
+export interface BudgetTrackerOptions {
+  /** Limits for tasks started without their own (config `budget.*`). Default: {@link DEFAULT_LIMITS}. */
+  defaults?: BudgetLimitsInput | undefined;
+  /** Default: the system clock. */
+  clock?: Clock | undefined;
+  /** Fraction of a limit at which a warning fires, in (0, 1]. Default: `0.8`. */
+  warnAt?: number | undefined;
+  /** Shorthand for `tracker.onWarning(listener)`. */
+  onWarning?: ((warning: BudgetWarning) => void) | undefined;
+}
+
+/** Options of {@link BudgetTracker.startTask}: limits for this task, and its parent for tree budgets. */
+export interface StartTaskOptions extends BudgetLimitsInput {
+  /**
+   * A started task whose budget this one also spends: the child's steps, tokens and cost count
+   * against the parent and every ancestor above it.
+   */
+  parentTaskId?: string | undefined;
+}
+
+/** How much of each budget is left; `null` for unlimited. Never negative. */
+export interface BudgetRemaining {
+  steps: number;
+  durationSeconds: number;
+  tokens: number | null;
+  costUsd: number | null;
+}
+
+/** The plain-data form of a {@link BudgetState}. */
+export interface BudgetStateJSON {
+  taskId: string;
+  parentTaskId?: string;
+  limits: BudgetLimits;
+  stepsTaken: number;
+  tokens: number;
+  costUsd: number;
+  elapsedSeconds: number;
+  startedAt: string;
+  endedAt?: string;
+}
+
+/** The plain-data form of a {@link BudgetTracker}: its active tasks, parents before children. */
+export interface BudgetTrackerJSON {
+  tasks: BudgetStateJSON[];
+}
+
+const WARNING_BIT: Record<BudgetType, number> = {
+  steps: 1,
+  depth: 2,
+  duration: 4,
+  tokens: 8,
+  cost: 16,
+};
+
+/**
+ * One task's spending against its limits. Counters include what the task's descendants spent
+ * when they were started with it as `parentTaskId`.
+ */
+export class BudgetState {
+  readonly taskId: string;
+  readonly limits: Readonly<BudgetLimits>;
+  readonly parent: BudgetState | undefined;
+  /** When the task started, in ms since the epoch. */
+  readonly startedAt: number;
+  #stepsTaken = 0;
+  #tokens = 0;
+  #costUsd = 0;
+  #endedAt: number | undefined;
+  #warned = 0;
+  readonly #clock: Clock;
+  readonly #warn: (warning: BudgetWarning) => void;
+  readonly #warnAt: number;
+
+  /** @internal Made by {@link BudgetTracker.startTask}. */
+  constructor(
+    taskId: string,
+    limits: Readonly<BudgetLimits>,
+    parent: BudgetState | undefined,
+    clock: Clock,
+    warnAt: number,
+    warn: (warning: BudgetWarning) => void,
+    startedAt: number = clock.now(),
+  ) {
+    this.taskId = taskId;
+    this.limits = limits;
+    this.parent = parent;
+    this.#clock = clock;
+    this.#warnAt = warnAt;
+    this.#warn = warn;
+    this.startedAt = startedAt;
+  }
+
+  /** Steps taken by the task and its descendants. Over-limit steps are counted too. */
+  get stepsTaken(): number {
+    return this.#stepsTaken;
+  }
+
+  /** Tokens used by the task and its descendants. */
+  get tokens(): number {
+    return this.#tokens;
+  }
+
+  /** Dollars spent by the task and its descendants. */
+  get costUsd(): number {
+    return this.#costUsd;
+  }
+
+  /** Wall-clock seconds since the task started (frozen once it ended). */
+  get elapsedSeconds(): number {
+    return ((this.#endedAt ?? this.#clock.now()) - this.startedAt) / 1000;
+  }
+
+  /** Whether `end()` was called for the task; an ended task's limits are no longer enforced. */
+  get isEnded(): boolean {
+    return this.#endedAt !== undefined;
+  }
+
+  /** What is left of each budget. */
+  remaining(): BudgetRemaining {
+    const { maxSteps, maxDurationSeconds, maxTokens, maxCostUsd } = this.limits;
+    return {
+      steps: Math.max(0, maxSteps - this.#stepsTaken),
+      durationSeconds: Math.max(0, maxDurationSeconds - this.elapsedSeconds),
+      tokens: maxTokens === null ? null : Math.max(0, maxTokens - this.#tokens),
+      costUsd: maxCostUsd === null ? null : Math.max(0, maxCostUsd - this.#costUsd),
+    };
+  }
+
+  /**
+   * Checks steps, duration, tokens and cost, in that order.
+   *
+   * @throws BudgetExceededError for the first one exceeded.
+   */
+  checkAll(): void {
+    this.#check({
+      stepsTaken: this.#stepsTaken,
+      elapsedSeconds: this.elapsedSeconds,
+      tokens: this.#tokens,
+      costUsd: this.#costUsd,
+    });
+  }
+
+  /**
+   * Checks a proposed nesting depth against `maxDepth`.
+   *
+   * @throws BudgetExceededError with `budgetType` `depth` when `proposed > maxDepth`.
+   */
+  checkDepth(proposed: number): void {
+    assertDepthWithinBudget(this.taskId, proposed, this.limits.maxDepth);
+  }
+
+  toJSON(): BudgetStateJSON {
+    const json: BudgetStateJSON = {
+      taskId: this.taskId,
+      limits: { ...this.limits },
+      stepsTaken: this.#stepsTaken,
+      tokens: this.#tokens,
+      costUsd: this.#costUsd,
+      elapsedSeconds: this.elapsedSeconds,
+      startedAt: toIsoTime(this.startedAt),
+    };
+    if (this.parent !== undefined) json.parentTaskId = this.parent.taskId;
+    if (this.#endedAt !== undefined) json.endedAt = toIsoTime(this.#endedAt);
+    return json;
+  }
+
+  /** @internal */
+  _add(steps: number, tokens: number, costUsd: number): void {
+    this.#stepsTaken += steps;
+    this.#tokens += tokens;
+    this.#costUsd += costUsd;
+  }
+
+  /** @internal Warns, then throws for the first budget in `usage` that is exceeded. */
+  _check(usage: BudgetUsage): void {
+    this.#check(usage);
+  }
+
+  /** @internal */
+  _end(at: number): void {
+    this.#endedAt = at;
+  }
+
+  #check(usage: BudgetUsage): void {
+    if (this.#endedAt !== undefined) return;
+    for (const { budgetType, observed, limit } of budgetReadings(usage, this.limits)) {
+      const bit = WARNING_BIT[budgetType];
+      if (limit === null || (this.#warned & bit) !== 0) continue;
+      const fraction = observed / limit;
+      if (fraction >= this.#warnAt) {
+        this.#warned |= bit;
+        this.#warn({ taskId: this.taskId, budgetType, fraction, limit, observed });
+      }
+    }
+    const error = evaluateBudget(this.taskId, usage, this.limits);
+    if (error !== undefined) throw error;
+  }
+}
+
+function checkWarnAt(value: number): number {
+  if (!(value > 0 && value <= 1)) throw new RangeError(`warnAt must be in (0, 1], got ${value}`);
+  return value;
+}
+
+function checkAmount(name: string, value: number, integer: boolean): number {
+  if (!(Number.isFinite(value) && value >= 0) || (integer && !Number.isInteger(value))) {
+    const kind = integer ? 'a non-negative integer' : 'a non-negative finite number';
+    throw new RangeError(`${name} must be ${kind}, got ${value}`);
+  }
+  return value;
+}
+
+/**
+ * Keeps each task within its step, depth, duration, token and cost budgets. Spending is counted
+ * first and checked after, so `stepsTaken` always tells the truth: with `maxSteps: 50`, step 50
+ * passes and step 51 is counted and throws.
+ *
+ * @example
+ * ```ts
+ * const tracker = new BudgetTracker();
+ * const state = tracker.startTask('task-1', { maxSteps: 50 });
+ * for (let i = 0; i < 50; i++) tracker.recordStep('task-1'); // all pass
+ * tracker.recordStep('task-1');  // throws BudgetExceededError, budgetType 'steps'
+ * state.checkDepth(15);          // throws BudgetExceededError, budgetType 'depth'
+ * ```
+ */
+export class BudgetTracker {
+  readonly defaults: Readonly<BudgetLimits>;
+  readonly warnAt: number;
+  readonly #clock: Clock;
+  readonly #tasks = new Map<string, BudgetState>();
+  readonly #warnings = new ListenerSet<BudgetWarning>();
+  readonly #records = new ListenerSet<BudgetEvent>();
+  readonly #emitWarning = (warning: BudgetWarning): void => this.#warnings.emit(warning);
+
+  constructor(options: BudgetTrackerOptions = {}) {
+    this.defaults = Object.freeze(resolveLimits(options.defaults, DEFAULT_LIMITS));
+    this.warnAt = checkWarnAt(options.warnAt ?? 0.8);
+    this.#clock = options.clock ?? systemClock;
+    if (options.onWarning !== undefined) this.#warnings.add(options.onWarning);
+  }
+
+  /**
+   * Starts tracking a task.
+   *
+   * @throws NotFoundError when `parentTaskId` names a task that is not being tracked.
+   * @throws Error when the task is already being tracked.
+   * @throws RangeError for a malformed limit.
+   */
+  startTask(taskId: string, options: StartTaskOptions = {}): BudgetState {
+    if (this.#tasks.has(taskId)) {
+      throw new Error(`Budget for task ${taskId} is already started; use get('${taskId}')`);
+    }
+    const { parentTaskId, ...limitsInput } = options;
+    const parent = parentTaskId === undefined ? undefined : this.#require(parentTaskId);
+    const limits = Object.freeze(resolveLimits(limitsInput, this.defaults));
+    const state = new BudgetState(
+      taskId,
+      limits,
+      parent,
+      this.#clock,
+      this.warnAt,
+      this.#emitWarning,
+    );
+    this.#tasks.set(taskId, state);
+    if (!this.#records.isEmpty) {
+      const event: BudgetEvent = {
+        type: 'start',
+        taskId,
+        limits: { ...limits },
+        startedAt: toIsoTime(state.startedAt),
+      };
+      if (parentTaskId !== undefined) event.parentTaskId = parentTaskId;
+      this.#records.emit(event);
+    }
+    return state;
+  }
+
+  /**
+   * Counts `count` steps for the task and each ancestor, then checks steps and duration for the
+   * task and then each ancestor.
+   *
+   * @throws BudgetExceededError naming the task whose budget was exceeded (the steps stay counted).
+   * @throws NotFoundError when the task is not being tracked.
+   */
+  recordStep(taskId: string, count = 1): BudgetState {
+    checkAmount('Step count', count, true);
+    const state = this.#require(taskId);
+    for (let s: BudgetState | undefined = state; s !== undefined; s = s.parent) s._add(count, 0, 0);
+    if (!this.#records.isEmpty) this.#records.emit({ type: 'step', taskId, count });
+    for (let s: BudgetState | undefined = state; s !== undefined; s = s.parent) {
+      s._check({ stepsTaken: s.stepsTaken, elapsedSeconds: s.elapsedSeconds });
+    }
+    return state;
+  }
+
+  /**
+   * Counts tokens and dollars for the task and each ancestor, then checks those budgets.
+   *
+   * @throws BudgetExceededError naming the task whose budget was exceeded (the usage stays counted).
+   * @throws NotFoundError when the task is not being tracked.
+   */
+  recordUsage(taskId: string, usage: { tokens?: number; costUsd?: number }): BudgetState {
+    const tokens = checkAmount('Token count', usage.tokens ?? 0, true);
+    const costUsd = checkAmount('Cost', usage.costUsd ?? 0, false);
+    const state = this.#require(taskId);
+    for (let s: BudgetState | undefined = state; s !== undefined; s = s.parent)
+      s._add(0, tokens, costUsd);
+    if (!this.#records.isEmpty) this.#records.emit({ type: 'usage', taskId, tokens, costUsd });
+    for (let s: BudgetState | undefined = state; s !== undefined; s = s.parent) {
+      s._check({ tokens: s.tokens, costUsd: s.costUsd });
+    }
+    return state;
+  }
+
+  /** The task's state, if it is being tracked. */
+  get(taskId: string): BudgetState | undefined {
+    return this.#tasks.get(taskId);
+  }
+
+  /**
+   * Stops tracking a task and freezes its elapsed time. Children started under it keep spending
+   * against its ancestors.
+   */
+  end(taskId: string): BudgetState | undefined {
+    const state = this.#tasks.get(taskId);
+    if (state === undefined) return undefined;
+    const at = this.#clock.now();
+    state._end(at);
+    this.#tasks.delete(taskId);
+    if (!this.#records.isEmpty) this.#records.emit({ type: 'end', taskId, endedAt: toIsoTime(at) });
+    return state;
+  }
+
+  /** Calls `listener` for each budget warning. Returns the function that removes it. */
+  onWarning(listener: (warning: BudgetWarning) => void): Unsubscribe {
+    return this.#warnings.add(listener);
+  }
+
+  /** Calls `listener` for every start, step, usage and end. Returns the function that removes it. */
+  onRecord(listener: (event: BudgetEvent) => void): Unsubscribe {
+    return this.#records.add(listener);
+  }
+
+  /** Active tasks, with any ended ancestors they still spend against, parents before children. */
+  toJSON(): BudgetTrackerJSON {
+    const tasks: BudgetStateJSON[] = [];
+    const seen = new Set<BudgetState>();
+    const visit = (state: BudgetState): void => {
+      if (seen.has(state)) return;
+      seen.add(state);
+      if (state.parent !== undefined) visit(state.parent);
+      tasks.push(state.toJSON());
+    };
+    for (const state of this.#tasks.values()) visit(state);
+    return { tasks };
+  }
+
+  /** Rebuilds a tracker, counters and start times included, from `toJSON()` output. */
+  static fromJSON(json: BudgetTrackerJSON, options: BudgetTrackerOptions = {}): BudgetTracker {
+    const tracker = new BudgetTracker(options);
+    const all = new Map<string, BudgetState>();
+    for (const t of json.tasks) {
+      const parent = t.parentTaskId === undefined ? undefined : all.get(t.parentTaskId);
+      const startedAt = Date.parse(t.startedAt);
+      if (Number.isNaN(startedAt)) {
+        throw new TypeError(`Budget JSON for task ${t.taskId}: startedAt must be an ISO-8601 time`);
+      }
+      const state = new BudgetState(
+        t.taskId,
+        Object.freeze(resolveLimits(t.limits, tracker.defaults)),
+        parent,
+        tracker.#clock,
+        tracker.warnAt,
+        tracker.#emitWarning,
+        startedAt,
+      );
+      state._add(t.stepsTaken, t.tokens, t.costUsd);
+      all.set(t.taskId, state);
+      if (t.endedAt === undefined) tracker.#tasks.set(t.taskId, state);
+      else state._end(Date.parse(t.endedAt));
+    }
+    return tracker;
+  }
+
+  #require(taskId: string): BudgetState {
+    const state = this.#tasks.get(taskId);
+    if (state === undefined) throw new NotFoundError({ resource: 'budget task', id: taskId });
+    return state;
+  }
+}

@@ -1,0 +1,494 @@
+const BRAND: unique symbol = Symbol.for('@exec-kernel/core/KernelError') as never;
+
+/** Every code an exec-kernel package may throw. Append-only: codes are part of the wire format. */
+export type KernelErrorCode =
+  | 'INVALID_TRANSITION'
+  | 'LOOP_DETECTED'
+  | 'BUDGET_EXCEEDED'
+  | 'IDLE_ENFORCED'
+  | 'TASK_ADMISSION'
+  | 'CONFIG_INVALID'
+  | 'CONFLICT'
+  | 'TRANSPORT'
+  | 'NOT_FOUND';
+
+/** Options every kernel error accepts. */
+export interface KernelErrorOptions {
+  /** The underlying error, kept as the standard `cause` (its text is never pasted into ours). */
+  readonly cause?: unknown;
+  /** Replaces the standard message built from the error's fields. */
+  readonly message?: string;
+}
+
+/** The plain-data form of a kernel error: what `toJSON()` returns and `reviveKernelError` reads. */
+export interface KernelErrorJSON {
+  name: string;
+  code: KernelErrorCode;
+  message: string;
+  details: Record<string, unknown>;
+}
+
+/**
+ * Base class of every exec-kernel error. `code` is a stable SCREAMING_SNAKE string, `details` the
+ * error's fields as plain data (safe to log and serialise: never a secret). Check with
+ * `KernelError.is(x)` or `LoopDetectionError.is(x)`: unlike `instanceof`, those work when two
+ * copies of `@exec-kernel/core` are installed side by side.
+ */
+export class KernelError extends Error {
+  override name: string = 'KernelError';
+  /** Stable machine-readable code. */
+  readonly code: KernelErrorCode;
+  /** The error's fields as plain data. */
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(
+    code: KernelErrorCode,
+    message: string,
+    details: Readonly<Record<string, unknown>> = {},
+    options: Pick<KernelErrorOptions, 'cause'> = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.details = details;
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+
+  /** Whether `value` is an exec-kernel error from any installed copy of this package. */
+  static is(value: unknown): value is KernelError {
+    return (
+      typeof value === 'object' &&
+      value !== null &&
+      (value as Record<symbol, unknown>)[BRAND] === true
+    );
+  }
+
+  /** The error as plain data; `reviveKernelError` turns it back into the right class. */
+  toJSON(): KernelErrorJSON {
+    return {
+      name: this.name,
+      code: this.code,
+      message: this.message,
+      details: { ...this.details },
+    };
+  }
+}
+
+function hasCode(value: unknown, code: KernelErrorCode): boolean {
+  return KernelError.is(value) && value.code === code;
+}
+
+/** Drops keys whose value is `undefined`, so `details` round-trips through JSON unchanged. */
+function compact(fields: object): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(fields)) if (value !== undefined) out[key] = value;
+  return out;
+}
+
+// --- lifecycle ---------------------------------------------------------------------------------
+
+/** Fields of an {@link InvalidTransitionError}. */
+export interface InvalidTransitionDetails {
+  /** The state the task was in (or the unknown string given). */
+  from: string;
+  /** The state asked for (or the unknown string given). */
+  to: string;
+  /** Why the move was refused, e.g. `No valid transition from todo to done`. */
+  reason: string;
+  taskId?: string | undefined;
+}
+
+/** A task was asked to move along an edge the lifecycle table does not have, or out of a terminal state. */
+export class InvalidTransitionError extends KernelError {
+  override name = 'InvalidTransitionError' as const;
+  declare readonly code: 'INVALID_TRANSITION';
+  readonly from: string;
+  readonly to: string;
+  readonly reason: string;
+  readonly taskId: string | undefined;
+
+  constructor(details: InvalidTransitionDetails, options: KernelErrorOptions = {}) {
+    super('INVALID_TRANSITION', options.message ?? details.reason, compact(details), options);
+    this.from = details.from;
+    this.to = details.to;
+    this.reason = details.reason;
+    this.taskId = details.taskId;
+  }
+
+  static override is(value: unknown): value is InvalidTransitionError {
+    return hasCode(value, 'INVALID_TRANSITION');
+  }
+}
+
+/** Fields of a {@link TaskAdmissionError}. */
+export interface TaskAdmissionDetails {
+  /** Required fields that are absent or blank, in the order they are required. */
+  missing: string[];
+  /** Fields present with a value of the wrong kind. */
+  invalid: Array<{ field: string; problem: string }>;
+  taskId?: string | undefined;
+}
+
+/** A new task lacks part of its admission case (who it is for, what hurts, what it is worth, how to check). */
+export class TaskAdmissionError extends KernelError {
+  override name = 'TaskAdmissionError' as const;
+  declare readonly code: 'TASK_ADMISSION';
+  readonly missing: string[];
+  readonly invalid: Array<{ field: string; problem: string }>;
+  readonly taskId: string | undefined;
+
+  constructor(details: TaskAdmissionDetails, options: KernelErrorOptions = {}) {
+    const parts: string[] = [];
+    if (details.missing.length > 0) parts.push(`missing ${details.missing.join(', ')}`);
+    if (details.invalid.length > 0) {
+      parts.push(`invalid ${details.invalid.map((i) => `${i.field} (${i.problem})`).join(', ')}`);
+    }
+    const subject = details.taskId === undefined ? 'Task' : `Task ${details.taskId}`;
+    const message =
+      options.message ?? `${subject} refused: admission incomplete: ${parts.join('; ')}`;
+    super('TASK_ADMISSION', message, compact(details), options);
+    this.missing = details.missing;
+    this.invalid = details.invalid;
+    this.taskId = details.taskId;
+  }
+
+  static override is(value: unknown): value is TaskAdmissionError {
+    return hasCode(value, 'TASK_ADMISSION');
+  }
+}
+
+/** Fields of an {@link IdleEnforcementError}. */
+export interface IdleEnforcementDetails {
+  agentId: string;
+  /** When the agent's sleep ends at the latest (ISO-8601). */
+  until: string;
+  /** Why the agent went to sleep, e.g. `no_tasks`. */
+  sleepReason?: string | undefined;
+  taskId?: string | undefined;
+}
+
+/** A sleeping agent tried to create a task: with nothing assigned, it may not invent work. */
+export class IdleEnforcementError extends KernelError {
+  override name = 'IdleEnforcementError' as const;
+  declare readonly code: 'IDLE_ENFORCED';
+  readonly agentId: string;
+  readonly until: string;
+  readonly taskId: string | undefined;
+
+  constructor(details: IdleEnforcementDetails, options: KernelErrorOptions = {}) {
+    const message =
+      options.message ??
+      `Agent ${details.agentId} is idle until ${details.until}: it may not create tasks while asleep`;
+    super('IDLE_ENFORCED', message, compact(details), options);
+    this.agentId = details.agentId;
+    this.until = details.until;
+    this.taskId = details.taskId;
+  }
+
+  static override is(value: unknown): value is IdleEnforcementError {
+    return hasCode(value, 'IDLE_ENFORCED');
+  }
+}
+
+// --- loop --------------------------------------------------------------------------------------
+
+/** Which loop rule refused a task. */
+export type LoopType = 'cycle' | 'identity' | 'depth';
+
+/** Fields of a {@link LoopDetectionError}. */
+export interface LoopDetectionDetails {
+  loopType: LoopType;
+  /** The task that was refused. */
+  taskId: string;
+  agentId?: string | undefined;
+  taskType?: string | undefined;
+  /** For `depth`: the depth the task would have had. */
+  depth?: number | undefined;
+  /** For `depth`: the configured maximum. */
+  maxDepth?: number | undefined;
+  /**
+   * For `cycle` and `identity`: the offending chain of task ids, starting with the refused task and
+   * ending with the task it collides with.
+   */
+  chain?: string[] | undefined;
+}
+
+function loopMessage(d: LoopDetectionDetails): string {
+  switch (d.loopType) {
+    case 'cycle':
+      return `Task ${d.taskId} would create a cycle: ${(d.chain ?? [d.taskId]).join(' -> ')}`;
+    case 'identity': {
+      const match = d.chain?.at(-1) ?? '?';
+      return `Task ${d.taskId} re-creates task ${match}: same agent ${d.agentId ?? '?'} and type ${d.taskType ?? '?'} on its creator chain ${(d.chain ?? []).join(' -> ')}`;
+    }
+    case 'depth':
+      return `Task ${d.taskId} exceeds max depth: depth ${d.depth}, max ${d.maxDepth}`;
+  }
+}
+
+/** Spawning the task would loop: a cycle in its ancestry, an agent re-creating its own work, or nesting too deep. */
+export class LoopDetectionError extends KernelError {
+  override name = 'LoopDetectionError' as const;
+  declare readonly code: 'LOOP_DETECTED';
+  readonly loopType: LoopType;
+  readonly taskId: string;
+  readonly agentId: string | undefined;
+  readonly depth: number | undefined;
+  readonly maxDepth: number | undefined;
+  readonly chain: string[] | undefined;
+
+  constructor(details: LoopDetectionDetails, options: KernelErrorOptions = {}) {
+    super('LOOP_DETECTED', options.message ?? loopMessage(details), compact(details), options);
+    this.loopType = details.loopType;
+    this.taskId = details.taskId;
+    this.agentId = details.agentId;
+    this.depth = details.depth;
+    this.maxDepth = details.maxDepth;
+    this.chain = details.chain;
+  }
+
+  static override is(value: unknown): value is LoopDetectionError {
+    return hasCode(value, 'LOOP_DETECTED');
+  }
+}
+
+// --- budget ------------------------------------------------------------------------------------
+
+/** Which budget a task ran past. */
+export type BudgetType = 'steps' | 'depth' | 'duration' | 'tokens' | 'cost';
+
+/** Fields of a {@link BudgetExceededError}. */
+export interface BudgetExceededDetails {
+  budgetType: BudgetType;
+  /** The task whose budget was exceeded (an ancestor, when a child's spending exceeded a tree budget). */
+  taskId: string;
+  /** The amount allowed. */
+  limit: number;
+  /** The amount observed; always greater than `limit`. */
+  observed: number;
+}
+
+/** Formats a number for a message: integers as they are, fractions to at most 6 decimals. */
+export function formatAmount(value: number): string {
+  return Number.isInteger(value) ? String(value) : String(Math.round(value * 1e6) / 1e6);
+}
+
+function budgetMessage({ budgetType, taskId, limit, observed }: BudgetExceededDetails): string {
+  const o = formatAmount(observed);
+  const l = formatAmount(limit);
+  switch (budgetType) {
+    case 'steps':
+      return `Task ${taskId} exceeded step budget: ${o} steps taken, max ${l}`;
+    case 'duration':
+      return `Task ${taskId} exceeded duration budget: ${o}s elapsed, max ${l}s`;
+    case 'depth':
+      return `Task ${taskId} exceeded depth budget: depth ${o}, max ${l}`;
+    case 'tokens':
+      return `Task ${taskId} exceeded token budget: ${o} tokens used, max ${l}`;
+    case 'cost':
+      return `Task ${taskId} exceeded cost budget: $${o} spent, max $${l}`;
+  }
+}
+
+/** A task went past one of its budgets (`observed > limit`). */
+export class BudgetExceededError extends KernelError {
+  override name = 'BudgetExceededError' as const;
+  declare readonly code: 'BUDGET_EXCEEDED';
+  readonly budgetType: BudgetType;
+  readonly taskId: string;
+  readonly limit: number;
+  readonly observed: number;
+
+  constructor(details: BudgetExceededDetails, options: KernelErrorOptions = {}) {
+    super('BUDGET_EXCEEDED', options.message ?? budgetMessage(details), compact(details), options);
+    this.budgetType = details.budgetType;
+    this.taskId = details.taskId;
+    this.limit = details.limit;
+    this.observed = details.observed;
+  }
+
+  static override is(value: unknown): value is BudgetExceededError {
+    return hasCode(value, 'BUDGET_EXCEEDED');
+  }
+}
+
+// --- config, conflicts, transport, lookups -----------------------------------------------------
+
+/** One problem found in a configuration file or value. */
+export interface ConfigProblem {
+  /** Dotted key path in the file's own spelling, e.g. `budget.max_steps`. */
+  key: string;
+  message: string;
+  line?: number | undefined;
+  column?: number | undefined;
+}
+
+/** Fields of a {@link ConfigError}. */
+export interface ConfigErrorDetails {
+  /** The file the problem is in, when it came from a file. */
+  path?: string | undefined;
+  /** 1-based line of the first problem. */
+  line?: number | undefined;
+  /** 1-based column of the first problem. */
+  column?: number | undefined;
+  /** Key path of the first problem. */
+  key?: string | undefined;
+  /** Every problem found, when there are several. */
+  problems?: ConfigProblem[] | undefined;
+}
+
+/** A configuration file or value is malformed or invalid. The message names every problem found. */
+export class ConfigError extends KernelError {
+  override name = 'ConfigError' as const;
+  declare readonly code: 'CONFIG_INVALID';
+  readonly path: string | undefined;
+  readonly line: number | undefined;
+  readonly column: number | undefined;
+  readonly key: string | undefined;
+  readonly problems: ConfigProblem[];
+
+  constructor(message: string, details: ConfigErrorDetails = {}, options: KernelErrorOptions = {}) {
+    super('CONFIG_INVALID', options.message ?? message, compact(details), options);
+    this.path = details.path;
+    this.line = details.line;
+    this.column = details.column;
+    this.key = details.key;
+    this.problems = details.problems ?? [];
+  }
+
+  static override is(value: unknown): value is ConfigError {
+    return hasCode(value, 'CONFIG_INVALID');
+  }
+}
+
+/** Fields of a {@link ConflictError}. */
+export interface ConflictDetails {
+  /** What is held, e.g. `task t1`. */
+  resource: string;
+  /** Who holds it (an agent or run id), when known. */
+  holder?: string | undefined;
+}
+
+/** A claim or checkout is held by someone else. Never retried automatically. */
+export class ConflictError extends KernelError {
+  override name = 'ConflictError' as const;
+  declare readonly code: 'CONFLICT';
+  readonly resource: string;
+  readonly holder: string | undefined;
+
+  constructor(details: ConflictDetails, options: KernelErrorOptions = {}) {
+    const message =
+      options.message ??
+      (details.holder === undefined
+        ? `${details.resource} is held by someone else`
+        : `${details.resource} is held by ${details.holder}`);
+    super('CONFLICT', message, compact(details), options);
+    this.resource = details.resource;
+    this.holder = details.holder;
+  }
+
+  static override is(value: unknown): value is ConflictError {
+    return hasCode(value, 'CONFLICT');
+  }
+}
+
+/** Fields of a {@link TransportError}. Never carries headers, keys or tokens. */
+export interface TransportDetails {
+  /** HTTP status, or `undefined` when no response arrived (network error, timeout). */
+  status?: number | undefined;
+  method: string;
+  /** The request URL without its query string. */
+  url: string;
+}
+
+/** An HTTP call failed after its retries. The message names the method, URL and status, never a secret. */
+export class TransportError extends KernelError {
+  override name = 'TransportError' as const;
+  declare readonly code: 'TRANSPORT';
+  readonly status: number | undefined;
+  readonly method: string;
+  readonly url: string;
+
+  constructor(details: TransportDetails, options: KernelErrorOptions = {}) {
+    const outcome =
+      details.status === undefined ? 'failed: no response' : `failed with status ${details.status}`;
+    super(
+      'TRANSPORT',
+      options.message ?? `${details.method} ${details.url} ${outcome}`,
+      compact(details),
+      options,
+    );
+    this.status = details.status;
+    this.method = details.method;
+    this.url = details.url;
+  }
+
+  static override is(value: unknown): value is TransportError {
+    return hasCode(value, 'TRANSPORT');
+  }
+}
+
+/** Fields of a {@link NotFoundError}. */
+export interface NotFoundDetails {
+  /** What kind of thing was looked up, e.g. `task`. */
+  resource: string;
+  id: string;
+}
+
+/** A task, agent or other record that an operation needs does not exist. */
+export class NotFoundError extends KernelError {
+  override name = 'NotFoundError' as const;
+  declare readonly code: 'NOT_FOUND';
+  readonly resource: string;
+  readonly id: string;
+
+  constructor(details: NotFoundDetails, options: KernelErrorOptions = {}) {
+    const label = details.resource.charAt(0).toUpperCase() + details.resource.slice(1);
+    super(
+      'NOT_FOUND',
+      options.message ?? `${label} ${details.id} not found`,
+      compact(details),
+      options,
+    );
+    this.resource = details.resource;
+    this.id = details.id;
+  }
+
+  static override is(value: unknown): value is NotFoundError {
+    return hasCode(value, 'NOT_FOUND');
+  }
+}
+
+/**
+ * Rebuilds the right error class from its plain-data form (`toJSON()` output, an HTTP error body).
+ * Unknown codes come back as a plain `KernelError` with the same code, message and details.
+ */
+export function reviveKernelError(json: {
+  code: string;
+  message: string;
+  details?: Record<string, unknown> | undefined;
+}): KernelError {
+  const d = (json.details ?? {}) as never;
+  const options = { message: json.message };
+  switch (json.code as KernelErrorCode) {
+    case 'INVALID_TRANSITION':
+      return new InvalidTransitionError(d, options);
+    case 'LOOP_DETECTED':
+      return new LoopDetectionError(d, options);
+    case 'BUDGET_EXCEEDED':
+      return new BudgetExceededError(d, options);
+    case 'IDLE_ENFORCED':
+      return new IdleEnforcementError(d, options);
+    case 'TASK_ADMISSION':
+      return new TaskAdmissionError({ missing: [], invalid: [], ...(d as object) }, options);
+    case 'CONFIG_INVALID':
+      return new ConfigError(json.message, d, options);
+    case 'CONFLICT':
+      return new ConflictError(d, options);
+    case 'TRANSPORT':
+      return new TransportError(d, options);
+    case 'NOT_FOUND':
+      return new NotFoundError(d, options);
+    default:
+      return new KernelError(json.code as KernelErrorCode, json.message, json.details ?? {});
+  }
+}

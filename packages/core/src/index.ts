@@ -1,0 +1,44 @@
+export type { Clock } from './clock.js';
+export { ManualClock, systemClock, toIsoTime } from './clock.js';
+export type {
+  BudgetExceededDetails,
+  BudgetType,
+  ConfigErrorDetails,
+  ConfigProblem,
+  ConflictDetails,
+  IdleEnforcementDetails,
+  InvalidTransitionDetails,
+  KernelErrorCode,
+  KernelErrorJSON,
+  KernelErrorOptions,
+  LoopDetectionDetails,
+  LoopType,
+  NotFoundDetails,
+  TaskAdmissionDetails,
+  TransportDetails,
+} from './errors.js';
+export {
+  BudgetExceededError,
+  ConfigError,
+  ConflictError,
+  formatAmount,
+  IdleEnforcementError,
+  InvalidTransitionError,
+  KernelError,
+  LoopDetectionError,
+  NotFoundError,
+  reviveKernelError,
+  TaskAdmissionError,
+  TransportError,
+} from './errors.js';
+export type { Unsubscribe } from './listener-set.js';
+export { ListenerSet } from './listener-set.js';
+export {
+  isTaskState,
+  isTerminalState,
+  TASK_STATES,
+  TaskState,
+  TERMINAL_STATES,
+} from './task-state.js';
+export type { Violation, ViolationKind } from './violation.js';
+export { toViolation } from './violation.js';

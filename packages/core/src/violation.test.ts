@@ -1,0 +1,130 @@
+import { describe, expect, it } from 'vitest';
+import { ManualClock, systemClock } from './clock.js';
+import {
+  BudgetExceededError,
+  IdleEnforcementError,
+  InvalidTransitionError,
+  LoopDetectionError,
+  TaskAdmissionError,
+} from './errors.js';
+import { ListenerSet } from './listener-set.js';
+import { isTaskState, isTerminalState, TASK_STATES, TaskState } from './task-state.js';
+import { toViolation } from './violation.js';
+
+describe('toViolation', () => {
+  const at = Date.UTC(2026, 10, 26, 12, 0, 0);
+
+  it('carries limit and observed for budgets', () => {
+    const v = toViolation(
+      new BudgetExceededError({ budgetType: 'tokens', taskId: 't1', limit: 100, observed: 120 }),
+      at,
+    );
+    expect(v).toEqual({
+      kind: 'budget_tokens',
+      code: 'BUDGET_EXCEEDED',
+      taskId: 't1',
+      limit: 100,
+      observed: 120,
+      message: 'Task t1 exceeded token budget: 120 tokens used, max 100',
+      at: '2026-11-26T12:00:00.000Z',
+      details: { budgetType: 'tokens', taskId: 't1', limit: 100, observed: 120 },
+    });
+  });
+
+  it('names the loop rule in the kind, and depth as limit/observed', () => {
+    const depth = toViolation(
+      new LoopDetectionError({
+        loopType: 'depth',
+        taskId: 'c',
+        agentId: 'a1',
+        depth: 11,
+        maxDepth: 10,
+      }),
+      at,
+    );
+    expect(depth).toMatchObject({
+      kind: 'loop_depth',
+      taskId: 'c',
+      agentId: 'a1',
+      limit: 10,
+      observed: 11,
+    });
+    const cycle = toViolation(
+      new LoopDetectionError({ loopType: 'cycle', taskId: 'c', chain: ['c', 'p', 'c'] }),
+      at,
+    );
+    expect(cycle.kind).toBe('loop_cycle');
+    expect(cycle.limit).toBeUndefined();
+    expect(cycle.details.chain).toEqual(['c', 'p', 'c']);
+  });
+
+  it('maps every other error to its kind', () => {
+    expect(
+      toViolation(
+        new InvalidTransitionError({ from: 'done', to: 'todo', reason: 'r', taskId: 'x' }),
+        at,
+      ),
+    ).toMatchObject({ kind: 'invalid_transition', taskId: 'x', message: 'r' });
+    expect(toViolation(new IdleEnforcementError({ agentId: 'a', until: 'u' }), at)).toMatchObject({
+      kind: 'idle',
+      agentId: 'a',
+    });
+    expect(
+      toViolation(new TaskAdmissionError({ missing: ['consumer'], invalid: [] }), at).kind,
+    ).toBe('admission');
+  });
+
+  it('survives JSON unchanged', () => {
+    const v = toViolation(
+      new BudgetExceededError({ budgetType: 'cost', taskId: 't', limit: 1, observed: 2 }),
+    );
+    expect(JSON.parse(JSON.stringify(v))).toEqual(v);
+  });
+});
+
+describe('TaskState', () => {
+  it('is frozen and lists the seven states', () => {
+    expect(Object.isFrozen(TaskState)).toBe(true);
+    expect(Object.values(TaskState)).toEqual(TASK_STATES);
+    expect(TaskState.IN_PROGRESS).toBe('in_progress');
+    expect(isTaskState('in_review')).toBe(true);
+    expect(isTaskState('started')).toBe(false);
+    expect(isTaskState(undefined)).toBe(false);
+    expect(TASK_STATES.filter(isTerminalState)).toEqual(['done', 'cancelled']);
+  });
+});
+
+describe('clocks', () => {
+  it('ManualClock moves only when told', () => {
+    const clock = new ManualClock(1000);
+    expect(clock.now()).toBe(1000);
+    expect(clock.advance(500)).toBe(1500);
+    clock.set(10);
+    expect(clock.now()).toBe(10);
+    expect(() => clock.advance(-1)).toThrow(RangeError);
+    expect(() => clock.set(Number.NaN)).toThrow(RangeError);
+  });
+
+  it('systemClock reads the real time', () => {
+    const before = Date.now();
+    const now = systemClock.now();
+    expect(now).toBeGreaterThanOrEqual(before);
+    expect(now).toBeLessThanOrEqual(Date.now());
+  });
+});
+
+describe('ListenerSet', () => {
+  it('calls listeners in order and lets one unsubscribe during emit without skipping others', () => {
+    const set = new ListenerSet<number>();
+    const seen: string[] = [];
+    const offA = set.add((n) => {
+      seen.push(`a${n}`);
+      offA();
+    });
+    set.add((n) => seen.push(`b${n}`));
+    expect(set.isEmpty).toBe(false);
+    set.emit(1);
+    set.emit(2);
+    expect(seen).toEqual(['a1', 'b1', 'b2']);
+  });
+});

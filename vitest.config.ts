@@ -1,0 +1,11 @@
+import { defineConfig } from 'vitest/config';
+
+const jsonReport = process.env.VITEST_JSON_REPORT;
+
+export default defineConfig({
+  test: {
+    projects: ['packages/*'],
+    reporters: jsonReport ? ['default', ['json', { outputFile: jsonReport }]] : ['default'],
+    coverage: { provider: 'v8', include: ['packages/*/src/**'] },
+  },
+});
