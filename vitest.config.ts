@@ -4,7 +4,7 @@ const jsonReport = process.env.VITEST_JSON_REPORT;
 
 export default defineConfig({
   test: {
-    projects: ['packages/*'],
+    projects: ['packages/*', 'examples/*'],
     reporters: jsonReport ? ['default', ['json', { outputFile: jsonReport }]] : ['default'],
     coverage: { provider: 'v8', include: ['packages/*/src/**'] },
   },
