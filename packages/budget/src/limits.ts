@@ -2,7 +2,7 @@ import { BudgetExceededError, type BudgetType } from '@exec-kernel/core';
 
 /**
  * What a task may spend. A limit is the amount allowed: `observed > limit` fails, `observed === limit`
- * passes. `null` means unlimited.
+ * passes. Only `maxTokens` and `maxCostUsd` may be `null` (unlimited).
  */
 export interface BudgetLimits {
   /** Default: `50`. */

@@ -83,9 +83,9 @@ class NodeRecord implements ChainNode {
   }
 }
 
-function positiveInteger(name: string, value: number): number {
-  if (!(Number.isInteger(value) && value >= 0)) {
-    throw new RangeError(`LoopDetector ${name} must be a non-negative integer, got ${value}`);
+function integerAtLeast(name: string, value: number, min: number): number {
+  if (!(Number.isInteger(value) && value >= min)) {
+    throw new RangeError(`LoopDetector ${name} must be an integer >= ${min}, got ${value}`);
   }
   return value;
 }
@@ -117,8 +117,8 @@ export class LoopDetector {
   readonly #listeners = new ListenerSet<RegisterEvent>();
 
   constructor(options: LoopDetectorOptions = {}) {
-    this.maxDepth = positiveInteger('maxDepth', options.maxDepth ?? 10);
-    this.maxNodes = Math.max(1, positiveInteger('maxNodes', options.maxNodes ?? 1000));
+    this.maxDepth = integerAtLeast('maxDepth', options.maxDepth ?? 10, 0);
+    this.maxNodes = integerAtLeast('maxNodes', options.maxNodes ?? 1000, 1);
   }
 
   /** How many nodes are held. */
