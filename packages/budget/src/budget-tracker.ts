@@ -12,7 +12,6 @@ import {
   type BudgetLimits,
   type BudgetLimitsInput,
   type BudgetUsage,
-  budgetReadings,
   DEFAULT_LIMITS,
   evaluateBudget,
   resolveLimits,
@@ -151,7 +150,12 @@ export class BudgetState {
 
   /** Wall-clock seconds since the task started (frozen once it ended). */
   get elapsedSeconds(): number {
-    return ((this.#endedAt ?? this.#clock.now()) - this.startedAt) / 1000;
+    return this._elapsedAt(this.#clock.now());
+  }
+
+  /** @internal Elapsed seconds at clock reading `now`. */
+  _elapsedAt(now: number): number {
+    return ((this.#endedAt ?? now) - this.startedAt) / 1000;
   }
 
   /** Whether `end()` was called for the task; an ended task's limits are no longer enforced. */
@@ -227,17 +231,25 @@ export class BudgetState {
 
   #check(usage: BudgetUsage): void {
     if (this.#endedAt !== undefined) return;
-    for (const { budgetType, observed, limit } of budgetReadings(usage, this.limits)) {
-      const bit = WARNING_BIT[budgetType];
-      if (limit === null || (this.#warned & bit) !== 0) continue;
-      const fraction = observed / limit;
-      if (fraction >= this.#warnAt) {
-        this.#warned |= bit;
-        this.#warn({ taskId: this.taskId, budgetType, fraction, limit, observed });
-      }
+    const { limits } = this;
+    if (usage.stepsTaken !== undefined) this.#warnIf('steps', usage.stepsTaken, limits.maxSteps);
+    if (usage.elapsedSeconds !== undefined) {
+      this.#warnIf('duration', usage.elapsedSeconds, limits.maxDurationSeconds);
     }
-    const error = evaluateBudget(this.taskId, usage, this.limits);
+    if (usage.tokens !== undefined) this.#warnIf('tokens', usage.tokens, limits.maxTokens);
+    if (usage.costUsd !== undefined) this.#warnIf('cost', usage.costUsd, limits.maxCostUsd);
+    const error = evaluateBudget(this.taskId, usage, limits);
     if (error !== undefined) throw error;
+  }
+
+  #warnIf(budgetType: BudgetType, observed: number, limit: number | null): void {
+    const bit = WARNING_BIT[budgetType];
+    if (limit === null || (this.#warned & bit) !== 0) return;
+    const fraction = observed / limit;
+    if (fraction >= this.#warnAt) {
+      this.#warned |= bit;
+      this.#warn({ taskId: this.taskId, budgetType, fraction, limit, observed });
+    }
   }
 }
 
@@ -332,8 +344,9 @@ export class BudgetTracker {
     const state = this.#require(taskId);
     for (let s: BudgetState | undefined = state; s !== undefined; s = s.parent) s._add(count, 0, 0);
     if (!this.#records.isEmpty) this.#records.emit({ type: 'step', taskId, count });
+    const now = this.#clock.now();
     for (let s: BudgetState | undefined = state; s !== undefined; s = s.parent) {
-      s._check({ stepsTaken: s.stepsTaken, elapsedSeconds: s.elapsedSeconds });
+      s._check({ stepsTaken: s.stepsTaken, elapsedSeconds: s._elapsedAt(now) });
     }
     return state;
   }

@@ -106,12 +106,23 @@ export function evaluateBudget(
   usage: BudgetUsage,
   limits: Readonly<BudgetLimits>,
 ): BudgetExceededError | undefined {
-  for (const { budgetType, observed, limit } of budgetReadings(usage, limits)) {
-    if (limit !== null && observed > limit) {
-      return new BudgetExceededError({ budgetType, taskId, limit, observed });
-    }
+  // Written out rather than looping over budgetReadings(): this runs on every recorded step.
+  let budgetType: BudgetType | undefined;
+  let observed = 0;
+  let limit = 0;
+  const { stepsTaken, elapsedSeconds, tokens, costUsd } = usage;
+  if (stepsTaken !== undefined && stepsTaken > limits.maxSteps) {
+    [budgetType, observed, limit] = ['steps', stepsTaken, limits.maxSteps];
+  } else if (elapsedSeconds !== undefined && elapsedSeconds > limits.maxDurationSeconds) {
+    [budgetType, observed, limit] = ['duration', elapsedSeconds, limits.maxDurationSeconds];
+  } else if (tokens !== undefined && limits.maxTokens !== null && tokens > limits.maxTokens) {
+    [budgetType, observed, limit] = ['tokens', tokens, limits.maxTokens];
+  } else if (costUsd !== undefined && limits.maxCostUsd !== null && costUsd > limits.maxCostUsd) {
+    [budgetType, observed, limit] = ['cost', costUsd, limits.maxCostUsd];
   }
-  return undefined;
+  return budgetType === undefined
+    ? undefined
+    : new BudgetExceededError({ budgetType, taskId, limit, observed });
 }
 
 /**

@@ -10,6 +10,7 @@ import {
   LoopDetectionError,
   NotFoundError,
   reviveKernelError,
+  StoreError,
   TaskAdmissionError,
   TransportError,
 } from './errors.js';
@@ -33,6 +34,7 @@ const samples: KernelError[] = [
   new ConflictError({ resource: 'task t1', holder: 'agent-2' }),
   new TransportError({ method: 'GET', url: 'http://127.0.0.1/api/x', status: 503 }),
   new NotFoundError({ resource: 'task', id: 't9' }),
+  new StoreError({ path: '/s/state.json', problem: 'newer_version', version: 2 }),
 ];
 
 describe('KernelError', () => {
@@ -47,6 +49,7 @@ describe('KernelError', () => {
       ['ConflictError', 'CONFLICT'],
       ['TransportError', 'TRANSPORT'],
       ['NotFoundError', 'NOT_FOUND'],
+      ['StoreError', 'STORE'],
     ]);
     for (const e of samples) {
       expect(e).toBeInstanceOf(KernelError);

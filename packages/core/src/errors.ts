@@ -10,7 +10,8 @@ export type KernelErrorCode =
   | 'CONFIG_INVALID'
   | 'CONFLICT'
   | 'TRANSPORT'
-  | 'NOT_FOUND';
+  | 'NOT_FOUND'
+  | 'STORE';
 
 /** Options every kernel error accepts. */
 export interface KernelErrorOptions {
@@ -458,6 +459,49 @@ export class NotFoundError extends KernelError {
   }
 }
 
+/** Why a state store refused to read or write. */
+export type StoreProblem = 'newer_version' | 'corrupt' | 'locked' | 'io';
+
+/** Fields of a {@link StoreError}. */
+export interface StoreErrorDetails {
+  /** Where the state lives: a file path, or `memory`. */
+  path: string;
+  problem: StoreProblem;
+  /** For `newer_version`: the format version found in the file. */
+  version?: number | undefined;
+}
+
+function storeMessage(d: StoreErrorDetails): string {
+  switch (d.problem) {
+    case 'newer_version':
+      return `State file ${d.path} has format version ${d.version}, newer than this exec-kernel reads; upgrade @exec-kernel/memory to use it`;
+    case 'corrupt':
+      return `State file ${d.path} is not a valid exec-kernel state file`;
+    case 'locked':
+      return `State file ${d.path} stayed locked by another process; try again`;
+    case 'io':
+      return `State file ${d.path} could not be read or written`;
+  }
+}
+
+/** A state store could not be read or written: a newer format, a damaged file, a lock that never freed. */
+export class StoreError extends KernelError {
+  override name = 'StoreError' as const;
+  declare readonly code: 'STORE';
+  readonly path: string;
+  readonly problem: StoreProblem;
+
+  constructor(details: StoreErrorDetails, options: KernelErrorOptions = {}) {
+    super('STORE', options.message ?? storeMessage(details), compact(details), options);
+    this.path = details.path;
+    this.problem = details.problem;
+  }
+
+  static override is(value: unknown): value is StoreError {
+    return hasCode(value, 'STORE');
+  }
+}
+
 /**
  * Rebuilds the right error class from its plain-data form (`toJSON()` output, an HTTP error body).
  * Unknown codes come back as a plain `KernelError` with the same code, message and details.
@@ -488,6 +532,8 @@ export function reviveKernelError(json: {
       return new TransportError(d, options);
     case 'NOT_FOUND':
       return new NotFoundError(d, options);
+    case 'STORE':
+      return new StoreError(d, options);
     default:
       return new KernelError(json.code as KernelErrorCode, json.message, json.details ?? {});
   }

@@ -14,6 +14,8 @@ export type {
   LoopDetectionDetails,
   LoopType,
   NotFoundDetails,
+  StoreErrorDetails,
+  StoreProblem,
   TaskAdmissionDetails,
   TransportDetails,
 } from './errors.js';
@@ -28,6 +30,7 @@ export {
   LoopDetectionError,
   NotFoundError,
   reviveKernelError,
+  StoreError,
   TaskAdmissionError,
   TransportError,
 } from './errors.js';

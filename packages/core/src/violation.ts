@@ -21,6 +21,7 @@ export type ViolationKind =
   | 'conflict'
   | 'transport'
   | 'not_found'
+  | 'store'
   | 'other';
 
 /**
@@ -65,6 +66,8 @@ function kindOf(error: KernelError): ViolationKind {
       return 'transport';
     case 'NOT_FOUND':
       return 'not_found';
+    case 'STORE':
+      return 'store';
     default:
       return 'other';
   }

@@ -52,8 +52,9 @@ class NodeRecord implements ChainNode {
   readonly taskType: string;
   readonly title: string | undefined;
   readonly titleKey: string | undefined;
-  readonly parentTaskId: string | undefined;
-  readonly createdByTaskId: string | undefined;
+  // Ids are kept only when the link did not resolve; otherwise the linked node carries them.
+  readonly #unlinkedParentId: string | undefined;
+  readonly #unlinkedCreatorId: string | undefined;
   readonly depth: number;
   readonly parent: NodeRecord | undefined;
   readonly creator: NodeRecord | undefined;
@@ -73,13 +74,21 @@ class NodeRecord implements ChainNode {
     this.taskType = node.taskType;
     this.title = node.title;
     this.titleKey = normalizeTitle(node.title);
-    this.parentTaskId = node.parentTaskId;
-    this.createdByTaskId = node.createdByTaskId;
+    this.#unlinkedParentId = parent === undefined ? node.parentTaskId : undefined;
+    this.#unlinkedCreatorId = creator === undefined ? node.createdByTaskId : undefined;
     this.depth = depth;
     this.parent = parent;
     this.creator = creator;
     this.parentLoop = flags.parentLoop;
     this.creatorLoop = flags.creatorLoop;
+  }
+
+  get parentTaskId(): string | undefined {
+    return this.parent?.taskId ?? this.#unlinkedParentId;
+  }
+
+  get createdByTaskId(): string | undefined {
+    return this.creator?.taskId ?? this.#unlinkedCreatorId;
   }
 }
 
@@ -115,6 +124,8 @@ export class LoopDetector {
   // Insertion order is finishing order: the first key finished longest ago.
   readonly #finished = new Set<string>();
   readonly #listeners = new ListenerSet<RegisterEvent>();
+  #oldestCursor: MapIterator<string> | undefined;
+  #finishedCursor: SetIterator<string> | undefined;
 
   constructor(options: LoopDetectorOptions = {}) {
     this.maxDepth = integerAtLeast('maxDepth', options.maxDepth ?? 10, 0);
@@ -275,11 +286,31 @@ export class LoopDetector {
   }
 
   #evictOne(): void {
-    const finished = this.#finished.values().next();
-    const victim = finished.done ? this.#nodes.keys().next().value : finished.value;
+    const victim = this.#nextFinished() ?? this.#nextOldest();
     if (victim === undefined) return;
     this.#finished.delete(victim);
     this.#nodes.delete(victim);
+  }
+
+  // A fresh Map iterator steps over every entry deleted since the table was last rebuilt, and
+  // oldest-first eviction piles those up at the front; so one iterator is kept across evictions.
+  // Everything before its position has been evicted, so its next key is always the oldest.
+  #nextFinished(): string | undefined {
+    let step = this.#finishedCursor?.next();
+    if (step === undefined || step.done) {
+      this.#finishedCursor = this.#finished.values();
+      step = this.#finishedCursor.next();
+    }
+    return step.done ? undefined : step.value;
+  }
+
+  #nextOldest(): string | undefined {
+    let step = this.#oldestCursor?.next();
+    if (step === undefined || step.done) {
+      this.#oldestCursor = this.#nodes.keys();
+      step = this.#oldestCursor.next();
+    }
+    return step.done ? undefined : step.value;
   }
 }
 

@@ -1,0 +1,93 @@
+// Runs every kernel benchmark in sequence (`pnpm bench` at the root builds the packages first) and
+// prints a table of figures and one PASS/MISS line per goal. Ratios compare figures measured in
+// the same run. Memory is measured in a fresh child process per node count, so the heap holds
+// nothing else. Timing figures are medians of batched samples (see harness.js).
+import { spawnSync } from 'node:child_process';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { runBudget } from './budget.js';
+import { fmt, sinkValue } from './harness.js';
+import { runLoop } from './loop.js';
+import { runTransition } from './transition.js';
+
+const GOALS = { transitionSpeedup: 10, loopRatio: 1.5, bytesPerNode: 300 };
+const MEMORY_COUNTS = [1e5, 1e6];
+
+function memoryInChild(count) {
+  const script = fileURLToPath(new URL('./memory.js', import.meta.url));
+  const child = spawnSync(process.execPath, ['--expose-gc', script, String(count)], {
+    encoding: 'utf8',
+  });
+  if (child.status !== 0) throw new Error(`memory.js ${count} failed:\n${child.stderr}`);
+  return JSON.parse(child.stdout);
+}
+
+function verdict(ok) {
+  return ok ? 'PASS' : 'MISS';
+}
+
+function printTable(section, results) {
+  for (const r of results) {
+    const rme = `±${r.rmePct.toFixed(1)}%`;
+    console.log(
+      `${section.padEnd(11)} ${r.name.padEnd(40)} ${fmt(r.nsPerOp).padStart(8)} ` +
+        `${fmt(r.opsPerSec).padStart(8)} ${rme.padStart(7)}`,
+    );
+  }
+}
+
+const started = performance.now();
+console.log(
+  `node ${process.version}, ${os.availableParallelism()} CPUs (${os.cpus()[0]?.model ?? '?'}), ` +
+    `${new Date().toISOString()}`,
+);
+
+const transition = await runTransition();
+const loop = await runLoop();
+const budget = await runBudget();
+const memory = MEMORY_COUNTS.map(memoryInChild);
+
+console.log('');
+console.log(`${'section'.padEnd(11)} ${'measurement'.padEnd(40)} ${'ns/op'.padStart(8)} `);
+console.log(`${''.padEnd(11)} ${''.padEnd(40)} ${'(median)'.padStart(8)} ops/s    rme`);
+printTable('transition', transition.results);
+printTable('loop', loop.results);
+printTable('budget', budget.results);
+for (const m of memory) {
+  console.log(
+    `${'memory'.padEnd(11)} ${`${fmt(m.nodes)} nodes held`.padEnd(40)} ` +
+      `${m.bytesPerNode.toFixed(0)} B/node total, ${m.bytesPerNodeWithoutIds.toFixed(0)} B/node ` +
+      `without ids (${m.idStringsPerNode.toFixed(2)} id strings of ` +
+      `${m.bytesPerIdString.toFixed(0)} B per node)`,
+  );
+}
+console.log(
+  `(${transition.edges} valid edges, ${transition.invalidPairs} refused pairs; ` +
+    `10^6 detector built in ${(loop.setupMs.large / 1000).toFixed(1)} s)`,
+);
+
+console.log('');
+const speedup = transition.ratio;
+const goal1 = verdict(speedup >= GOALS.transitionSpeedup);
+console.log(
+  `${goal1} goal 1: transition check ${speedup.toFixed(0)}x ` +
+    `faster than xstate transition() (goal >= ${GOALS.transitionSpeedup}x)`,
+);
+for (const [label, ratio] of [
+  ['random parents', loop.randomRatio],
+  ['hot parents', loop.hotRatio],
+]) {
+  console.log(
+    `${verdict(ratio <= GOALS.loopRatio)} goal 2: loop check, 10^6 held / 10^3 held = ` +
+      `${ratio.toFixed(2)}x, ${label} (goal <= ${GOALS.loopRatio}x)`,
+  );
+}
+for (const m of memory) {
+  console.log(
+    `${verdict(m.bytesPerNode <= GOALS.bytesPerNode)} goal 3: ${m.bytesPerNode.toFixed(0)} ` +
+      `bytes per node at ${fmt(m.nodes)} nodes (goal <= ${GOALS.bytesPerNode})`,
+  );
+}
+console.log(`INFO goal 4: recordStep at depth 3 = ${fmt(budget.results[0].nsPerOp)} ns/op`);
+const seconds = ((performance.now() - started) / 1000).toFixed(0);
+console.log(`(ran in ${seconds} s; sink ${sinkValue()})`);
