@@ -132,6 +132,20 @@ describe('warnings', () => {
     expect(seen).toEqual(['t:duration']);
   });
 
+  it('remembers fired warnings across a JSON round trip', () => {
+    const warnings: string[] = [];
+    const tracker = new BudgetTracker();
+    tracker.startTask('t', { maxSteps: 10 });
+    tracker.recordStep('t', 9);
+    const json = JSON.parse(JSON.stringify(tracker));
+    expect(json.tasks[0].warned).toEqual(['steps']);
+    const restored = BudgetTracker.fromJSON(json, {
+      onWarning: (w) => warnings.push(w.budgetType),
+    });
+    restored.recordStep('t');
+    expect(warnings).toEqual([]);
+  });
+
   it('refuses warnAt outside (0, 1]', () => {
     expect(() => new BudgetTracker({ warnAt: 0 })).toThrow(RangeError);
     expect(() => new BudgetTracker({ warnAt: 1.2 })).toThrow(RangeError);
@@ -176,7 +190,7 @@ describe('tree budgets', () => {
 });
 
 describe('events and JSON', () => {
-  it('reports every start, step, usage and end, including a step that then throws', () => {
+  it('reports every start, step, usage, warning and end, including a step that then throws', () => {
     const tracker = new BudgetTracker({ clock: new ManualClock(0) });
     const events: BudgetEvent[] = [];
     tracker.onRecord((e) => events.push(e));
@@ -186,7 +200,16 @@ describe('events and JSON', () => {
     expect(() => tracker.recordStep('c')).toThrow(BudgetExceededError);
     tracker.recordUsage('c', { tokens: 3 });
     tracker.end('c');
-    expect(events.map((e) => e.type)).toEqual(['start', 'start', 'step', 'step', 'usage', 'end']);
+    expect(events.map((e) => e.type)).toEqual([
+      'start',
+      'start',
+      'step',
+      'warning',
+      'step',
+      'usage',
+      'end',
+    ]);
+    expect(events[3]).toEqual({ type: 'warning', taskId: 'p', budgetType: 'steps' });
     expect(events[1]).toMatchObject({ type: 'start', taskId: 'c', parentTaskId: 'p' });
   });
 
@@ -242,5 +265,35 @@ describe('pure limit functions', () => {
     expect(() => resolveLimits({ maxDurationSeconds: Number.NaN })).toThrow(RangeError);
     expect(() => new BudgetTracker({ defaults: { maxDepth: -3 } })).toThrow(RangeError);
     expect(new BudgetTracker({ defaults: { maxSteps: 7 } }).startTask('t').limits.maxSteps).toBe(7);
+  });
+});
+
+describe('lazy loading', () => {
+  it('builds only the tasks it is asked about, with their ancestors, from load()', () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1));
+    const source = new BudgetTracker({ clock });
+    source.startTask('root', { maxSteps: 10 });
+    source.startTask('mid', { parentTaskId: 'root' });
+    source.startTask('leaf', { parentTaskId: 'mid' });
+    source.startTask('other');
+    source.recordStep('leaf', 4);
+    const saved = new Map(source.toJSON().tasks.map((t) => [t.taskId, t]));
+    const asked: string[] = [];
+    const tracker = new BudgetTracker({
+      clock,
+      load: (id) => {
+        asked.push(id);
+        return saved.get(id);
+      },
+    });
+    expect(tracker.get('leaf')?.stepsTaken).toBe(4);
+    expect(asked).toEqual(['leaf', 'mid', 'root']);
+    expect(tracker.toJSON().tasks.map((t) => t.taskId)).toEqual(['root', 'mid', 'leaf']);
+    expect(exceeded(() => tracker.recordStep('leaf', 7)).taskId).toBe('root');
+    expect(tracker.get('root')?.stepsTaken).toBe(11);
+    expect(tracker.get('nope')).toBeUndefined();
+    expect(tracker.get('nope')).toBeUndefined();
+    expect(asked.filter((id) => id === 'nope')).toHaveLength(1);
+    expect(() => tracker.startTask('other')).toThrow('already started');
   });
 });

@@ -38,6 +38,7 @@ export type BudgetEvent =
     }
   | { type: 'step'; taskId: string; count: number }
   | { type: 'usage'; taskId: string; tokens: number; costUsd: number }
+  | { type: 'warning'; taskId: string; budgetType: BudgetType }
   | { type: 'end'; taskId: string; endedAt: string };
 
 /** Options of {@link BudgetTracker}. */
@@ -50,6 +51,12 @@ export interface BudgetTrackerOptions {
   warnAt?: number | undefined;
   /** Shorthand for `tracker.onWarning(listener)`. */
   onWarning?: ((warning: BudgetWarning) => void) | undefined;
+  /**
+   * Supplies a task's saved budget the first time the tracker is asked about a task it does not
+   * hold (its `toJSON()` entry, or `undefined`). Lets a tracker over a large store build only the
+   * tasks it touches, and their ancestors.
+   */
+  load?: ((taskId: string) => BudgetStateJSON | undefined) | undefined;
 }
 
 /** Options of {@link BudgetTracker.startTask}: limits for this task, and its parent for tree budgets. */
@@ -80,6 +87,8 @@ export interface BudgetStateJSON {
   elapsedSeconds: number;
   startedAt: string;
   endedAt?: string;
+  /** Budget types whose warning already fired (it fires once per type). */
+  warned?: BudgetType[];
 }
 
 /** The plain-data form of a {@link BudgetTracker}: its active tasks, parents before children. */
@@ -209,7 +218,16 @@ export class BudgetState {
     };
     if (this.parent !== undefined) json.parentTaskId = this.parent.taskId;
     if (this.#endedAt !== undefined) json.endedAt = toIsoTime(this.#endedAt);
+    const warned = (Object.keys(WARNING_BIT) as BudgetType[]).filter(
+      (t) => (this.#warned & WARNING_BIT[t]) !== 0,
+    );
+    if (warned.length > 0) json.warned = warned;
     return json;
+  }
+
+  /** @internal Marks warnings as already fired (restoring saved state). */
+  _setWarned(types: readonly BudgetType[]): void {
+    for (const type of types) this.#warned |= WARNING_BIT[type] ?? 0;
   }
 
   /** @internal */
@@ -284,15 +302,29 @@ export class BudgetTracker {
   readonly defaults: Readonly<BudgetLimits>;
   readonly warnAt: number;
   readonly #clock: Clock;
+  // Active tasks; #known also holds ended ones, which still link children to their ancestors.
   readonly #tasks = new Map<string, BudgetState>();
+  readonly #known = new Map<string, BudgetState>();
+  readonly #load: ((taskId: string) => BudgetStateJSON | undefined) | undefined;
+  readonly #loadTried = new Set<string>();
   readonly #warnings = new ListenerSet<BudgetWarning>();
   readonly #records = new ListenerSet<BudgetEvent>();
-  readonly #emitWarning = (warning: BudgetWarning): void => this.#warnings.emit(warning);
+  readonly #emitWarning = (warning: BudgetWarning): void => {
+    if (!this.#records.isEmpty) {
+      this.#records.emit({
+        type: 'warning',
+        taskId: warning.taskId,
+        budgetType: warning.budgetType,
+      });
+    }
+    this.#warnings.emit(warning);
+  };
 
   constructor(options: BudgetTrackerOptions = {}) {
     this.defaults = Object.freeze(resolveLimits(options.defaults, DEFAULT_LIMITS));
     this.warnAt = checkWarnAt(options.warnAt ?? 0.8);
     this.#clock = options.clock ?? systemClock;
+    this.#load = options.load;
     if (options.onWarning !== undefined) this.#warnings.add(options.onWarning);
   }
 
@@ -304,7 +336,7 @@ export class BudgetTracker {
    * @throws RangeError for a malformed limit.
    */
   startTask(taskId: string, options: StartTaskOptions = {}): BudgetState {
-    if (this.#tasks.has(taskId)) {
+    if (this.get(taskId) !== undefined) {
       throw new Error(`Budget for task ${taskId} is already started; use get('${taskId}')`);
     }
     const { parentTaskId, ...limitsInput } = options;
@@ -372,7 +404,7 @@ export class BudgetTracker {
 
   /** The task's state, if it is being tracked. */
   get(taskId: string): BudgetState | undefined {
-    return this.#tasks.get(taskId);
+    return this.#tasks.get(taskId) ?? this.#hydrate(taskId);
   }
 
   /**
@@ -380,7 +412,7 @@ export class BudgetTracker {
    * against its ancestors.
    */
   end(taskId: string): BudgetState | undefined {
-    const state = this.#tasks.get(taskId);
+    const state = this.get(taskId);
     if (state === undefined) return undefined;
     const at = this.#clock.now();
     state._end(at);
@@ -394,7 +426,10 @@ export class BudgetTracker {
     return this.#warnings.add(listener);
   }
 
-  /** Calls `listener` for every start, step, usage and end. Returns the function that removes it. */
+  /**
+   * Calls `listener` for every start, step, usage, warning and end. Returns the function that
+   * removes it.
+   */
   onRecord(listener: (event: BudgetEvent) => void): Unsubscribe {
     return this.#records.add(listener);
   }
@@ -416,32 +451,53 @@ export class BudgetTracker {
   /** Rebuilds a tracker, counters and start times included, from `toJSON()` output. */
   static fromJSON(json: BudgetTrackerJSON, options: BudgetTrackerOptions = {}): BudgetTracker {
     const tracker = new BudgetTracker(options);
-    const all = new Map<string, BudgetState>();
     for (const t of json.tasks) {
-      const parent = t.parentTaskId === undefined ? undefined : all.get(t.parentTaskId);
-      const startedAt = Date.parse(t.startedAt);
-      if (Number.isNaN(startedAt)) {
-        throw new TypeError(`Budget JSON for task ${t.taskId}: startedAt must be an ISO-8601 time`);
-      }
-      const state = new BudgetState(
-        t.taskId,
-        Object.freeze(resolveLimits(t.limits, tracker.defaults)),
-        parent,
-        tracker.#clock,
-        tracker.warnAt,
-        tracker.#emitWarning,
-        startedAt,
+      tracker.#restore(
+        t,
+        t.parentTaskId === undefined ? undefined : tracker.#known.get(t.parentTaskId),
       );
-      state._add(t.stepsTaken, t.tokens, t.costUsd);
-      all.set(t.taskId, state);
-      if (t.endedAt === undefined) tracker.#tasks.set(t.taskId, state);
-      else state._end(Date.parse(t.endedAt));
     }
     return tracker;
   }
 
+  #restore(t: BudgetStateJSON, parent: BudgetState | undefined): BudgetState {
+    const startedAt = Date.parse(t.startedAt);
+    if (Number.isNaN(startedAt)) {
+      throw new TypeError(`Budget JSON for task ${t.taskId}: startedAt must be an ISO-8601 time`);
+    }
+    const state = new BudgetState(
+      t.taskId,
+      Object.freeze(resolveLimits(t.limits, this.defaults)),
+      parent,
+      this.#clock,
+      this.warnAt,
+      this.#emitWarning,
+      startedAt,
+    );
+    state._add(t.stepsTaken, t.tokens, t.costUsd);
+    if (t.warned !== undefined) state._setWarned(t.warned);
+    this.#known.set(t.taskId, state);
+    if (t.endedAt === undefined) this.#tasks.set(t.taskId, state);
+    else state._end(Date.parse(t.endedAt));
+    return state;
+  }
+
+  /** Builds a task (and its ancestors) from `load`, once; returns it if it is active. */
+  #hydrate(taskId: string): BudgetState | undefined {
+    const known = this.#known.get(taskId);
+    if (known !== undefined) return known.isEnded ? undefined : known;
+    if (this.#load === undefined || this.#loadTried.has(taskId)) return undefined;
+    this.#loadTried.add(taskId);
+    const json = this.#load(taskId);
+    if (json === undefined) return undefined;
+    if (json.parentTaskId !== undefined) this.#hydrate(json.parentTaskId);
+    const parent = json.parentTaskId === undefined ? undefined : this.#known.get(json.parentTaskId);
+    const state = this.#restore(json, parent);
+    return state.isEnded ? undefined : state;
+  }
+
   #require(taskId: string): BudgetState {
-    const state = this.#tasks.get(taskId);
+    const state = this.get(taskId);
     if (state === undefined) throw new NotFoundError({ resource: 'budget task', id: taskId });
     return state;
   }

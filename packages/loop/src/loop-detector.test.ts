@@ -239,7 +239,9 @@ describe('bounded memory', () => {
   it('refuses nonsense settings', () => {
     expect(() => new LoopDetector({ maxDepth: -1 })).toThrow(RangeError);
     expect(() => new LoopDetector({ maxNodes: 1.5 })).toThrow(RangeError);
-    expect(() => new LoopDetector({ maxNodes: 0 })).toThrow('maxNodes must be an integer >= 1, got 0');
+    expect(() => new LoopDetector({ maxNodes: 0 })).toThrow(
+      'maxNodes must be an integer >= 1, got 0',
+    );
   });
 });
 

@@ -1,0 +1,91 @@
+// Startup cost of the CLI, the way agents pay it: one short process per call. Times
+// `exec-kernel validate todo in_progress` and `exec-kernel step t1` (with 1,000 tasks in the
+// store) against `node -e ""`, each the median of many runs, interleaved so that machine noise
+// hits all three alike. Goal: each within 1.5x of bare node.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const require = createRequire(import.meta.url);
+const bin = join(require.resolve('@exec-kernel/cli/package.json'), '..', 'dist', 'bin.cjs');
+
+/** A store with `count` tasks, each with a budget and a little history, as a busy agent leaves it. */
+function seedStore(dir, count) {
+  const now = new Date().toISOString();
+  const limits = {
+    maxSteps: 1e9,
+    maxDepth: 10,
+    maxDurationSeconds: 1e9,
+    maxTokens: null,
+    maxCostUsd: null,
+  };
+  const tasks = Array.from({ length: count }, (_, i) => ({
+    taskId: `t${i}`,
+    createdAt: now,
+    updatedAt: now,
+    agentId: `agent-${i % 8}`,
+    taskType: ['feature', 'research', 'review'][i % 3],
+    title: `Task number ${i}`,
+    depth: 0,
+    state: 'in_progress',
+    history: [{ from: 'todo', to: 'in_progress', reason: 'Work started', at: now }],
+    budget: { limits, stepsTaken: 0, tokens: 0, costUsd: 0, startedAt: now },
+    notes: [],
+    context: {},
+  }));
+  mkdirSync(join(dir, '.exec-kernel'));
+  writeFileSync(
+    join(dir, '.exec-kernel', 'state.json'),
+    `${JSON.stringify({ version: 1, tasks, agents: [] })}\n`,
+  );
+  mkdirSync(join(dir, '.git')); // the config search stops here
+}
+
+function timeOnce(args, cwd) {
+  const start = process.hrtime.bigint();
+  const result = spawnSync(process.execPath, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const ms = Number(process.hrtime.bigint() - start) / 1e6;
+  if (result.status !== 0) throw new Error(`${args.join(' ')} failed: ${result.stderr}`);
+  return ms;
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+export function measureCliStartup({ runs = 30, tasks = 1000 } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'exec-kernel-cli-bench-'));
+  try {
+    seedStore(dir, tasks);
+    const cases = {
+      node: ['-e', ''],
+      validate: [bin, 'validate', 'todo', 'in_progress'],
+      step: [bin, 'step', 't1'],
+    };
+    const times = { node: [], validate: [], step: [] };
+    for (const args of Object.values(cases)) timeOnce(args, dir); // warm the file cache
+    for (let i = 0; i < runs; i++) {
+      for (const [name, args] of Object.entries(cases)) times[name].push(timeOnce(args, dir));
+    }
+    const node = median(times.node);
+    return {
+      runs,
+      tasks,
+      nodeMs: node,
+      validateMs: median(times.validate),
+      stepMs: median(times.step),
+      validateRatio: median(times.validate) / node,
+      stepRatio: median(times.step) / node,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  console.log(JSON.stringify(measureCliStartup({ runs: Number(process.argv[2] ?? 30) })));
+}

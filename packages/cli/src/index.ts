@@ -1,0 +1,2 @@
+export type { CliIO } from './context.js';
+export { main } from './main.js';

@@ -1,0 +1,49 @@
+import { type LoadedConfig, loadConfig } from '@exec-kernel/config';
+import { type BudgetType, formatAmount } from '@exec-kernel/core';
+import { FileStore, TaskMemory } from '@exec-kernel/memory';
+import type { CommandContext } from './context.js';
+
+const BUDGET_NAMES: Record<BudgetType, string> = {
+  steps: 'step',
+  depth: 'depth',
+  duration: 'duration',
+  tokens: 'token',
+  cost: 'cost',
+};
+
+// One config and one store per command run (a test may run many commands in one process).
+const configs = new WeakMap<CommandContext, Promise<LoadedConfig>>();
+const memories = new WeakMap<CommandContext, Promise<TaskMemory>>();
+
+/** The configuration for this run: `--config`, else `EXEC_KERNEL_CONFIG`, else found upward. */
+export function configFor(ctx: CommandContext): Promise<LoadedConfig> {
+  let config = configs.get(ctx);
+  if (config === undefined) {
+    config = loadConfig({ cwd: ctx.io.cwd, env: ctx.io.env, path: ctx.flags.config });
+    configs.set(ctx, config);
+  }
+  return config;
+}
+
+/** Task memory over the configured file store, with the configured kernel settings. */
+export function memoryFor(ctx: CommandContext): Promise<TaskMemory> {
+  let memory = memories.get(ctx);
+  if (memory === undefined) {
+    memory = configFor(ctx).then(
+      ({ config, storePath }) =>
+        new TaskMemory(new FileStore(storePath), {
+          maxDepth: config.lifecycle.maxDepth,
+          maxNodes: config.lifecycle.maxHeapSize,
+          budgetDefaults: config.budget,
+          warnAt: config.budget.warnAt,
+          idleTimeoutSeconds: config.idle.defaultTimeoutSeconds,
+          onWarning: (w) =>
+            ctx.out.warn(
+              `WARN: [${w.budgetType}] Task ${w.taskId} has used ${Math.round(w.fraction * 100)}% of its ${BUDGET_NAMES[w.budgetType]} budget (${formatAmount(w.observed)} of ${formatAmount(w.limit)})`,
+            ),
+        }),
+    );
+    memories.set(ctx, memory);
+  }
+  return memory;
+}

@@ -1,0 +1,93 @@
+import type { ConfigProblem } from '@exec-kernel/core';
+import * as v from 'valibot';
+import type { ConfigSection } from './defaults.js';
+import { type FieldSpec, SECTIONS, type SectionSpec, suggest } from './fields.js';
+import { fieldSchema } from './schema.js';
+
+const PREFIX = 'EXEC_KERNEL_';
+
+/** Variables with the override prefix that are not overrides. */
+const NOT_OVERRIDES: ReadonlySet<string> = new Set([
+  'EXEC_KERNEL_CONFIG',
+  'EXEC_KERNEL_COORDINATION_TOKEN',
+]);
+
+const NUMBER = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?$/i;
+
+/** The environment variable that overrides `section.key`, e.g. `EXEC_KERNEL_BUDGET_MAX_STEPS`. */
+export function envVariableName(section: ConfigSection, key: string): string {
+  return `${PREFIX}${section}_${key}`.toUpperCase();
+}
+
+/** An override read from the environment, validated, in the file's spelling. */
+export interface EnvOverride {
+  section: ConfigSection;
+  key: string;
+  value: unknown;
+}
+
+function isNull(text: string): boolean {
+  return text === '' || text.toLowerCase() === 'null';
+}
+
+/** Reads a variable's string as the key's type; what cannot be read stays a string and fails validation. */
+function coerce(spec: FieldSpec, raw: string): unknown {
+  const text = raw.trim();
+  if (spec.nullable && isNull(text)) return null;
+  switch (spec.type) {
+    case 'count':
+    case 'amount':
+    case 'fraction':
+      return NUMBER.test(text) ? Number(text) : raw;
+    case 'list':
+      return text
+        .split(',')
+        .map((item) => item.trim())
+        .filter((item) => item !== '');
+    case 'string':
+    case 'url':
+      return raw;
+  }
+}
+
+function unknownVariable(name: string, section: SectionSpec, key: string): string {
+  const secret = Object.hasOwn(section.secrets, key) ? section.secrets[key] : undefined;
+  if (secret !== undefined) return `is not a config override: ${secret.replace(/ \(.*\)$/, '')}`;
+  const known = section.fields.map((spec) => envVariableName(section.name, spec.key));
+  const guess = suggest(name, known);
+  return guess === undefined
+    ? `is not a known setting (expected one of: ${known.join(', ')})`
+    : `is not a known setting (did you mean ${guess}?)`;
+}
+
+/**
+ * Reads every `EXEC_KERNEL_<SECTION>_<KEY>` override in `env`. Variables whose section is not a
+ * config section are ignored; an unknown key in a known section is a problem (typo protection).
+ */
+export function readEnvOverrides(env: Readonly<Record<string, string | undefined>>): {
+  values: EnvOverride[];
+  problems: ConfigProblem[];
+} {
+  const values: EnvOverride[] = [];
+  const problems: ConfigProblem[] = [];
+  for (const [name, raw] of Object.entries(env)) {
+    if (raw === undefined || !name.startsWith(PREFIX) || NOT_OVERRIDES.has(name)) continue;
+    const rest = name.slice(PREFIX.length);
+    const cut = rest.indexOf('_');
+    const sectionName = cut === -1 ? rest : rest.slice(0, cut);
+    const section = SECTIONS.find((s) => s.name.toUpperCase() === sectionName);
+    if (section === undefined) continue;
+    const key = cut === -1 ? '' : rest.slice(cut + 1).toLowerCase();
+    const spec = section.fields.find((f) => envVariableName(section.name, f.key) === name);
+    if (spec === undefined) {
+      problems.push({ key: name, message: unknownVariable(name, section, key) });
+      continue;
+    }
+    const result = v.safeParse(fieldSchema(section, spec), coerce(spec, raw), {
+      abortPipeEarly: true,
+    });
+    if (result.success) values.push({ section: section.name, key: spec.key, value: result.output });
+    else problems.push({ key: name, message: result.issues[0].message });
+  }
+  return { values, problems };
+}

@@ -1,0 +1,68 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { ConfigError } from '@exec-kernel/core';
+import type { ExecKernelConfig } from './defaults.js';
+import { type FindConfigFileOptions, findConfigFile } from './find-config-file.js';
+import { parseConfig } from './parse-config.js';
+import { resolveConfig } from './resolve-config.js';
+
+/** Options of {@link loadConfig}: where to look, and the environment to read. */
+export type LoadConfigOptions = FindConfigFileOptions;
+
+/** What {@link loadConfig} found. */
+export interface LoadedConfig {
+  /** The configuration: defaults, then the file, then environment overrides. */
+  config: ExecKernelConfig;
+  /** The file used, absolute; `undefined` when none was found. */
+  path: string | undefined;
+  /**
+   * `config.store.path` made absolute: against the config file's directory, or against `cwd` when
+   * there is no file or the path came from `EXEC_KERNEL_STORE_PATH`.
+   */
+  storePath: string;
+}
+
+/**
+ * Finds the config file (see {@link findConfigFile}), reads and validates it, merges it over the
+ * defaults and applies the environment's overrides. Without a file the result is the defaults
+ * plus overrides, and the YAML parser is never loaded.
+ *
+ * @throws ConfigError for a missing explicit file, an unreadable file, malformed YAML, any invalid
+ *   key or value (all at once, with line and column), or a bad environment override.
+ *
+ * @example
+ * ```ts
+ * import { loadConfig } from '@exec-kernel/config';
+ *
+ * const { config, path, storePath } = await loadConfig();
+ * console.log(path ?? 'defaults', config.budget.maxSteps, storePath);
+ * ```
+ */
+export async function loadConfig(options: LoadConfigOptions = {}): Promise<LoadedConfig> {
+  const cwd = resolve(options.cwd ?? process.cwd());
+  const env = options.env ?? process.env;
+  const path = findConfigFile({ cwd, env, path: options.path });
+
+  let config: ExecKernelConfig;
+  if (path === undefined) {
+    config = resolveConfig(undefined, { env });
+  } else {
+    let text: string;
+    try {
+      // Sync on purpose: one small file, and fs/promises costs CLI start-up a module load.
+      text = readFileSync(path, 'utf8');
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? 'unknown error';
+      throw new ConfigError(
+        `Cannot read config file ${path} (${code})`,
+        { path },
+        { cause: error },
+      );
+    }
+    config = await parseConfig(text, { path, env });
+  }
+
+  const fromEnv = env.EXEC_KERNEL_STORE_PATH !== undefined;
+  const base = path === undefined || fromEnv ? cwd : dirname(path);
+  return { config, path, storePath: resolve(base, config.store.path) };
+}

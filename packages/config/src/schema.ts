@@ -1,0 +1,125 @@
+import * as v from 'valibot';
+import { DEFAULT_CONFIG } from './defaults.js';
+import { camelToSnake, type FieldSpec, SECTIONS, type SectionSpec } from './fields.js';
+
+type Issue = { readonly input: unknown };
+
+/** A value as it reads in a message: `-1`, `"abc"`, `null`, `a list`. Long strings are cut. */
+export function describeValue(value: unknown): string {
+  if (typeof value === 'string') {
+    return JSON.stringify(value.length > 40 ? `${value.slice(0, 37)}...` : value);
+  }
+  if (Array.isArray(value)) return 'a list';
+  if (value === undefined) return 'nothing';
+  if (value !== null && typeof value === 'object') return 'a mapping';
+  return String(value);
+}
+
+/** What a key must be, as it reads after "must be". */
+export function expectation(spec: FieldSpec): string {
+  const base = {
+    count: spec.min === 0 ? 'a non-negative integer' : 'a positive integer',
+    amount: 'a non-negative number',
+    fraction: 'a number in (0, 1]',
+    string: 'a non-empty string',
+    url: 'an http or https URL',
+    list: 'a list of field names',
+  }[spec.type];
+  return spec.nullable ? `${base} or null` : base;
+}
+
+function mustBe(expected: string): (issue: Issue) => string {
+  return (issue) => `must be ${expected}, got ${describeValue(issue.input)}`;
+}
+
+function valueSchema(spec: FieldSpec): v.GenericSchema {
+  const message = mustBe(expectation(spec));
+  switch (spec.type) {
+    case 'count':
+      return v.pipe(v.number(message), v.integer(message), v.minValue(spec.min, message));
+    case 'amount':
+      return v.pipe(v.number(message), v.finite(message), v.minValue(0, message));
+    case 'fraction': {
+      const range = mustBe('in (0, 1]');
+      return v.pipe(v.number(message), v.gtValue(0, range), v.maxValue(1, range));
+    }
+    case 'string':
+      return v.pipe(v.string(message), v.regex(/\S/, message));
+    case 'url':
+      return v.pipe(v.string(message), v.regex(/^https?:\/\//, message), v.url(message));
+    case 'list': {
+      const item = mustBe('a non-empty string');
+      return v.array(v.pipe(v.string(item), v.regex(/\S/, item)), message);
+    }
+  }
+}
+
+/** The default of a key in the file's spelling (admission names in snake_case). */
+export function fileDefault(section: SectionSpec, spec: FieldSpec): unknown {
+  const value = (DEFAULT_CONFIG[section.name] as Record<string, unknown>)[spec.name];
+  return Array.isArray(value) ? value.map((name: string) => camelToSnake(name)) : value;
+}
+
+const fieldSchemas = new Map<FieldSpec, v.GenericSchema>();
+
+/** The valibot schema of one key: its checks, description and default. */
+export function fieldSchema(section: SectionSpec, spec: FieldSpec): v.GenericSchema {
+  let schema = fieldSchemas.get(spec);
+  if (schema === undefined) {
+    const inner = spec.nullable ? v.nullable(valueSchema(spec)) : valueSchema(spec);
+    schema = v.optional(v.pipe(inner, v.description(spec.description)), fileDefault(section, spec));
+    fieldSchemas.set(spec, schema);
+  }
+  return schema;
+}
+
+function sectionSchema(section: SectionSpec): v.GenericSchema {
+  const entries: Record<string, v.GenericSchema> = {};
+  const defaults: Record<string, unknown> = {};
+  for (const spec of section.fields) {
+    entries[spec.key] = fieldSchema(section, spec);
+    defaults[spec.key] = fileDefault(section, spec);
+  }
+  // A section written with nothing under it (`budget:`, its keys commented out) keeps its defaults.
+  return v.pipe(
+    v.nullish(v.strictObject(entries, mustBe('a mapping')), defaults),
+    v.description(`${section.description} Left out or empty: the defaults.`),
+  );
+}
+
+let fileSchemaCache: v.GenericSchema | undefined;
+
+/**
+ * The schema of the whole file, in the file's spelling. Parsing fills every default; unknown keys
+ * and non-mapping sections are reported by `resolveConfig` itself (valibot stops at the first
+ * unknown key of an object, and we want them all). Built on first use: a CLI call without a
+ * config file never needs it.
+ */
+export function fileSchema(): v.GenericSchema {
+  fileSchemaCache ??= v.pipe(
+    v.strictObject(
+      Object.fromEntries(SECTIONS.map((section) => [section.name, sectionSchema(section)])),
+      mustBe('a mapping'),
+    ),
+    v.title('.exec-kernel.yml'),
+    v.description(
+      'exec-kernel configuration: lifecycle, budget, idle, admission, store, coordination and ' +
+        'paperclip settings. Every key is optional; a key left out keeps its default.',
+    ),
+  );
+  return fileSchemaCache;
+}
+
+/** Every section with every key at its default, in the file's spelling. */
+export function defaultFileObject(): Record<string, Record<string, unknown>> {
+  const file: Record<string, Record<string, unknown>> = {};
+  for (const section of SECTIONS) {
+    const values: Record<string, unknown> = {};
+    for (const spec of section.fields) {
+      const value = fileDefault(section, spec);
+      values[spec.key] = Array.isArray(value) ? [...value] : value;
+    }
+    file[section.name] = values;
+  }
+  return file;
+}
