@@ -1,7 +1,8 @@
 // Startup cost of the CLI, the way agents pay it: one short process per call. Times
 // `exec-kernel validate todo in_progress` and `exec-kernel step t1` (with 1,000 tasks in the
 // store) against `node -e ""`, each the median of many runs, interleaved so that machine noise
-// hits all three alike. Goal: each within 1.5x of bare node.
+// hits all three alike; once without a config file and once with one. Goal: each within 1.5x of
+// bare node. Output goes to a pipe, as when an agent captures it.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -57,10 +58,25 @@ const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-export function measureCliStartup({ runs = 30, tasks = 1000 } = {}) {
+/** A config an agent's project would have: every section touched, comments included. */
+const CONFIG = `# exec-kernel settings for this project
+lifecycle: { max_depth: 8, max_heap_size: 5000 }
+budget:
+  max_steps: 1000000000   # the bench takes many steps on one task
+  max_duration_seconds: 1000000000
+  max_tokens: 2000000
+  warn_at: 0.9
+idle: { default_timeout_seconds: 120 }
+admission:
+  required: [consumer, pain_point, expected_value, validation_path]
+store: { path: .exec-kernel/state.json }
+`;
+
+export function measureCliStartup({ runs = 30, tasks = 1000, withConfig = false } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'exec-kernel-cli-bench-'));
   try {
     seedStore(dir, tasks);
+    if (withConfig) writeFileSync(join(dir, '.exec-kernel.yml'), CONFIG);
     const cases = {
       node: ['-e', ''],
       validate: [bin, 'validate', 'todo', 'in_progress'],
@@ -75,6 +91,7 @@ export function measureCliStartup({ runs = 30, tasks = 1000 } = {}) {
     return {
       runs,
       tasks,
+      withConfig,
       nodeMs: node,
       validateMs: median(times.validate),
       stepMs: median(times.step),
@@ -87,5 +104,7 @@ export function measureCliStartup({ runs = 30, tasks = 1000 } = {}) {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  console.log(JSON.stringify(measureCliStartup({ runs: Number(process.argv[2] ?? 30) })));
+  const runs = Number(process.argv[2] ?? 30);
+  console.log(JSON.stringify(measureCliStartup({ runs })));
+  console.log(JSON.stringify(measureCliStartup({ runs, withConfig: true })));
 }

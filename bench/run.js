@@ -6,11 +6,16 @@ import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { runBudget } from './budget.js';
+import { measureCliStartup } from './cli-startup.js';
 import { fmt, sinkValue } from './harness.js';
 import { runLoop } from './loop.js';
 import { runTransition } from './transition.js';
 
-const GOALS = { transitionSpeedup: 10, loopRatio: 1.5, bytesPerNode: 300 };
+const GOALS = { transitionSpeedup: 10, loopRatio: 1.5, bytesPerNode: 300, cliRatio: 1.5 };
+// `node run.js cli` runs only the CLI start-up section; `node run.js kernels` only the rest.
+const only = process.argv[2];
+const runKernels = only === undefined || only === 'kernels';
+const runCli = only === undefined || only === 'cli';
 const MEMORY_COUNTS = [1e5, 1e6];
 
 function memoryInChild(count) {
@@ -42,52 +47,85 @@ console.log(
     `${new Date().toISOString()}`,
 );
 
-const transition = await runTransition();
-const loop = await runLoop();
-const budget = await runBudget();
-const memory = MEMORY_COUNTS.map(memoryInChild);
-
-console.log('');
-console.log(`${'section'.padEnd(11)} ${'measurement'.padEnd(40)} ${'ns/op'.padStart(8)} `);
-console.log(`${''.padEnd(11)} ${''.padEnd(40)} ${'(median)'.padStart(8)} ops/s    rme`);
-printTable('transition', transition.results);
-printTable('loop', loop.results);
-printTable('budget', budget.results);
-for (const m of memory) {
-  console.log(
-    `${'memory'.padEnd(11)} ${`${fmt(m.nodes)} nodes held`.padEnd(40)} ` +
-      `${m.bytesPerNode.toFixed(0)} B/node total, ${m.bytesPerNodeWithoutIds.toFixed(0)} B/node ` +
-      `without ids (${m.idStringsPerNode.toFixed(2)} id strings of ` +
-      `${m.bytesPerIdString.toFixed(0)} B per node)`,
-  );
-}
-console.log(
-  `(${transition.edges} valid edges, ${transition.invalidPairs} refused pairs; ` +
-    `10^6 detector built in ${(loop.setupMs.large / 1000).toFixed(1)} s)`,
-);
-
-console.log('');
-const speedup = transition.ratio;
-const goal1 = verdict(speedup >= GOALS.transitionSpeedup);
-console.log(
-  `${goal1} goal 1: transition check ${speedup.toFixed(0)}x ` +
-    `faster than xstate transition() (goal >= ${GOALS.transitionSpeedup}x)`,
-);
-for (const [label, ratio] of [
-  ['random parents', loop.randomRatio],
-  ['hot parents', loop.hotRatio],
-]) {
-  console.log(
-    `${verdict(ratio <= GOALS.loopRatio)} goal 2: loop check, 10^6 held / 10^3 held = ` +
-      `${ratio.toFixed(2)}x, ${label} (goal <= ${GOALS.loopRatio}x)`,
-  );
-}
-for (const m of memory) {
-  console.log(
-    `${verdict(m.bytesPerNode <= GOALS.bytesPerNode)} goal 3: ${m.bytesPerNode.toFixed(0)} ` +
-      `bytes per node at ${fmt(m.nodes)} nodes (goal <= ${GOALS.bytesPerNode})`,
-  );
-}
-console.log(`INFO goal 4: recordStep at depth 3 = ${fmt(budget.results[0].nsPerOp)} ns/op`);
+if (runKernels) await kernels();
+if (runCli) cli();
 const seconds = ((performance.now() - started) / 1000).toFixed(0);
 console.log(`(ran in ${seconds} s; sink ${sinkValue()})`);
+
+async function kernels() {
+  const transition = await runTransition();
+  const loop = await runLoop();
+  const budget = await runBudget();
+  const memory = MEMORY_COUNTS.map(memoryInChild);
+
+  console.log('');
+  console.log(`${'section'.padEnd(11)} ${'measurement'.padEnd(40)} ${'ns/op'.padStart(8)} `);
+  console.log(`${''.padEnd(11)} ${''.padEnd(40)} ${'(median)'.padStart(8)} ops/s    rme`);
+  printTable('transition', transition.results);
+  printTable('loop', loop.results);
+  printTable('budget', budget.results);
+  for (const m of memory) {
+    console.log(
+      `${'memory'.padEnd(11)} ${`${fmt(m.nodes)} nodes held`.padEnd(40)} ` +
+        `${m.bytesPerNode.toFixed(0)} B/node total, ${m.bytesPerNodeWithoutIds.toFixed(0)} B/node ` +
+        `without ids (${m.idStringsPerNode.toFixed(2)} id strings of ` +
+        `${m.bytesPerIdString.toFixed(0)} B per node)`,
+    );
+  }
+  console.log(
+    `(${transition.edges} valid edges, ${transition.invalidPairs} refused pairs; ` +
+      `10^6 detector built in ${(loop.setupMs.large / 1000).toFixed(1)} s)`,
+  );
+
+  console.log('');
+  const speedup = transition.ratio;
+  const goal1 = verdict(speedup >= GOALS.transitionSpeedup);
+  console.log(
+    `${goal1} goal 1: transition check ${speedup.toFixed(0)}x ` +
+      `faster than xstate transition() (goal >= ${GOALS.transitionSpeedup}x)`,
+  );
+  for (const [label, ratio] of [
+    ['random parents', loop.randomRatio],
+    ['hot parents', loop.hotRatio],
+  ]) {
+    console.log(
+      `${verdict(ratio <= GOALS.loopRatio)} goal 2: loop check, 10^6 held / 10^3 held = ` +
+        `${ratio.toFixed(2)}x, ${label} (goal <= ${GOALS.loopRatio}x)`,
+    );
+  }
+  for (const m of memory) {
+    console.log(
+      `${verdict(m.bytesPerNode <= GOALS.bytesPerNode)} goal 3: ${m.bytesPerNode.toFixed(0)} ` +
+        `bytes per node at ${fmt(m.nodes)} nodes (goal <= ${GOALS.bytesPerNode})`,
+    );
+  }
+  console.log(`INFO goal 4: recordStep at depth 3 = ${fmt(budget.results[0].nsPerOp)} ns/op`);
+}
+
+function cli() {
+  const cases = [
+    measureCliStartup({ runs: 30 }),
+    measureCliStartup({ runs: 30, withConfig: true }),
+  ];
+  console.log('');
+  for (const c of cases) {
+    const label = c.withConfig ? 'with a config file' : 'no config file';
+    console.log(
+      `cli start-up (${label}, median of ${c.runs}, ${c.tasks} tasks in the store): ` +
+        `node -e "" ${c.nodeMs.toFixed(1)} ms, validate ${c.validateMs.toFixed(1)} ms, ` +
+        `step ${c.stepMs.toFixed(1)} ms`,
+    );
+  }
+  for (const c of cases) {
+    const label = c.withConfig ? 'with a config file' : 'no config file';
+    for (const [name, ratio] of [
+      ['validate todo in_progress', c.validateRatio],
+      ['step t1', c.stepRatio],
+    ]) {
+      console.log(
+        `${verdict(ratio <= GOALS.cliRatio)} goal 5: exec-kernel ${name} = ${ratio.toFixed(2)}x ` +
+          `node -e "" (${label}; goal <= ${GOALS.cliRatio}x)`,
+      );
+    }
+  }
+}

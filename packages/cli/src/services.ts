@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { type LoadedConfig, loadConfig } from '@exec-kernel/config';
 import { type BudgetType, formatAmount } from '@exec-kernel/core';
 import { FileStore, TaskMemory } from '@exec-kernel/memory';
@@ -15,11 +16,30 @@ const BUDGET_NAMES: Record<BudgetType, string> = {
 const configs = new WeakMap<CommandContext, Promise<LoadedConfig>>();
 const memories = new WeakMap<CommandContext, Promise<TaskMemory>>();
 
-/** The configuration for this run: `--config`, else `EXEC_KERNEL_CONFIG`, else found upward. */
-export function configFor(ctx: CommandContext): Promise<LoadedConfig> {
+/** Where validated config files are cached between calls: the user's own cache directory. */
+function cacheDir(env: Record<string, string | undefined>): string | undefined {
+  const base =
+    env.XDG_CACHE_HOME || env.LOCALAPPDATA || (env.HOME ? join(env.HOME, '.cache') : undefined);
+  return base === undefined ? undefined : join(base, 'exec-kernel', 'config');
+}
+
+/**
+ * The configuration for this run: `--config`, else `EXEC_KERNEL_CONFIG`, else found upward.
+ * Validated files are cached (an agent calls the CLI hundreds of times with the same file);
+ * `fresh` skips the cache, for the config commands themselves.
+ */
+export function configFor(
+  ctx: CommandContext,
+  { fresh = false }: { fresh?: boolean } = {},
+): Promise<LoadedConfig> {
   let config = configs.get(ctx);
   if (config === undefined) {
-    config = loadConfig({ cwd: ctx.io.cwd, env: ctx.io.env, path: ctx.flags.config });
+    config = loadConfig({
+      cwd: ctx.io.cwd,
+      env: ctx.io.env,
+      path: ctx.flags.config,
+      cacheDir: fresh ? undefined : cacheDir(ctx.io.env),
+    });
     configs.set(ctx, config);
   }
   return config;

@@ -2,12 +2,21 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ConfigError } from '@exec-kernel/core';
 import type { ExecKernelConfig } from './defaults.js';
+import { configStamp, readCachedConfig, writeCachedConfig } from './config-cache.js';
 import { type FindConfigFileOptions, findConfigFile } from './find-config-file.js';
 import { parseConfig } from './parse-config.js';
 import { resolveConfig } from './resolve-config.js';
 
-/** Options of {@link loadConfig}: where to look, and the environment to read. */
-export type LoadConfigOptions = FindConfigFileOptions;
+/** Options of {@link loadConfig}: where to look, the environment to read, and a cache. */
+export interface LoadConfigOptions extends FindConfigFileOptions {
+  /**
+   * A private directory in which validated config files are cached, for programs that load the
+   * same file many times (the CLI uses one under the user's cache directory). A cached entry is
+   * used only while the file's size, inode and change times and the `EXEC_KERNEL_*` overrides are
+   * unchanged. Default: no cache.
+   */
+  cacheDir?: string | undefined;
+}
 
 /** What {@link loadConfig} found. */
 export interface LoadedConfig {
@@ -44,9 +53,16 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
   const path = findConfigFile({ cwd, env, path: options.path });
 
   let config: ExecKernelConfig;
-  if (path === undefined) {
+  const cached =
+    path === undefined || options.cacheDir === undefined
+      ? undefined
+      : readCachedConfig(options.cacheDir, path, env);
+  if (cached !== undefined) {
+    config = cached;
+  } else if (path === undefined) {
     config = resolveConfig(undefined, { env });
   } else {
+    const stamp = configStamp(path);
     let text: string;
     try {
       // Sync on purpose: one small file, and fs/promises costs CLI start-up a module load.
@@ -60,6 +76,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
       );
     }
     config = await parseConfig(text, { path, env });
+    if (options.cacheDir !== undefined) writeCachedConfig(options.cacheDir, path, env, stamp, config);
   }
 
   const fromEnv = env.EXEC_KERNEL_STORE_PATH !== undefined;

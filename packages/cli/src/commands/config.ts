@@ -11,7 +11,7 @@ file's own snake_case form. Tokens and keys are never printed.
   options: {},
   positionals: { min: 0, max: 0, names: '' },
   async run(ctx) {
-    const { config, path, storePath } = await configFor(ctx);
+    const { config, path, storePath } = await configFor(ctx, { fresh: true });
     const file = toFileConfig(config);
     const { stringify } = await import('yaml');
     const header = `# ${path ?? 'no config file found: defaults and environment only'}\n`;
@@ -33,7 +33,7 @@ with its line, column and key; exit 1 if there is any.
   options: {},
   positionals: { min: 0, max: 0, names: '' },
   async run(ctx) {
-    const { path } = await configFor(ctx);
+    const { path } = await configFor(ctx, { fresh: true });
     ctx.out.result(
       path === undefined ? 'VALID: no config file found; defaults apply' : `VALID: ${path}`,
       {
