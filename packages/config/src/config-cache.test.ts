@@ -35,18 +35,26 @@ it('misses when the file changes, even to the same size', async () => {
 
 it('misses when the overrides differ, and still refuses a bad one', async () => {
   await loadConfig({ cwd: root, env: {}, cacheDir });
-  const overridden = await loadConfig({ cwd: root, env: { EXEC_KERNEL_BUDGET_MAX_STEPS: '9' }, cacheDir });
+  const overridden = await loadConfig({
+    cwd: root,
+    env: { EXEC_KERNEL_BUDGET_MAX_STEPS: '9' },
+    cacheDir,
+  });
   expect(overridden.config.budget.maxSteps).toBe(9);
-  await expect(loadConfig({ cwd: root, env: { EXEC_KERNEL_BUDGET_MAX_STEPS: 'many' }, cacheDir })).rejects.toThrow(
-    'EXEC_KERNEL_BUDGET_MAX_STEPS',
-  );
+  await expect(
+    loadConfig({ cwd: root, env: { EXEC_KERNEL_BUDGET_MAX_STEPS: 'many' }, cacheDir }),
+  ).rejects.toThrow('EXEC_KERNEL_BUDGET_MAX_STEPS');
 });
 
 it('never writes the coordination token, and applies the current one on a hit', async () => {
   await loadConfig({ cwd: root, env: { EXEC_KERNEL_COORDINATION_TOKEN: 'secret-1' }, cacheDir });
   const [entry] = await readdir(cacheDir);
   expect(await readFile(join(cacheDir, entry as string), 'utf8')).not.toContain('secret-1');
-  const hit = await loadConfig({ cwd: root, env: { EXEC_KERNEL_COORDINATION_TOKEN: 'secret-2' }, cacheDir });
+  const hit = await loadConfig({
+    cwd: root,
+    env: { EXEC_KERNEL_COORDINATION_TOKEN: 'secret-2' },
+    cacheDir,
+  });
   expect(hit.config.coordination.token).toBe('secret-2');
 });
 

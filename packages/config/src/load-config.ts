@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ConfigError } from '@exec-kernel/core';
-import type { ExecKernelConfig } from './defaults.js';
 import { configStamp, readCachedConfig, writeCachedConfig } from './config-cache.js';
+import type { ExecKernelConfig } from './defaults.js';
 import { type FindConfigFileOptions, findConfigFile } from './find-config-file.js';
 import { parseConfig } from './parse-config.js';
 import { resolveConfig } from './resolve-config.js';
@@ -76,7 +76,8 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
       );
     }
     config = await parseConfig(text, { path, env });
-    if (options.cacheDir !== undefined) writeCachedConfig(options.cacheDir, path, env, stamp, config);
+    if (options.cacheDir !== undefined)
+      writeCachedConfig(options.cacheDir, path, env, stamp, config);
   }
 
   const fromEnv = env.EXEC_KERNEL_STORE_PATH !== undefined;
