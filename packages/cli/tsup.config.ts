@@ -4,7 +4,7 @@ import { base } from '../../tsup.config.ts';
 // Everything the CLI runs is bundled into it: the kernels, config and the store. It installs
 // with no dependencies.
 const bundled: Options = {
-  noExternal: [/^@exec-kernel\//, 'valibot', 'proper-lockfile', 'yaml'],
+  noExternal: [/^@exec-kernel\//, 'valibot', 'proper-lockfile', 'yaml', 'ky'],
   esbuildOptions(options) {
     // graceful-fs only retries EMFILE, which a short-lived process never hits: plain fs spares
     // loading node:stream and patching fs at every start. signal-exit (via proper-lockfile) only
@@ -12,6 +12,9 @@ const bundled: Options = {
     options.alias = { 'graceful-fs': 'node:fs', assert: './src/_assert-shim.ts' };
   },
 };
+
+// Loaded apart from the binary, only by the calls that need them: package -> dist/<file>.cjs.
+const APART: Record<string, string> = { yaml: 'yaml', '@exec-kernel/paperclip': 'paperclip' };
 
 export default defineConfig([
   // `main()` for programs, ESM, commands split into chunks loaded on demand.
@@ -25,20 +28,24 @@ export default defineConfig([
   },
   // The `exec-kernel` binary: one minified CommonJS file. Agents start it hundreds of times, and
   // a CommonJS entry skips the ESM loader's start-up; modules inside are evaluated only when the
-  // command needs them. yaml is its own file (below), required only when a config file exists.
+  // command needs them. What only some calls need is in files of its own (below), required on
+  // first use: yaml (a config file exists) and the Paperclip adapter (Paperclip backend).
   {
     ...bundled,
     entry: ['src/bin.ts'],
     esbuildOptions(options) {
       bundled.esbuildOptions?.(options, { format: 'cjs' });
-      // import() becomes require(), so loading yaml.cjs does not start the ESM loader either.
+      // import() becomes require(), so loading those files does not start the ESM loader either.
       options.supported = { 'dynamic-import': false };
     },
     esbuildPlugins: [
       {
-        name: 'yaml-apart',
+        name: 'load-apart',
         setup(build) {
-          build.onResolve({ filter: /^yaml$/ }, () => ({ path: './yaml.cjs', external: true }));
+          for (const [name, file] of Object.entries(APART)) {
+            const filter = new RegExp(`^${name.replace('/', '\\/')}$`);
+            build.onResolve({ filter }, () => ({ path: `./${file}.cjs`, external: true }));
+          }
         },
       },
     ],
@@ -52,14 +59,17 @@ export default defineConfig([
     define: { 'import.meta.url': '__importMetaUrl' },
     banner: { js: "const __importMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
   },
-  {
-    entry: { yaml: 'src/_yaml.ts' },
-    noExternal: ['yaml'],
-    format: ['cjs'],
-    target: 'node20',
-    platform: 'node',
-    minify: true,
-    dts: false,
-    clean: false,
-  },
+  ...Object.entries(APART).map(
+    ([name, file]): Options => ({
+      ...bundled,
+      entry: { [file]: `src/_apart/${file}.ts` },
+      noExternal: [name, ...(bundled.noExternal ?? [])],
+      format: ['cjs'],
+      target: 'node20',
+      platform: 'node',
+      minify: true,
+      dts: false,
+      clean: false,
+    }),
+  ),
 ]);

@@ -58,6 +58,14 @@ const COMMANDS: Record<string, Entry> = {
     summary: 'list tasks, optionally by state or agent',
     load: () => import('./commands/task.js').then((m) => m.taskList),
   },
+  'task checkout': {
+    summary: 'claim a Paperclip issue for this agent and run',
+    load: () => import('./commands/task.js').then((m) => m.taskCheckout),
+  },
+  'task release': {
+    summary: 'give a checked-out Paperclip issue back',
+    load: () => import('./commands/task.js').then((m) => m.taskRelease),
+  },
   'context get': {
     summary: "print a task's context (one key or all)",
     load: () => import('./commands/context.js').then((m) => m.contextGet),

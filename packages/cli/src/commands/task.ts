@@ -9,6 +9,7 @@ import {
 import { validateAdmission } from '@exec-kernel/lifecycle';
 import type { MemorySession, TaskRecord } from '@exec-kernel/memory';
 import { requiredFlag, stringFlag } from '../args.js';
+import { BACKEND_OPTION, backendFor, paperclipFor } from '../backend.js';
 import { type Command, type CommandContext, UsageError } from '../context.js';
 import { configFor, memoryFor } from '../services.js';
 
@@ -46,6 +47,11 @@ Creates a task in the store, in state todo, with a budget from the config. Refus
 the agent is asleep, when the admission case is incomplete (every missing field is named), or
 when the task would loop (cycle, identity or depth; see check-loop).
 
+On Paperclip (--backend paperclip, or PAPERCLIP_API_URL and PAPERCLIP_API_KEY set, as in every
+heartbeat) the same checks run against Paperclip's issues, then the issue is created: <task-id>
+is its title unless --title is given, and Paperclip names it (KER-12). --agent-id defaults to
+PAPERCLIP_AGENT_ID there.
+
 Options:
   --agent-id <id>              the agent creating and owning the task (required)
   --type <type>                the task's type, e.g. feature, research (required)
@@ -57,8 +63,10 @@ Options:
   --expected-value <text>      what fixing it is worth
   --validation-path <text>     how anyone will know it worked
   --admission <field=value>    any other admission field the config requires (repeatable)
+  --backend local|paperclip    where the task lives (default: paperclip inside a heartbeat)
 `,
   options: {
+    ...BACKEND_OPTION,
     'agent-id': { type: 'string' },
     type: { type: 'string' },
     title: { type: 'string' },
@@ -73,10 +81,24 @@ Options:
   positionals: { min: 1, max: 1, names: '<task-id>' },
   async run(ctx) {
     const [taskId] = ctx.positionals as [string];
-    const agentId = requiredFlag(ctx.values, 'agent-id');
     const taskType = requiredFlag(ctx.values, 'type');
     const parentTaskId = stringFlag(ctx.values, 'parent-task-id');
     const admission = admissionFrom(ctx.values);
+    if (backendFor(ctx) === 'paperclip') {
+      const adapter = await paperclipFor(ctx, stringFlag(ctx.values, 'agent-id'));
+      const task = await adapter.createTask(stringFlag(ctx.values, 'title') ?? taskId, taskType, {
+        admission,
+        parentTaskId,
+        createdByTaskId: stringFlag(ctx.values, 'created-by-task-id'),
+      });
+      const name = task.identifier ?? task.id;
+      const dedupe = task.deduplicated
+        ? ` (existing issue: ${task.deduplicationReason ?? 'deduplicated'})`
+        : '';
+      ctx.out.result(`CREATED: ${name} state=${task.status} depth=${task.depth}${dedupe}`, task);
+      return 0;
+    }
+    const agentId = requiredFlag(ctx.values, 'agent-id');
     const { config } = await configFor(ctx);
     const memory = await memoryFor(ctx);
     const { depth, record } = await memory.transaction((s) => {
@@ -113,14 +135,37 @@ closes the task's budget.
 
 States: ${TASK_STATES.join(', ')}
 
+On Paperclip the move is checked against the table before any write (Paperclip itself lets done
+be reopened); todo -> in_progress is a checkout.
+
 Options:
-  --comment <text>   recorded in the history instead of the table's reason
-  --agent-id <id>    who made the move
+  --comment <text>     recorded in the history instead of the table's reason
+  --agent-id <id>      who made the move
+  --blocked-by <id>    Paperclip: an issue blocking this one, for blocked (repeatable)
+  --reviewer <user>    Paperclip: the human reviewing, for in_review
+  --backend local|paperclip
 `,
-  options: { comment: { type: 'string' }, 'agent-id': { type: 'string' } },
+  options: {
+    ...BACKEND_OPTION,
+    comment: { type: 'string' },
+    'agent-id': { type: 'string' },
+    'blocked-by': { type: 'string', multiple: true },
+    reviewer: { type: 'string' },
+  },
   positionals: { min: 2, max: 2, names: '<task-id> <state>' },
   async run(ctx) {
     const [taskId, to] = ctx.positionals as [string, TaskState];
+    if (backendFor(ctx) === 'paperclip') {
+      const adapter = await paperclipFor(ctx, stringFlag(ctx.values, 'agent-id'));
+      const moved = await adapter.transitionTask(taskId, to, {
+        comment: stringFlag(ctx.values, 'comment'),
+        blockedByIssueIds: ctx.values['blocked-by'] as string[] | undefined,
+        reviewerUserId: stringFlag(ctx.values, 'reviewer'),
+      });
+      const name = moved.identifier ?? moved.id;
+      ctx.out.result(`OK: ${name} ${moved.from} -> ${moved.to}: ${moved.reason}`, moved);
+      return 0;
+    }
     const memory = await memoryFor(ctx);
     const result = await memory.transaction((s) => {
       requireTask(s, taskId);
@@ -186,12 +231,18 @@ export const taskShow: Command = {
   usage: `Usage: exec-kernel task show <task-id> [--json]
 
 Shows a task: state, agent, type, depth, budget, admission, history, notes and context. With
---json, the stored record plus stepsTaken, depth and elapsedSeconds.
+--json, the stored record plus stepsTaken, depth and elapsedSeconds. On Paperclip: the issue.
 `,
-  options: {},
+  options: { ...BACKEND_OPTION },
   positionals: { min: 1, max: 1, names: '<task-id>' },
   async run(ctx) {
     const [taskId] = ctx.positionals as [string];
+    if (backendFor(ctx) === 'paperclip') {
+      const issue = await (await paperclipFor(ctx)).getTask(taskId);
+      const line = `${issue.identifier ?? issue.id}  ${issue.status}  ${issue.title}`;
+      ctx.out.result(line, issue);
+      return 0;
+    }
     const session = await (await memoryFor(ctx)).snapshot();
     const task = requireTask(session, taskId);
     const budget = task.budget === undefined ? undefined : session.budget.get(taskId);
@@ -212,14 +263,24 @@ Shows a task: state, agent, type, depth, budget, admission, history, notes and c
 export const taskList: Command = {
   usage: `Usage: exec-kernel task list [--state <state>] [--agent-id <id>] [--json]
 
-Lists tasks, oldest first: id, state, agent, type, depth, steps and title.
+Lists tasks, oldest first: id, state, agent, type, depth, steps and title. On Paperclip: the
+issues assigned to the agent (PAPERCLIP_AGENT_ID, or --agent-id), by priority.
 `,
-  options: { state: { type: 'string' }, 'agent-id': { type: 'string' } },
+  options: { ...BACKEND_OPTION, state: { type: 'string' }, 'agent-id': { type: 'string' } },
   positionals: { min: 0, max: 0, names: '' },
   async run(ctx) {
     const state = stringFlag(ctx.values, 'state');
     if (state !== undefined && !isTaskState(state)) {
       throw new UsageError(`--state must be one of ${TASK_STATES.join(', ')}, got '${state}'`);
+    }
+    if (backendFor(ctx) === 'paperclip') {
+      const adapter = await paperclipFor(ctx, stringFlag(ctx.values, 'agent-id'));
+      const issues = await adapter.listTasks(state === undefined ? {} : { status: state });
+      const rows = issues.map(
+        (i) => `${i.identifier ?? i.id}  ${i.status}  ${i.priority ?? '-'}  ${i.title}`,
+      );
+      ctx.out.result(rows.length === 0 ? 'No tasks.' : rows.join('\n'), { tasks: issues });
+      return 0;
     }
     const tasks = await (await memoryFor(ctx)).listTasks({
       state,
@@ -249,6 +310,51 @@ Lists tasks, oldest first: id, state, agent, type, depth, steps and title.
         stepsTaken: t.budget?.stepsTaken ?? 0,
       })),
     });
+    return 0;
+  },
+};
+
+function remoteOnly(ctx: CommandContext, verb: string): void {
+  if (backendFor(ctx) === 'local') {
+    throw new UsageError(
+      `task ${verb} needs a task service: run inside a Paperclip heartbeat (PAPERCLIP_API_URL and PAPERCLIP_API_KEY) or pass --backend paperclip`,
+    );
+  }
+}
+
+export const taskCheckout: Command = {
+  usage: `Usage: exec-kernel task checkout <task-id> [--agent-id <id>] [--backend paperclip]
+
+Claims a Paperclip issue for this agent and run (todo -> in_progress). Exit 1 with the holder
+named when another agent or run has it; never retried.
+`,
+  options: { ...BACKEND_OPTION, 'agent-id': { type: 'string' } },
+  positionals: { min: 1, max: 1, names: '<task-id>' },
+  async run(ctx) {
+    const [taskId] = ctx.positionals as [string];
+    remoteOnly(ctx, 'checkout');
+    const issue = await (await paperclipFor(ctx, stringFlag(ctx.values, 'agent-id'))).checkout(
+      taskId,
+    );
+    ctx.out.result(`OK: ${issue.identifier ?? issue.id} checked out (${issue.status})`, issue);
+    return 0;
+  },
+};
+
+export const taskRelease: Command = {
+  usage: `Usage: exec-kernel task release <task-id> [--agent-id <id>] [--backend paperclip]
+
+Gives a checked-out Paperclip issue back: in_progress returns to todo, unassigned.
+`,
+  options: { ...BACKEND_OPTION, 'agent-id': { type: 'string' } },
+  positionals: { min: 1, max: 1, names: '<task-id>' },
+  async run(ctx) {
+    const [taskId] = ctx.positionals as [string];
+    remoteOnly(ctx, 'release');
+    const issue = await (await paperclipFor(ctx, stringFlag(ctx.values, 'agent-id'))).release(
+      taskId,
+    );
+    ctx.out.result(`OK: ${issue.identifier ?? issue.id} released (${issue.status})`, issue);
     return 0;
   },
 };

@@ -1,0 +1,631 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import {
+  type Clock,
+  ConfigError,
+  InvalidTransitionError,
+  KernelError,
+  ListenerSet,
+  type LoopDetectionDetails,
+  LoopDetectionError,
+  systemClock,
+  type TaskState,
+  toIsoTime,
+  toViolation,
+  type Unsubscribe,
+  type Violation,
+} from '@exec-kernel/core';
+import {
+  type AdmissionOptions,
+  IdleGuard,
+  type SleepRecord,
+  type TaskAdmission,
+  validateAdmission,
+  validateTransition,
+  type WakeReason,
+  type WakeRecord,
+} from '@exec-kernel/lifecycle';
+import { evaluateNewTask, type StoredWorkNode } from '@exec-kernel/loop';
+import { PaperclipHttp, PaperclipStatusError } from './http.js';
+import { readMarker, withMarker } from './marker.js';
+import type { InboxItem, IssuePriority, PaperclipIssue } from './types.js';
+
+/** Options of {@link PaperclipAdapter}. */
+export interface PaperclipAdapterOptions {
+  /** Paperclip's origin (`PAPERCLIP_API_URL`), with or without a trailing `/api`. */
+  apiUrl: string;
+  /** An agent API key or a run JWT (`PAPERCLIP_API_KEY`). Never shown in errors or `toJSON()`. */
+  apiKey: string;
+  /** The agent the adapter acts as (`PAPERCLIP_AGENT_ID`). */
+  agentId: string;
+  /** The agent's company (`PAPERCLIP_COMPANY_ID`). Default: read from `GET /agents/me`. */
+  companyId?: string | undefined;
+  /** The heartbeat run (`PAPERCLIP_RUN_ID`), sent as `X-Paperclip-Run-Id`. Needed for writes. */
+  runId?: string | undefined;
+  /**
+   * The task the agent is working on (`PAPERCLIP_TASK_ID`): the default `createdByTaskId` of tasks
+   * it creates, so the loop rules see self-generated work.
+   */
+  taskId?: string | undefined;
+  /** Deepest allowed nesting along `parentId` (config `lifecycle.max_depth`). Default: `10`. */
+  maxDepth?: number | undefined;
+  /** Admission fields required of new tasks (config `admission.required`). Default: all four. */
+  admissionRequired?: readonly string[] | undefined;
+  /** Sleep state; pass one restored from memory to share it with other processes. Default: new. */
+  idle?: IdleGuard | undefined;
+  clock?: Clock | undefined;
+  /** Per HTTP attempt. Default: `10000` ms. */
+  timeoutMs?: number | undefined;
+  /** Retries of idempotent calls on 408, 429, 5xx, network errors and timeouts. Default: `2`. */
+  retries?: number | undefined;
+}
+
+/** Options of {@link PaperclipAdapter.createTask}. */
+export interface CreateTaskOptions {
+  /** Why the task should exist. Every required field must be present and non-blank. */
+  admission: Partial<TaskAdmission> & Record<string, unknown>;
+  /** The Paperclip issue this one decomposes (id or identifier such as `KER-12`). */
+  parentTaskId?: string | undefined;
+  /** The issue whose work produced this one. Default: the adapter's `taskId`. */
+  createdByTaskId?: string | undefined;
+  description?: string | undefined;
+  priority?: IssuePriority | undefined;
+  /** Agent to assign (Paperclip wakes it unless the status is `backlog`). */
+  assignee?: string | undefined;
+  /** Default: Paperclip's (`todo` with an assignee, else `backlog`). */
+  status?: 'backlog' | 'todo' | undefined;
+  /** Paperclip's de-duplication key (same key within 7 days returns the existing issue). */
+  idempotencyKey?: string | undefined;
+  /** Skips Paperclip's same-title de-duplication. */
+  allowDuplicate?: boolean | undefined;
+}
+
+/** What {@link PaperclipAdapter.createTask} returns. */
+export interface CreatedTask {
+  id: string;
+  identifier: string | undefined;
+  title: string;
+  status: TaskState;
+  /** Depth along `parentId` (0 for a root). */
+  depth: number;
+  /**
+   * True when Paperclip returned an existing issue instead of creating one (same idempotency key,
+   * or an open issue with the same title under the same parent in the last 48 hours).
+   */
+  deduplicated: boolean;
+  deduplicationReason: string | undefined;
+  issue: PaperclipIssue;
+}
+
+/** Options of {@link PaperclipAdapter.transitionTask}. */
+export interface TransitionTaskOptions {
+  /** Posted as a comment with the change. */
+  comment?: string | undefined;
+  /** For `blocked`: the issues blocking this one. */
+  blockedByIssueIds?: string[] | undefined;
+  /**
+   * For `blocked` without blockers: who must act. Default: this agent, with the comment as the
+   * action (Paperclip needs one before an issue enters `blocked`, and lets an agent name only
+   * itself as the owner).
+   */
+  unblockDescriptor?:
+    | { owner: { agentId: string } | { userId: string } | 'board'; action: string }
+    | undefined;
+  /** For `in_review`: the human who reviews (Paperclip wants a review path from agents). */
+  reviewerUserId?: string | undefined;
+}
+
+/** What {@link PaperclipAdapter.transitionTask} returns. */
+export interface TransitionedTask {
+  id: string;
+  identifier: string | undefined;
+  from: TaskState;
+  to: TaskState;
+  /** The lifecycle table's reason text for the move. */
+  reason: string;
+  issue: PaperclipIssue;
+}
+
+/** What `onTransition` listeners receive. */
+export interface TaskTransitionEvent {
+  taskId: string;
+  identifier: string | undefined;
+  agentId: string;
+  from: TaskState;
+  to: TaskState;
+  reason: string;
+  comment: string | undefined;
+  at: string;
+}
+
+/** Options of {@link PaperclipAdapter.waitForWork}. */
+export interface WaitForWorkOptions {
+  /** How often to look at the inbox. Default: `5000` ms. */
+  pollIntervalMs?: number | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** How a wait for work ended; `tasks` is the inbox when work arrived. */
+export interface WaitResult {
+  reason: WakeReason;
+  tasks: InboxItem[];
+}
+
+const NEW_TASK = '\u0000new';
+// Issues not created through the adapter have no type; this one matches no other.
+const UNTYPED = '\u0000untyped';
+const MAX_CREATOR_HOPS = 64;
+
+function requireString(name: string, value: unknown): string {
+  if (typeof value !== 'string' || value.trim() === '') {
+    throw new ConfigError(`PaperclipAdapter needs ${name}`, { key: name });
+  }
+  return value;
+}
+
+function admissionBlock(admission: Record<string, unknown>): string {
+  const labels: Record<string, string> = {
+    consumer: 'Consumer',
+    painPoint: 'Pain point',
+    expectedValue: 'Expected value',
+    validationPath: 'Validation',
+  };
+  return Object.entries(admission)
+    .filter(([, v]) => typeof v === 'string' && v.trim() !== '')
+    .map(([k, v]) => `- **${labels[k] ?? k}:** ${v as string}`)
+    .join('\n');
+}
+
+/**
+ * Works Paperclip's issues the exec-kernel way. Paperclip has the same seven statuses but enforces
+ * no transition table (it lets `done` be reopened), no loop rules, no idle rule and no admission:
+ * the adapter checks all of them before anything is sent, so a refusal writes nothing.
+ *
+ * @example
+ * ```ts
+ * const adapter = PaperclipAdapter.fromEnv(); // inside a Paperclip heartbeat
+ * const task = await adapter.createTask('Optimize login', 'performance', {
+ *   admission: {
+ *     consumer: 'end-user',
+ *     painPoint: 'login page is slow',
+ *     expectedValue: 'reduce load time by 40%',
+ *     validationPath: 'benchmark test suite',
+ *   },
+ * });
+ * await adapter.transitionTask(task.id, 'in_progress'); // a checkout
+ * await adapter.transitionTask(task.id, 'done', { comment: 'p95 down 45%' });
+ * ```
+ */
+export class PaperclipAdapter {
+  readonly apiUrl: string;
+  readonly agentId: string;
+  readonly runId: string | undefined;
+  readonly taskId: string | undefined;
+  readonly maxDepth: number;
+  readonly idle: IdleGuard;
+  readonly #http: PaperclipHttp;
+  readonly #admission: AdmissionOptions;
+  readonly #clock: Clock;
+  #companyId: string | undefined;
+  readonly #transitions = new ListenerSet<TaskTransitionEvent>();
+  readonly #violations = new ListenerSet<Violation>();
+
+  constructor(options: PaperclipAdapterOptions) {
+    this.apiUrl = requireString('apiUrl', options.apiUrl);
+    this.agentId = requireString('agentId', options.agentId);
+    this.#http = new PaperclipHttp({
+      apiUrl: options.apiUrl,
+      apiKey: requireString('apiKey', options.apiKey),
+      runId: options.runId,
+      timeoutMs: options.timeoutMs,
+      retries: options.retries,
+    });
+    this.#companyId = options.companyId;
+    this.runId = options.runId;
+    this.taskId = options.taskId;
+    this.maxDepth = options.maxDepth ?? 10;
+    this.#admission = { required: options.admissionRequired };
+    this.#clock = options.clock ?? systemClock;
+    this.idle = options.idle ?? new IdleGuard({ clock: this.#clock });
+  }
+
+  /**
+   * An adapter from the variables Paperclip sets in every heartbeat: `PAPERCLIP_API_URL`,
+   * `PAPERCLIP_API_KEY`, `PAPERCLIP_AGENT_ID`, and when present `PAPERCLIP_COMPANY_ID`,
+   * `PAPERCLIP_RUN_ID` and `PAPERCLIP_TASK_ID`. `overrides` win over the environment.
+   *
+   * @throws ConfigError naming every missing variable.
+   */
+  static fromEnv(
+    env: Readonly<Record<string, string | undefined>> = process.env,
+    overrides: Partial<PaperclipAdapterOptions> = {},
+  ): PaperclipAdapter {
+    const read = (name: string) => {
+      const value = env[name];
+      return value === undefined || value.trim() === '' ? undefined : value;
+    };
+    const options: PaperclipAdapterOptions = {
+      apiUrl: read('PAPERCLIP_API_URL') ?? '',
+      apiKey: read('PAPERCLIP_API_KEY') ?? '',
+      agentId: read('PAPERCLIP_AGENT_ID') ?? '',
+      companyId: read('PAPERCLIP_COMPANY_ID'),
+      runId: read('PAPERCLIP_RUN_ID'),
+      taskId: read('PAPERCLIP_TASK_ID'),
+      ...overrides,
+    };
+    const missing = (
+      [
+        ['PAPERCLIP_API_URL', options.apiUrl],
+        ['PAPERCLIP_API_KEY', options.apiKey],
+        ['PAPERCLIP_AGENT_ID', options.agentId],
+      ] as const
+    )
+      .filter(([, value]) => value === '')
+      .map(([name]) => name);
+    if (missing.length > 0) {
+      throw new ConfigError(`Paperclip is not configured: set ${missing.join(', ')}`, {
+        path: 'env',
+        key: missing[0],
+        problems: missing.map((key) => ({ key, message: 'is not set' })),
+      });
+    }
+    return new PaperclipAdapter(options);
+  }
+
+  /** The agent's company: the option, else `GET /agents/me` (read once). */
+  async companyId(): Promise<string> {
+    if (this.#companyId === undefined) {
+      const me = await this.#call<{ companyId: string }>('agent me', 'get', 'agents/me');
+      this.#companyId = me.companyId;
+    }
+    return this.#companyId;
+  }
+
+  /**
+   * Creates a Paperclip issue, after checking, in this order and before anything is sent: that the
+   * agent is not asleep, that the admission case is complete (every missing field at once), and
+   * the loop rules over the issue's `parentId` chain and creator links read from Paperclip.
+   *
+   * @throws IdleEnforcementError, TaskAdmissionError or LoopDetectionError; nothing is created.
+   */
+  async createTask(
+    title: string,
+    taskType: string,
+    options: CreateTaskOptions,
+  ): Promise<CreatedTask> {
+    return this.#refusing(async () => {
+      this.idle.assertMayCreate(this.agentId);
+      validateAdmission(options.admission, this.#admission);
+      const createdByTaskId = options.createdByTaskId ?? this.taskId;
+      const { depth, parentId, creatorId } = await this.#checkLoop(title, taskType, {
+        parentTaskId: options.parentTaskId,
+        createdByTaskId,
+      });
+
+      const marker = {
+        taskType,
+        ...(creatorId === undefined ? {} : { createdByTaskId: creatorId }),
+      };
+      const human = [options.description ?? '', admissionBlock(options.admission)].filter(
+        (s) => s !== '',
+      );
+      const body: Record<string, unknown> = {
+        title,
+        description: withMarker(human.join('\n\n'), marker),
+      };
+      if (parentId !== undefined) body.parentId = parentId;
+      if (options.priority !== undefined) body.priority = options.priority;
+      if (options.assignee !== undefined) body.assigneeAgentId = options.assignee;
+      if (options.status !== undefined) body.status = options.status;
+      if (options.idempotencyKey !== undefined) body.idempotencyKey = options.idempotencyKey;
+      if (options.allowDuplicate !== undefined) body.allowDuplicate = options.allowDuplicate;
+
+      const companyId = await this.companyId();
+      const issue = await this.#call<PaperclipIssue>(
+        'company',
+        'post',
+        `companies/${companyId}/issues`,
+        {
+          json: body,
+        },
+      );
+      return {
+        id: issue.id,
+        identifier: issue.identifier,
+        title: issue.title,
+        status: issue.status,
+        depth,
+        deduplicated: issue.deduplicated === true,
+        deduplicationReason: issue.deduplicationReason,
+        issue,
+      };
+    });
+  }
+
+  /**
+   * Moves an issue along the lifecycle table. Reads the current status and checks the move before
+   * any write (Paperclip itself would let `done` be reopened). `todo → in_progress` is a checkout;
+   * other moves are a PATCH carrying what Paperclip needs for the edge: blockers or an unblock
+   * descriptor for `blocked`, a reviewer for `in_review`.
+   *
+   * @throws InvalidTransitionError for a move the table refuses (nothing is written), or one
+   *   Paperclip refuses with a 422 (its reason in the message).
+   * @throws ConflictError when the issue is held by another agent or run (409).
+   */
+  async transitionTask(
+    id: string,
+    to: TaskState,
+    options: TransitionTaskOptions = {},
+  ): Promise<TransitionedTask> {
+    return this.#refusing(async () => {
+      const current = await this.#issue(id);
+      const from = current.status;
+      const reason = validateTransition(from, to, current.identifier ?? current.id);
+      let issue: PaperclipIssue;
+      if (from === 'todo' && to === 'in_progress') {
+        issue = await this.checkout(current.id);
+        if (options.comment !== undefined) await this.comment(current.id, options.comment);
+      } else {
+        const body: Record<string, unknown> = { status: to };
+        if (options.comment !== undefined) body.comment = options.comment;
+        if (to === 'blocked') {
+          if (options.blockedByIssueIds !== undefined) {
+            body.blockedByIssueIds = options.blockedByIssueIds;
+          } else {
+            // Paperclip lets an agent name only itself as the unblock owner.
+            body.unblockDescriptor = options.unblockDescriptor ?? {
+              owner: { agentId: this.agentId },
+              action: options.comment ?? 'Unblock this task',
+            };
+          }
+        }
+        if (to === 'in_review' && options.reviewerUserId !== undefined) {
+          body.assigneeUserId = options.reviewerUserId;
+        }
+        issue = await this.#call<PaperclipIssue>(
+          `issue ${current.identifier ?? current.id}`,
+          'patch',
+          `issues/${current.id}`,
+          { json: body },
+          { from, to },
+        );
+      }
+      const event: TaskTransitionEvent = {
+        taskId: current.id,
+        identifier: current.identifier,
+        agentId: this.agentId,
+        from,
+        to,
+        reason,
+        comment: options.comment,
+        at: toIsoTime(this.#clock.now()),
+      };
+      this.#transitions.emit(event);
+      return { id: current.id, identifier: current.identifier, from, to, reason, issue };
+    });
+  }
+
+  /**
+   * Checks an issue out to this agent for this run (`todo` or a stale `in_progress` of the same
+   * agent), which moves it to `in_progress`.
+   *
+   * @throws ConflictError (409) naming the holder when another agent or run has it; never retried.
+   */
+  async checkout(id: string): Promise<PaperclipIssue> {
+    return this.#call<PaperclipIssue>(`issue ${id}`, 'post', `issues/${id}/checkout`, {
+      json: { agentId: this.agentId, expectedStatuses: ['todo', 'in_progress'] },
+    });
+  }
+
+  /** Gives an issue back: an `in_progress` issue returns to `todo`, unassigned. */
+  async release(id: string): Promise<PaperclipIssue> {
+    return this.#call<PaperclipIssue>(`issue ${id}`, 'post', `issues/${id}/release`);
+  }
+
+  /** Adds a comment to an issue. */
+  async comment(id: string, body: string): Promise<unknown> {
+    return this.#call(`issue ${id}`, 'post', `issues/${id}/comments`, { json: { body } });
+  }
+
+  /**
+   * Issues of the agent's company, filtered by status and assignee (`GET /companies/{id}/issues`,
+   * sorted by Paperclip by priority). Default assignee: this agent; `null` for any.
+   */
+  async listTasks(
+    filter: { status?: TaskState | TaskState[]; assigneeAgentId?: string | null } = {},
+  ): Promise<PaperclipIssue[]> {
+    const companyId = await this.companyId();
+    const searchParams: Record<string, string> = {};
+    const assignee = filter.assigneeAgentId === undefined ? this.agentId : filter.assigneeAgentId;
+    if (assignee !== null) searchParams.assigneeAgentId = assignee;
+    if (filter.status !== undefined) {
+      searchParams.status = Array.isArray(filter.status) ? filter.status.join(',') : filter.status;
+    }
+    return this.#call<PaperclipIssue[]>('company', 'get', `companies/${companyId}/issues`, {
+      searchParams,
+    });
+  }
+
+  /** The agent's open assignments (`GET /agents/me/inbox-lite`). */
+  async inbox(): Promise<InboxItem[]> {
+    return this.#call<InboxItem[]>('agent me', 'get', 'agents/me/inbox-lite');
+  }
+
+  /** An issue as Paperclip has it now. */
+  async getTask(id: string): Promise<PaperclipIssue> {
+    return this.#issue(id);
+  }
+
+  /**
+   * Puts the agent to sleep: until `wake()` or the timeout, `createTask` refuses. Paperclip has
+   * no such gate (its `idle` status means "awake, no run"), so this is the adapter's own state.
+   */
+  sleep(options: { timeoutSeconds?: number; reason?: string } = {}): SleepRecord {
+    return this.idle.sleep({ agentId: this.agentId, ...options });
+  }
+
+  /** Ends the agent's sleep; `undefined` when it was awake. */
+  wake(reason: WakeReason = 'woken'): WakeRecord | undefined {
+    return this.idle.wake(this.agentId, reason);
+  }
+
+  /**
+   * While asleep, polls the inbox and returns as soon as work is assigned (waking the agent with
+   * `task_available`), or when the sleep times out or `wake()` is called.
+   */
+  async waitForWork(options: WaitForWorkOptions = {}): Promise<WaitResult> {
+    const interval = options.pollIntervalMs ?? 5_000;
+    const sleep = this.idle.sleepOf(this.agentId);
+    if (sleep === undefined) return { reason: 'woken', tasks: [] };
+    const until = Date.parse(sleep.until);
+    while (true) {
+      if (!this.idle.isAsleep(this.agentId)) {
+        return { reason: this.#clock.now() >= until ? 'timeout' : 'woken', tasks: [] };
+      }
+      const tasks = await this.inbox();
+      if (tasks.length > 0) {
+        this.idle.wake(this.agentId, 'task_available');
+        return { reason: 'task_available', tasks };
+      }
+      const left = until - this.#clock.now();
+      if (left <= 0) return { reason: 'timeout', tasks: [] };
+      await delay(
+        Math.min(interval, left),
+        undefined,
+        options.signal ? { signal: options.signal } : {},
+      );
+    }
+  }
+
+  /** Calls `listener` after every move `transitionTask` makes (for escalation). */
+  onTransition(listener: (event: TaskTransitionEvent) => void): Unsubscribe {
+    return this.#transitions.add(listener);
+  }
+
+  /** Calls `listener` with the `Violation` of every refusal the adapter makes. */
+  onViolation(listener: (violation: Violation) => void): Unsubscribe {
+    return this.#violations.add(listener);
+  }
+
+  /** Settings for logs; the API key is never included. */
+  toJSON(): {
+    apiUrl: string;
+    agentId: string;
+    companyId: string | undefined;
+    runId: string | undefined;
+  } {
+    return {
+      apiUrl: this.apiUrl,
+      agentId: this.agentId,
+      companyId: this.#companyId,
+      runId: this.runId,
+    };
+  }
+
+  async #refusing<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (KernelError.is(error) && error.code !== 'TRANSPORT' && !this.#violations.isEmpty) {
+        const violation = toViolation(error, this.#clock.now());
+        violation.agentId ??= this.agentId;
+        this.#violations.emit(violation);
+      }
+      throw error;
+    }
+  }
+
+  async #issue(id: string): Promise<PaperclipIssue> {
+    return this.#call<PaperclipIssue>(`issue ${id}`, 'get', `issues/${encodeURIComponent(id)}`);
+  }
+
+  /** One call, with Paperclip's refusals turned into core errors. */
+  async #call<T>(
+    resource: string,
+    method: 'get' | 'post' | 'patch',
+    path: string,
+    options: { json?: unknown; searchParams?: Record<string, string> } = {},
+    move?: { from: TaskState; to: TaskState },
+  ): Promise<T> {
+    try {
+      return await this.#http.request<T>(method, path, options);
+    } catch (error) {
+      if (!(error instanceof PaperclipStatusError)) throw error;
+      if (error.status === 422 && move !== undefined) {
+        throw new InvalidTransitionError({
+          ...move,
+          taskId: resource.replace(/^issue /, ''),
+          reason: `Paperclip refused ${move.from} -> ${move.to}: ${error.reason}`,
+        });
+      }
+      throw error.toKernelError(resource);
+    }
+  }
+
+  /** Reads the parent and creator chains from Paperclip and applies the loop rules. */
+  async #checkLoop(
+    title: string,
+    taskType: string,
+    links: { parentTaskId: string | undefined; createdByTaskId: string | undefined },
+  ): Promise<{ depth: number; parentId: string | undefined; creatorId: string | undefined }> {
+    const rows: StoredWorkNode[] = [];
+    const seen = new Map<string, PaperclipIssue>();
+    const load = async (id: string): Promise<PaperclipIssue> => {
+      const cached = seen.get(id);
+      if (cached !== undefined) return cached;
+      const issue = await this.#issue(id);
+      seen.set(id, issue).set(issue.id, issue);
+      if (issue.identifier !== undefined) seen.set(issue.identifier, issue);
+      return issue;
+    };
+    const row = (issue: PaperclipIssue, depth?: number): StoredWorkNode => {
+      const marker = readMarker(issue.description);
+      return {
+        taskId: issue.id,
+        agentId: issue.createdByAgentId ?? issue.assigneeAgentId ?? UNTYPED,
+        taskType: marker.taskType ?? UNTYPED,
+        title: issue.title,
+        parentTaskId: issue.parentId ?? undefined,
+        createdByTaskId: marker.createdByTaskId,
+        depth,
+      };
+    };
+
+    let parent: PaperclipIssue | undefined;
+    if (links.parentTaskId !== undefined) {
+      parent = await load(links.parentTaskId);
+      // Paperclip returns the whole parent chain with the issue: its length is the parent's depth.
+      rows.push(row(parent, parent.ancestors?.length ?? 0));
+    }
+    let creator: PaperclipIssue | undefined;
+    let next = links.createdByTaskId;
+    for (let hop = 0; next !== undefined && hop < MAX_CREATOR_HOPS; hop++) {
+      const issue = await load(next);
+      if (hop === 0) creator = issue;
+      if (!rows.some((r) => r.taskId === issue.id)) rows.push(row(issue));
+      const following = readMarker(issue.description).createdByTaskId;
+      // A creator already read means the chain loops; the rows hold it, and the rules refuse it.
+      const known = following === undefined ? undefined : seen.get(following);
+      next = known !== undefined && rows.some((r) => r.taskId === known.id) ? undefined : following;
+    }
+
+    const decision = evaluateNewTask(
+      {
+        taskId: NEW_TASK,
+        agentId: this.agentId,
+        taskType,
+        title,
+        parentTaskId: parent?.id,
+        createdByTaskId: creator?.id,
+      },
+      rows,
+      { maxDepth: this.maxDepth },
+    );
+    if (!decision.ok) {
+      // The rules name the new task by a placeholder and issues by UUID: say title and identifiers.
+      const d = decision.error.details as unknown as LoopDetectionDetails;
+      const name = (id: string) => (id === NEW_TASK ? title : (seen.get(id)?.identifier ?? id));
+      throw new LoopDetectionError({ ...d, taskId: title, chain: d.chain?.map(name) });
+    }
+    return { depth: decision.depth, parentId: parent?.id, creatorId: creator?.id };
+  }
+}

@@ -1,0 +1,17 @@
+export type {
+  CreatedTask,
+  CreateTaskOptions,
+  PaperclipAdapterOptions,
+  TaskTransitionEvent,
+  TransitionedTask,
+  TransitionTaskOptions,
+  WaitForWorkOptions,
+  WaitResult,
+} from './adapter.js';
+export { PaperclipAdapter } from './adapter.js';
+export type { Escalation, EscalationHookOptions, EscalationSink } from './escalation.js';
+export { callbackSink, EscalationHook } from './escalation.js';
+export { apiBase } from './http.js';
+export type { TaskMarker } from './marker.js';
+export { readMarker, withMarker } from './marker.js';
+export type { InboxItem, IssuePriority, PaperclipIssue } from './types.js';
