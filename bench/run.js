@@ -9,13 +9,22 @@ import { runBudget } from './budget.js';
 import { measureCliStartup } from './cli-startup.js';
 import { fmt, sinkValue } from './harness.js';
 import { runLoop } from './loop.js';
+import { measureLocalOverhead, measurePaperclipOverhead } from './paperclip-overhead.js';
 import { runTransition } from './transition.js';
 
-const GOALS = { transitionSpeedup: 10, loopRatio: 1.5, bytesPerNode: 300, cliRatio: 1.5 };
-// `node run.js cli` runs only the CLI start-up section; `node run.js kernels` only the rest.
+const GOALS = {
+  transitionSpeedup: 10,
+  loopRatio: 1.5,
+  bytesPerNode: 300,
+  cliRatio: 1.5,
+  paperclipMs: 1,
+};
+// `node run.js <section>` runs one section: kernels, cli or paperclip (which starts a live
+// Paperclip server, installing it on first use).
 const only = process.argv[2];
 const runKernels = only === undefined || only === 'kernels';
 const runCli = only === undefined || only === 'cli';
+const runPaperclip = only === undefined || only === 'paperclip';
 const MEMORY_COUNTS = [1e5, 1e6];
 
 function memoryInChild(count) {
@@ -49,6 +58,7 @@ console.log(
 
 if (runKernels) await kernels();
 if (runCli) cli();
+if (runPaperclip) await paperclip();
 const seconds = ((performance.now() - started) / 1000).toFixed(0);
 console.log(`(ran in ${seconds} s; sink ${sinkValue()})`);
 
@@ -127,5 +137,29 @@ function cli() {
           `node -e "" (${label}; goal <= ${GOALS.cliRatio}x)`,
       );
     }
+  }
+}
+
+async function paperclip() {
+  const local = await measureLocalOverhead();
+  const live = await measurePaperclipOverhead({ runs: 1000 });
+  console.log('');
+  for (const [label, m] of [
+    ['local stand-in', local],
+    ['live Paperclip', live],
+  ]) {
+    for (const r of m.results) {
+      console.log(
+        `paperclip (${label}, ${m.runs} paired calls) ${r.name}: adapter ${r.adapterMs.toFixed(2)} ms, ` +
+          `bare fetch ${r.fetchMs.toFixed(2)} ms, added ${r.addedMs.toFixed(2)} ms ` +
+          `(median of pairs${r.addedSeMs === undefined ? '' : `, ± ${r.addedSeMs.toFixed(2)} ms standard error`})`,
+      );
+    }
+  }
+  for (const r of [...local.results, ...live.results]) {
+    console.log(
+      `${verdict(r.addedMs < GOALS.paperclipMs)} goal 6: adapter adds ${r.addedMs.toFixed(2)} ms ` +
+        `to ${r.name} (goal < ${GOALS.paperclipMs} ms)`,
+    );
   }
 }

@@ -67,6 +67,23 @@ export interface HttpOptions {
 
 const IDEMPOTENT = new Set(['get', 'head', 'put', 'delete', 'options']);
 
+/**
+ * ky keeps a clone of every request for retries, which turns a JSON body into a stream; sent as a
+ * stream it measured ~1 ms slower per write on a live Paperclip server than the same bytes sent
+ * whole. This sends the bytes whole.
+ */
+async function sendBuffered(input: Request | string | URL, init?: RequestInit): Promise<Response> {
+  if (!(input instanceof Request) || input.body === null) return fetch(input, init);
+  const body = await input.arrayBuffer();
+  return fetch(input.url, {
+    method: input.method,
+    headers: input.headers,
+    body,
+    signal: input.signal,
+    ...init,
+  });
+}
+
 /** Paperclip's `/api` base, from an origin that may or may not already end in `/api`. */
 export function apiBase(apiUrl: string): string {
   return `${apiUrl.replace(/\/+$/, '').replace(/\/api$/, '')}/api/`;
@@ -83,11 +100,15 @@ export class PaperclipHttp {
 
   constructor(options: HttpOptions) {
     this.base = apiBase(options.apiUrl);
-    const headers: Record<string, string> = { authorization: `Bearer ${options.apiKey}` };
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${options.apiKey}`,
+      accept: 'application/json',
+    };
     if (options.runId !== undefined) headers['x-paperclip-run-id'] = options.runId;
     this.#ky = ky.create({
       prefixUrl: this.base,
       headers,
+      fetch: sendBuffered,
       timeout: options.timeoutMs ?? 10_000,
       retry: {
         limit: options.retries ?? 2,
