@@ -14,7 +14,11 @@ const bundled: Options = {
 };
 
 // Loaded apart from the binary, only by the calls that need them: package -> dist/<file>.cjs.
-const APART: Record<string, string> = { yaml: 'yaml', '@exec-kernel/paperclip': 'paperclip' };
+const APART: Record<string, string> = {
+  yaml: 'yaml',
+  '@exec-kernel/paperclip': 'paperclip',
+  '@exec-kernel/coordination/client': 'coordination-client',
+};
 
 export default defineConfig([
   // `main()` for programs, ESM, commands split into chunks loaded on demand.
@@ -43,9 +47,15 @@ export default defineConfig([
         name: 'load-apart',
         setup(build) {
           for (const [name, file] of Object.entries(APART)) {
-            const filter = new RegExp(`^${name.replace('/', '\\/')}$`);
+            const filter = new RegExp(`^${name.replaceAll('/', '\\/')}$`);
             build.onResolve({ filter }, () => ({ path: `./${file}.cjs`, external: true }));
           }
+          // The service (`exec-kernel serve`) is an optional peer, installed by those who run it:
+          // it brings a native SQLite driver. Only serve loads it.
+          build.onResolve({ filter: /^@exec-kernel\/coordination$/ }, () => ({
+            path: '@exec-kernel/coordination',
+            external: true,
+          }));
         },
       },
     ],

@@ -29,11 +29,19 @@ export interface Command {
 }
 
 /**
- * Thrown for bad command-line input; printed as one `ERROR:` line with a pointer to `--help`.
+ * Thrown for bad command-line input; printed as one `ERROR:` line with a pointer to `--help`
+ * (left out when `--help` would not help, as for a missing package).
  * Recognised by name: each command is bundled on its own, with its own copy of this class.
  */
 export class UsageError extends Error {
   override name = 'UsageError';
+  /** Whether the line ends with the pointer to `--help`. */
+  readonly pointToHelp: boolean;
+
+  constructor(message: string, options: { pointToHelp?: boolean } = {}) {
+    super(message);
+    this.pointToHelp = options.pointToHelp ?? true;
+  }
 
   static is(value: unknown): value is UsageError {
     return value instanceof Error && value.name === 'UsageError';

@@ -59,11 +59,15 @@ const COMMANDS: Record<string, Entry> = {
     load: () => import('./commands/task.js').then((m) => m.taskList),
   },
   'task checkout': {
-    summary: 'claim a Paperclip issue for this agent and run',
+    summary: 'claim a task for this agent (Paperclip or a coordination service)',
     load: () => import('./commands/task.js').then((m) => m.taskCheckout),
   },
+  'task claim': {
+    summary: 'claim the next task from a coordination service',
+    load: () => import('./commands/task.js').then((m) => m.taskClaim),
+  },
   'task release': {
-    summary: 'give a checked-out Paperclip issue back',
+    summary: 'give a checked-out task back (Paperclip or a coordination service)',
     load: () => import('./commands/task.js').then((m) => m.taskRelease),
   },
   'context get': {
@@ -77,6 +81,10 @@ const COMMANDS: Record<string, Entry> = {
   'context note': {
     summary: 'add a note to a task',
     load: () => import('./commands/context.js').then((m) => m.contextNote),
+  },
+  serve: {
+    summary: 'run the coordination service (a shared task queue for many agents)',
+    load: () => import('./commands/serve.js').then((m) => m.serve),
   },
   'config show': {
     summary: 'print the effective configuration',
@@ -251,7 +259,9 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     return await command.run(ctx);
   } catch (error) {
     if (UsageError.is(error)) {
-      io.stderr.write(`ERROR: ${error.message}. ${usageHint}\n`);
+      io.stderr.write(
+        error.pointToHelp ? `ERROR: ${error.message}. ${usageHint}\n` : `ERROR: ${error.message}\n`,
+      );
       return 1;
     }
     if (KernelError.is(error)) {

@@ -6,6 +6,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 
 const run = promisify(execFile);
+// pnpm and vitest put the workspace's own node_modules on NODE_PATH; a user's shell has none.
+const { NODE_PATH: _workspaceModules, ...userEnv } = process.env;
 
 // What `npm install -g @exec-kernel/cli` gives a user, from the tarball `pnpm publish` would upload.
 let dir = '';
@@ -29,6 +31,7 @@ it('runs from the global prefix with nothing else installed', async () => {
     ['validate', 'todo', 'in_progress'],
     {
       cwd: dir,
+      env: userEnv,
     },
   );
   expect(stdout).toBe('VALID: Work started\n');
@@ -39,9 +42,29 @@ it('runs from the global prefix with nothing else installed', async () => {
   expect(await readdir(join(prefix, 'lib', 'node_modules'))).toEqual(['@exec-kernel']);
 });
 
+it('asks for the coordination service when serve runs without it', async () => {
+  const failed = await run(
+    join(prefix, 'bin', 'exec-kernel'),
+    ['serve', '--db', 'memory', '--port', '0'],
+    {
+      cwd: dir,
+      env: userEnv,
+      timeout: 10_000,
+    },
+  ).then(
+    () => undefined,
+    (error: { code: number; stderr: string }) => error,
+  );
+  expect(failed?.code).toBe(1);
+  expect(failed?.stderr).toBe(
+    'ERROR: serve needs the coordination service installed beside the CLI: npm install -g @exec-kernel/coordination\n',
+  );
+});
+
 it('refuses from the global prefix with exit 1', async () => {
   const failed = await run(join(prefix, 'bin', 'exec-kernel'), ['validate', 'todo', 'done'], {
     cwd: dir,
+    env: userEnv,
   }).then(
     () => undefined,
     (error: { code: number; stderr: string }) => error,

@@ -47,12 +47,16 @@ export function start(cwd: string, args: string[], env: Record<string, string> =
 export function lines(child: ChildProcess, count: number): Promise<string[]> {
   return new Promise((done, fail) => {
     let text = '';
+    let errors = '';
     child.stdout?.on('data', (chunk: Buffer) => {
       text += chunk.toString();
       const got = text.split('\n').filter((l) => l !== '');
       if (got.length >= count) done(got.slice(0, count));
     });
-    child.once('exit', () => fail(new Error(`exited after printing: ${text}`)));
+    child.stderr?.on('data', (chunk: Buffer) => {
+      errors += chunk.toString();
+    });
+    child.once('exit', () => fail(new Error(`exited after printing: ${text}${errors}`)));
   });
 }
 

@@ -46,10 +46,19 @@ it('misses when the overrides differ, and still refuses a bad one', async () => 
   ).rejects.toThrow('EXEC_KERNEL_BUDGET_MAX_STEPS');
 });
 
-it('never writes the coordination token, and applies the current one on a hit', async () => {
-  await loadConfig({ cwd: root, env: { EXEC_KERNEL_COORDINATION_TOKEN: 'secret-1' }, cacheDir });
+it('never writes the coordination tokens, and applies the current one on a hit', async () => {
+  await loadConfig({
+    cwd: root,
+    env: {
+      EXEC_KERNEL_COORDINATION_TOKEN: 'secret-1',
+      EXEC_KERNEL_COORDINATION_ADMIN_TOKEN: 'admin-secret',
+    },
+    cacheDir,
+  });
   const [entry] = await readdir(cacheDir);
-  expect(await readFile(join(cacheDir, entry as string), 'utf8')).not.toContain('secret-1');
+  const written = await readFile(join(cacheDir, entry as string), 'utf8');
+  expect(written).not.toContain('secret-1');
+  expect(written).not.toContain('admin-secret');
   const hit = await loadConfig({
     cwd: root,
     env: { EXEC_KERNEL_COORDINATION_TOKEN: 'secret-2' },

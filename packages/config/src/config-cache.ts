@@ -35,10 +35,16 @@ function stampOf(path: string): string | undefined {
   }
 }
 
-/** The overrides that shape the loaded config, the token left out. */
+/** Secrets with the override prefix: never written into a cache entry. */
+const SECRETS: ReadonlySet<string> = new Set([
+  'EXEC_KERNEL_COORDINATION_TOKEN',
+  'EXEC_KERNEL_COORDINATION_ADMIN_TOKEN',
+]);
+
+/** The overrides that shape the loaded config, the tokens left out. */
 function envKey(env: Readonly<Record<string, string | undefined>>): string {
   return Object.keys(env)
-    .filter((k) => k.startsWith('EXEC_KERNEL_') && k !== 'EXEC_KERNEL_COORDINATION_TOKEN')
+    .filter((k) => k.startsWith('EXEC_KERNEL_') && !SECRETS.has(k))
     .sort()
     .map((k) => `${k}=${env[k]}`)
     .join('\n');

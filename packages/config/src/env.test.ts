@@ -61,13 +61,14 @@ describe('environment overrides', () => {
     expect(config.admission.required).toEqual([]);
   });
 
-  it('ignore variables outside the config sections, and the two that are not overrides', () => {
+  it('ignore variables outside the config sections, and the three that are not overrides', () => {
     const config = resolveConfig(
       {},
       {
         env: {
           EXEC_KERNEL_CONFIG: '/somewhere/else.yml',
           EXEC_KERNEL_COORDINATION_TOKEN: 'tok',
+          EXEC_KERNEL_COORDINATION_ADMIN_TOKEN: 'admin-tok',
           EXEC_KERNEL_DEBUG: '1',
           EXEC_KERNEL_AGENT_ID: 'agent-1',
           EXEC_KERNELS_BUDGET_MAX_STEPS: 'x',

@@ -10,6 +10,8 @@ const PREFIX = 'EXEC_KERNEL_';
 const NOT_OVERRIDES: ReadonlySet<string> = new Set([
   'EXEC_KERNEL_CONFIG',
   'EXEC_KERNEL_COORDINATION_TOKEN',
+  // The coordination service's own admin secret (`exec-kernel serve`), not a client setting.
+  'EXEC_KERNEL_COORDINATION_ADMIN_TOKEN',
 ]);
 
 const NUMBER = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?$/i;

@@ -1,5 +1,6 @@
 import { isTerminalState, NotFoundError } from '@exec-kernel/core';
 import { numberFlag } from '../args.js';
+import { BACKEND_OPTION, backendFor, coordinationFor } from '../backend.js';
 import type { Command } from '../context.js';
 import { memoryFor } from '../services.js';
 
@@ -16,11 +17,25 @@ Options:
 Examples:
   exec-kernel step task-1              OK: task-1 step 1 of 50 (49 left)
 `,
-  options: { count: { type: 'string' } },
+  options: { ...BACKEND_OPTION, count: { type: 'string' } },
   positionals: { min: 1, max: 1, names: '<task-id>' },
   async run(ctx) {
     const [taskId] = ctx.positionals as [string];
     const count = numberFlag(ctx.values, 'count', { integer: true, min: 1 }) ?? 1;
+    if ((await backendFor(ctx)) === 'coordination') {
+      const { task, warnings } = await (await coordinationFor(ctx)).step(taskId, { count });
+      for (const w of warnings) {
+        ctx.out.warn(
+          `WARN: [${w.budgetType}] Task ${w.taskId} has used ${Math.round(w.fraction * 100)}% of its budget`,
+        );
+      }
+      const left = Math.max(0, task.limits.maxSteps - task.stepsTaken);
+      ctx.out.result(
+        `OK: ${taskId} step ${task.stepsTaken} of ${task.limits.maxSteps} (${left} left)`,
+        { task, warnings },
+      );
+      return 0;
+    }
     const memory = await memoryFor(ctx);
     const result = await memory.transaction((s) => {
       const task = s.task(taskId);

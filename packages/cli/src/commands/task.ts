@@ -8,8 +8,8 @@ import {
 } from '@exec-kernel/core';
 import { validateAdmission } from '@exec-kernel/lifecycle';
 import type { MemorySession, TaskRecord } from '@exec-kernel/memory';
-import { requiredFlag, stringFlag } from '../args.js';
-import { BACKEND_OPTION, backendFor, paperclipFor } from '../backend.js';
+import { numberFlag, requiredFlag, stringFlag } from '../args.js';
+import { BACKEND_OPTION, backendFor, coordinationFor, paperclipFor } from '../backend.js';
 import { type Command, type CommandContext, UsageError } from '../context.js';
 import { configFor, memoryFor } from '../services.js';
 
@@ -84,7 +84,22 @@ Options:
     const taskType = requiredFlag(ctx.values, 'type');
     const parentTaskId = stringFlag(ctx.values, 'parent-task-id');
     const admission = admissionFrom(ctx.values);
-    if (backendFor(ctx) === 'paperclip') {
+    const backend = await backendFor(ctx);
+    if (backend === 'coordination') {
+      const client = await coordinationFor(ctx);
+      const { task, deduplicated } = await client.enqueue({
+        id: taskId,
+        type: taskType,
+        title: stringFlag(ctx.values, 'title'),
+        parentId: parentTaskId,
+        createdById: stringFlag(ctx.values, 'created-by-task-id'),
+        admission,
+      });
+      const note = deduplicated ? ' (existing task)' : '';
+      ctx.out.result(`CREATED: ${task.id} state=${task.state} depth=${task.depth}${note}`, task);
+      return 0;
+    }
+    if (backend === 'paperclip') {
       const adapter = await paperclipFor(ctx, stringFlag(ctx.values, 'agent-id'));
       const task = await adapter.createTask(stringFlag(ctx.values, 'title') ?? taskId, taskType, {
         admission,
@@ -155,7 +170,17 @@ Options:
   positionals: { min: 2, max: 2, names: '<task-id> <state>' },
   async run(ctx) {
     const [taskId, to] = ctx.positionals as [string, TaskState];
-    if (backendFor(ctx) === 'paperclip') {
+    const backend = await backendFor(ctx);
+    if (backend === 'coordination') {
+      const moved = await (await coordinationFor(ctx)).transition(taskId, to, {
+        ...(stringFlag(ctx.values, 'comment') === undefined
+          ? {}
+          : { comment: stringFlag(ctx.values, 'comment') as string }),
+      });
+      ctx.out.result(`OK: ${taskId} ${moved.from} -> ${moved.to}: ${moved.reason}`, moved);
+      return 0;
+    }
+    if (backend === 'paperclip') {
       const adapter = await paperclipFor(ctx, stringFlag(ctx.values, 'agent-id'));
       const moved = await adapter.transitionTask(taskId, to, {
         comment: stringFlag(ctx.values, 'comment'),
@@ -237,7 +262,18 @@ Shows a task: state, agent, type, depth, budget, admission, history, notes and c
   positionals: { min: 1, max: 1, names: '<task-id>' },
   async run(ctx) {
     const [taskId] = ctx.positionals as [string];
-    if (backendFor(ctx) === 'paperclip') {
+    const backend = await backendFor(ctx);
+    if (backend === 'coordination') {
+      const task = await (await coordinationFor(ctx)).getTask(taskId);
+      const lease =
+        task.leaseOwner === null ? '' : `  leased by ${task.leaseOwner} until ${task.leaseUntil}`;
+      ctx.out.result(
+        `${task.id}  ${task.state}  ${task.type}  depth=${task.depth}  steps=${task.stepsTaken}/${task.limits.maxSteps}${lease}`,
+        task,
+      );
+      return 0;
+    }
+    if (backend === 'paperclip') {
       const issue = await (await paperclipFor(ctx)).getTask(taskId);
       const line = `${issue.identifier ?? issue.id}  ${issue.status}  ${issue.title}`;
       ctx.out.result(line, issue);
@@ -273,7 +309,21 @@ issues assigned to the agent (PAPERCLIP_AGENT_ID, or --agent-id), by priority.
     if (state !== undefined && !isTaskState(state)) {
       throw new UsageError(`--state must be one of ${TASK_STATES.join(', ')}, got '${state}'`);
     }
-    if (backendFor(ctx) === 'paperclip') {
+    const backend = await backendFor(ctx);
+    if (backend === 'coordination') {
+      const agentId = stringFlag(ctx.values, 'agent-id');
+      const { tasks } = await (await coordinationFor(ctx)).listTasks({
+        ...(state === undefined ? {} : { state }),
+        ...(agentId === undefined ? {} : { agentId }),
+        limit: 1000,
+      });
+      const rows = tasks.map((t) =>
+        `${t.id}  ${t.state}  ${t.agentId}  ${t.type}  depth=${t.depth}  ${t.title ?? ''}`.trimEnd(),
+      );
+      ctx.out.result(rows.length === 0 ? 'No tasks.' : rows.join('\n'), { tasks });
+      return 0;
+    }
+    if (backend === 'paperclip') {
       const adapter = await paperclipFor(ctx, stringFlag(ctx.values, 'agent-id'));
       const issues = await adapter.listTasks(state === undefined ? {} : { status: state });
       const rows = issues.map(
@@ -314,25 +364,45 @@ issues assigned to the agent (PAPERCLIP_AGENT_ID, or --agent-id), by priority.
   },
 };
 
-function remoteOnly(ctx: CommandContext, verb: string): void {
-  if (backendFor(ctx) === 'local') {
+async function remoteOnly(
+  ctx: CommandContext,
+  verb: string,
+): Promise<'paperclip' | 'coordination'> {
+  const backend = await backendFor(ctx);
+  if (backend === 'local') {
     throw new UsageError(
-      `task ${verb} needs a task service: run inside a Paperclip heartbeat (PAPERCLIP_API_URL and PAPERCLIP_API_KEY) or pass --backend paperclip`,
+      `task ${verb} needs a task service: run inside a Paperclip heartbeat (PAPERCLIP_API_URL and PAPERCLIP_API_KEY), set EXEC_KERNEL_COORDINATION_URL, or pass --backend`,
     );
   }
+  return backend;
 }
 
 export const taskCheckout: Command = {
-  usage: `Usage: exec-kernel task checkout <task-id> [--agent-id <id>] [--backend paperclip]
+  usage: `Usage: exec-kernel task checkout <task-id> [--agent-id <id>] [--backend paperclip|coordination]
 
-Claims a Paperclip issue for this agent and run (todo -> in_progress). Exit 1 with the holder
-named when another agent or run has it; never retried.
+Claims a task for this agent (todo -> in_progress): a Paperclip checkout for this run, or a lease
+on a coordination service. Exit 1 with the holder named when someone else has it.
 `,
-  options: { ...BACKEND_OPTION, 'agent-id': { type: 'string' } },
+  options: {
+    ...BACKEND_OPTION,
+    'agent-id': { type: 'string' },
+    'lease-seconds': { type: 'string' },
+  },
   positionals: { min: 1, max: 1, names: '<task-id>' },
   async run(ctx) {
     const [taskId] = ctx.positionals as [string];
-    remoteOnly(ctx, 'checkout');
+    if ((await remoteOnly(ctx, 'checkout')) === 'coordination') {
+      const leaseSeconds = numberFlag(ctx.values, 'lease-seconds', { exclusiveMin: true });
+      const { task, lease } = await (await coordinationFor(ctx)).claimTask(
+        taskId,
+        leaseSeconds === undefined ? {} : { leaseSeconds },
+      );
+      ctx.out.result(
+        `OK: ${task.id} checked out (${task.state}, lease ${lease.id} until ${lease.until})`,
+        { task, lease },
+      );
+      return 0;
+    }
     const issue = await (await paperclipFor(ctx, stringFlag(ctx.values, 'agent-id'))).checkout(
       taskId,
     );
@@ -342,19 +412,62 @@ named when another agent or run has it; never retried.
 };
 
 export const taskRelease: Command = {
-  usage: `Usage: exec-kernel task release <task-id> [--agent-id <id>] [--backend paperclip]
+  usage: `Usage: exec-kernel task release <task-id> [--agent-id <id>] [--backend paperclip|coordination]
 
-Gives a checked-out Paperclip issue back: in_progress returns to todo, unassigned.
+Gives a checked-out task back: in_progress returns to todo.
 `,
   options: { ...BACKEND_OPTION, 'agent-id': { type: 'string' } },
   positionals: { min: 1, max: 1, names: '<task-id>' },
   async run(ctx) {
     const [taskId] = ctx.positionals as [string];
-    remoteOnly(ctx, 'release');
+    if ((await remoteOnly(ctx, 'release')) === 'coordination') {
+      const task = await (await coordinationFor(ctx)).release(taskId);
+      ctx.out.result(`OK: ${task.id} released (${task.state})`, task);
+      return 0;
+    }
     const issue = await (await paperclipFor(ctx, stringFlag(ctx.values, 'agent-id'))).release(
       taskId,
     );
     ctx.out.result(`OK: ${issue.identifier ?? issue.id} released (${issue.status})`, issue);
+    return 0;
+  },
+};
+
+export const taskClaim: Command = {
+  usage: `Usage: exec-kernel task claim [--type <type>]... [--wait <seconds>] [--lease-seconds <s>]
+
+Claims the next todo task from a coordination service (highest priority, then oldest), waiting up
+to --wait seconds for one. Prints the task and its lease; exit 0 with "No task." when none came.
+`,
+  options: {
+    ...BACKEND_OPTION,
+    type: { type: 'string', multiple: true },
+    wait: { type: 'string' },
+    'lease-seconds': { type: 'string' },
+  },
+  positionals: { min: 0, max: 0, names: '' },
+  async run(ctx) {
+    if ((await remoteOnly(ctx, 'claim')) !== 'coordination') {
+      throw new UsageError(
+        'task claim needs a coordination service (EXEC_KERNEL_COORDINATION_URL)',
+      );
+    }
+    const waitSeconds = numberFlag(ctx.values, 'wait') ?? 0;
+    const leaseSeconds = numberFlag(ctx.values, 'lease-seconds', { exclusiveMin: true });
+    const claimed = await (await coordinationFor(ctx)).claim({
+      waitSeconds,
+      ...(leaseSeconds === undefined ? {} : { leaseSeconds }),
+      ...(ctx.values.type === undefined ? {} : { types: ctx.values.type as string[] }),
+    });
+    if (claimed === undefined) {
+      ctx.out.result('No task.', { task: null });
+      return 0;
+    }
+    const { task, lease } = claimed;
+    ctx.out.result(
+      `CLAIMED: ${task.id} type=${task.type} lease=${lease.id} until=${lease.until}`,
+      claimed,
+    );
     return 0;
   },
 };

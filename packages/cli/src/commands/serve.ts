@@ -1,0 +1,121 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { numberFlag, stringFlag } from '../args.js';
+import { type Command, UsageError } from '../context.js';
+import { configFor } from '../services.js';
+
+/**
+ * The admin token: `EXEC_KERNEL_COORDINATION_ADMIN_TOKEN`, else the one kept beside the database
+ * (created on first start, readable by the owner only), else a new one for a memory database.
+ */
+function adminToken(
+  env: Record<string, string | undefined>,
+  db: string,
+): { token: string; where: string } {
+  const fromEnv = env.EXEC_KERNEL_COORDINATION_ADMIN_TOKEN;
+  if (fromEnv !== undefined && fromEnv !== '')
+    return { token: fromEnv, where: 'EXEC_KERNEL_COORDINATION_ADMIN_TOKEN' };
+  const token = `eka_${randomBytes(24).toString('base64url')}`;
+  if (!db.startsWith('sqlite:'))
+    return {
+      token,
+      where: 'printed below (set EXEC_KERNEL_COORDINATION_ADMIN_TOKEN to choose it)',
+    };
+  const file = join(dirname(resolve(db.slice('sqlite:'.length))), 'coordination.admin-token');
+  if (existsSync(file)) return { token: readFileSync(file, 'utf8').trim(), where: file };
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return { token, where: file };
+}
+
+/** The service package, installed beside the CLI (it is an optional peer: it brings a native SQLite driver). */
+async function loadService(): Promise<typeof import('@exec-kernel/coordination')> {
+  try {
+    return await import('@exec-kernel/coordination');
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (
+      (code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND') &&
+      String(error).includes('@exec-kernel/coordination')
+    ) {
+      throw new UsageError(
+        'serve needs the coordination service installed beside the CLI: npm install -g @exec-kernel/coordination',
+        { pointToHelp: false },
+      );
+    }
+    throw error;
+  }
+}
+
+export const serve: Command = {
+  usage: `Usage: exec-kernel serve [--db <database>] [--host <host>] [--port <port>] [--durability normal|full]
+
+Runs the coordination service: a shared task queue that several agents (on one machine or many)
+use, with every exec-kernel rule applied server-side. Prints where it listens; SIGTERM or SIGINT
+stops it gracefully (requests in flight finish, leases are kept).
+
+Databases:
+  sqlite:<file>       the embedded default, one service process per file
+                      (default: coordination.db beside store.path)
+  postgres://…        PostgreSQL, for several service instances on one database
+  memory              nothing kept: tests and throwaway demos
+
+Options:
+  --host <host>       default 127.0.0.1
+  --port <port>       default 7420 (0 picks a free port)
+  --durability full   SQLite synchronous=FULL, where power loss matters
+
+The admin token comes from EXEC_KERNEL_COORDINATION_ADMIN_TOKEN, else from (or into) the file
+coordination.admin-token beside the SQLite database. Agents get theirs from POST /v1/agents.
+`,
+  options: {
+    db: { type: 'string' },
+    host: { type: 'string' },
+    port: { type: 'string' },
+    durability: { type: 'string' },
+  },
+  positionals: { min: 0, max: 0, names: '' },
+  async run(ctx) {
+    const durability = stringFlag(ctx.values, 'durability');
+    if (durability !== undefined && durability !== 'normal' && durability !== 'full') {
+      throw new UsageError(`--durability must be normal or full, got '${durability}'`);
+    }
+    const port = numberFlag(ctx.values, 'port', { integer: true }) ?? 7420;
+    const { config, storePath } = await configFor(ctx);
+    const db =
+      stringFlag(ctx.values, 'db') ?? `sqlite:${join(dirname(storePath), 'coordination.db')}`;
+    const { token, where } = adminToken(ctx.io.env, db);
+    const { startCoordinationServer } = await loadService();
+    const server = await startCoordinationServer({
+      db,
+      durability,
+      adminToken: token,
+      host: stringFlag(ctx.values, 'host') ?? '127.0.0.1',
+      port,
+      maxDepth: config.lifecycle.maxDepth,
+      admissionRequired: config.admission.required,
+      budgetDefaults: config.budget,
+      warnAt: config.budget.warnAt,
+      idleTimeoutSeconds: config.idle.defaultTimeoutSeconds,
+    });
+    const location = server.service.storage.location;
+    ctx.out.result(`LISTENING: ${server.url} (${location})`, {
+      event: 'listening',
+      url: server.url,
+      db: location,
+    });
+    ctx.out.warn(`admin token: ${where}`);
+    if (where.startsWith('printed')) ctx.out.warn(token);
+
+    await new Promise<void>((done) => {
+      if (ctx.io.signal === undefined) return;
+      if (ctx.io.signal.aborted) done();
+      ctx.io.signal.addEventListener('abort', () => done(), { once: true });
+    });
+    await server.close();
+    ctx.out.result('STOPPED: requests in flight finished; leases kept', { event: 'stopped' });
+    return 0;
+  },
+};

@@ -1,0 +1,16 @@
+// The client alone, for agents that talk to a service and never run one: importing
+// `@exec-kernel/coordination/client` loads neither Hono nor a database driver.
+
+export type {
+  BudgetWarningView,
+  Claimed,
+  ClientOptions,
+  Job,
+  JobHandler,
+  WorkOptions,
+} from './client.js';
+export { CoordinationClient, isUnavailable } from './client.js';
+export type { ForwardedEscalation } from './escalation-sink.js';
+export { coordinationSink } from './escalation-sink.js';
+export type { AgentView, EscalationView, EventView, TaskView } from './http/views.js';
+export type { EnqueueInput, Lease } from './service.js';

@@ -1,0 +1,555 @@
+import {
+  ConflictError,
+  KernelError,
+  reviveKernelError,
+  type TaskState,
+  TransportError,
+  type Violation,
+} from '@exec-kernel/core';
+import ky, { HTTPError, type KyInstance, TimeoutError } from 'ky';
+import type { AgentView, EscalationView, EventView, TaskView } from './http/views.js';
+import type { EnqueueInput, Lease } from './service.js';
+
+/** Options of {@link CoordinationClient}. */
+export interface ClientOptions {
+  /** The service's base URL, e.g. `http://127.0.0.1:7420`. */
+  url: string;
+  /** An agent token (from `registerAgent`) or the admin token. Never shown in errors. */
+  token: string;
+  /** Per request, on top of any long-poll wait. Default: `10000` ms. */
+  timeoutMs?: number | undefined;
+  /** Retries of reads (GET) on 408, 429, 5xx and network errors. Default: `2`. */
+  retries?: number | undefined;
+  /** A fetch to use instead of the global one (for example an app's in-process `fetch`). */
+  fetch?: typeof fetch | undefined;
+}
+
+/** A claimed task and its lease. */
+export interface Claimed {
+  task: TaskView;
+  lease: Lease;
+}
+
+/** A budget warning the service reported with a step or usage. */
+export interface BudgetWarningView {
+  taskId: string;
+  budgetType: string;
+  fraction: number;
+}
+
+/** One claimed task, as the worker helper hands it to a handler. */
+export interface Job {
+  readonly task: TaskView;
+  readonly lease: Lease;
+  /** Aborted when the lease is lost (another claim took the task) or the worker stops. */
+  readonly signal: AbortSignal;
+  /** Records steps against the task's budget (throws BudgetExceededError past it). */
+  step(count?: number): Promise<BudgetWarningView[]>;
+  /** Records tokens and cost against the task's budget. */
+  usage(spend: { tokens?: number; costUsd?: number }): Promise<BudgetWarningView[]>;
+  /** Moves the task yourself; the worker then leaves it where you put it. */
+  transition(to: TaskState, comment?: string): Promise<void>;
+}
+
+/** Does a claimed task's work; resolves with where to move it (default `done`), or nothing. */
+export type JobHandler = (job: Job) => Promise<TaskState | undefined> | Promise<void>;
+
+/** Options of {@link CoordinationClient.work}. */
+export interface WorkOptions {
+  /** Claim only these task types. Default: any. */
+  types?: string[] | undefined;
+  /** Lease length; the worker heartbeats every third of it. Default: `30` s. */
+  leaseSeconds?: number | undefined;
+  /** How long each claim waits for work. Default: `20` s. */
+  waitSeconds?: number | undefined;
+  /** Stops the worker (the task in hand is finished or blocked first). */
+  signal?: AbortSignal | undefined;
+  /** Return when a claim finds nothing, instead of waiting for more. Default: `false`. */
+  untilIdle?: boolean | undefined;
+  /** Called with the error of a handler that threw (its task is then blocked and escalated). */
+  onError?: ((error: unknown, job: Job) => void) | undefined;
+  /**
+   * Called each time the service does not answer (down, restarting, overloaded). The worker then
+   * waits (backing off up to 5 s) and tries again instead of stopping.
+   */
+  onUnavailable?: ((error: TransportError) => void) | undefined;
+}
+
+/** Whether the service did not answer (no response, 408, 429, 5xx): trying again later may work. */
+export function isUnavailable(error: unknown): error is TransportError {
+  if (!(error instanceof TransportError)) return false;
+  const status = error.status;
+  return status === undefined || status === 408 || status === 429 || status >= 500;
+}
+
+/** Waits `ms`, or less when `signal` aborts. */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((done) => {
+    if (signal?.aborted) return done();
+    const timer = setTimeout(finish, ms);
+    function finish() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', finish);
+      done();
+    }
+    signal?.addEventListener('abort', finish, { once: true });
+  });
+}
+
+/** Full-jitter exponential backoff: 100 ms doubling to 5 s. */
+function backoffMs(attempt: number): number {
+  return Math.random() * Math.min(5_000, 100 * 2 ** attempt);
+}
+
+function searchParams(values: Record<string, string | number | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(values))
+    if (value !== undefined) out[key] = String(value);
+  return out;
+}
+
+/**
+ * The coordination service from an agent's (or an admin's) side: a typed method per route, and
+ * errors rebuilt into the core classes (`LoopDetectionError`, `BudgetExceededError`, …, with the
+ * server's `violation` record attached as `error.violation`).
+ *
+ * @example
+ * ```ts
+ * const client = new CoordinationClient({ url, token });
+ * await client.work(async (job) => {
+ *   await job.step();
+ *   // … the work …
+ *   return 'done';
+ * }, { types: ['build'] });
+ * ```
+ */
+export class CoordinationClient {
+  readonly url: string;
+  readonly #ky: KyInstance;
+  readonly #timeoutMs: number;
+
+  constructor(options: ClientOptions) {
+    this.url = options.url.replace(/\/+$/, '');
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#ky = ky.create({
+      prefixUrl: this.url,
+      headers: { authorization: `Bearer ${options.token}`, accept: 'application/json' },
+      timeout: this.#timeoutMs,
+      retry: {
+        limit: options.retries ?? 2,
+        methods: ['get'],
+        statusCodes: [408, 429, 500, 502, 503, 504],
+      },
+      ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
+    });
+  }
+
+  // --- agents ------------------------------------------------------------------------------------
+
+  /** Admin: registers an agent (or rotates its token); the token is returned once. */
+  registerAgent(id: string): Promise<{ agentId: string; token: string }> {
+    return this.#send('post', 'v1/agents', { id });
+  }
+
+  async getAgent(id: string): Promise<AgentView> {
+    return (await this.#send<{ agent: AgentView }>('get', `v1/agents/${encodeURIComponent(id)}`))
+      .agent;
+  }
+
+  /** Puts an agent to sleep: it may not enqueue until woken or timed out. */
+  async sleep(
+    agentId: string,
+    options: { timeoutSeconds?: number; reason?: string } = {},
+  ): Promise<AgentView> {
+    return (
+      await this.#send<{ agent: AgentView }>(
+        'post',
+        `v1/agents/${encodeURIComponent(agentId)}/sleep`,
+        options,
+      )
+    ).agent;
+  }
+
+  wake(
+    agentId: string,
+    reason?: 'woken' | 'task_available',
+  ): Promise<{ agent: AgentView; wasAsleep: boolean }> {
+    return this.#send(
+      'post',
+      `v1/agents/${encodeURIComponent(agentId)}/wake`,
+      reason === undefined ? {} : { reason },
+    );
+  }
+
+  // --- tasks -------------------------------------------------------------------------------------
+
+  /** Enqueues a task; `deduplicated` is true when the idempotency key matched an existing one. */
+  async enqueue(input: EnqueueInput): Promise<{ task: TaskView; deduplicated: boolean }> {
+    const result = await this.#send<{ task: TaskView; deduplicated?: true }>(
+      'post',
+      'v1/tasks',
+      input,
+    );
+    return { task: result.task, deduplicated: result.deduplicated === true };
+  }
+
+  listTasks(
+    filter: {
+      state?: TaskState;
+      type?: string;
+      agentId?: string;
+      leaseOwner?: string;
+      after?: number;
+      limit?: number;
+    } = {},
+  ): Promise<{ tasks: TaskView[]; next: number | null }> {
+    return this.#send('get', 'v1/tasks', undefined, searchParams(filter));
+  }
+
+  async getTask(id: string): Promise<TaskView> {
+    return (await this.#send<{ task: TaskView }>('get', `v1/tasks/${encodeURIComponent(id)}`)).task;
+  }
+
+  /** Claims the next task, waiting up to `waitSeconds`; `undefined` when there was none. */
+  claim(
+    options: {
+      types?: string[];
+      leaseSeconds?: number;
+      waitSeconds?: number;
+      signal?: AbortSignal;
+    } = {},
+  ): Promise<Claimed | undefined> {
+    const { signal, ...body } = options;
+    return this.#send<Claimed | undefined>('post', 'v1/tasks/claim', body, undefined, {
+      extraTimeoutMs: (options.waitSeconds ?? 0) * 1000,
+      signal,
+    });
+  }
+
+  /** Claims a named task (it must be `todo`). */
+  claimTask(id: string, options: { leaseSeconds?: number } = {}): Promise<Claimed> {
+    return this.#send('post', `v1/tasks/${encodeURIComponent(id)}/claim`, options);
+  }
+
+  heartbeat(
+    id: string,
+    options: { leaseId?: string; leaseSeconds?: number } = {},
+  ): Promise<Claimed> {
+    return this.#send('post', `v1/tasks/${encodeURIComponent(id)}/heartbeat`, options);
+  }
+
+  transition(
+    id: string,
+    to: TaskState,
+    options: { leaseId?: string; comment?: string } = {},
+  ): Promise<{ task: TaskView; from: TaskState; to: TaskState; reason: string }> {
+    return this.#send('post', `v1/tasks/${encodeURIComponent(id)}/transition`, { to, ...options });
+  }
+
+  step(
+    id: string,
+    options: { count?: number; leaseId?: string } = {},
+  ): Promise<{ task: TaskView; warnings: BudgetWarningView[] }> {
+    return this.#send('post', `v1/tasks/${encodeURIComponent(id)}/steps`, options);
+  }
+
+  usage(
+    id: string,
+    options: { tokens?: number; costUsd?: number; leaseId?: string },
+  ): Promise<{ task: TaskView; warnings: BudgetWarningView[] }> {
+    return this.#send('post', `v1/tasks/${encodeURIComponent(id)}/usage`, options);
+  }
+
+  async release(id: string, options: { leaseId?: string } = {}): Promise<TaskView> {
+    return (
+      await this.#send<{ task: TaskView }>(
+        'post',
+        `v1/tasks/${encodeURIComponent(id)}/release`,
+        options,
+      )
+    ).task;
+  }
+
+  // --- escalations, events, health ---------------------------------------------------------------
+
+  listEscalations(
+    filter: { status?: 'open' | 'acknowledged' | 'resolved'; after?: number; limit?: number } = {},
+  ): Promise<{ escalations: EscalationView[]; next: number | null }> {
+    return this.#send('get', 'v1/escalations', undefined, searchParams(filter));
+  }
+
+  /**
+   * Raises an escalation by hand (an agent that is stuck, or a violation seen elsewhere, such as
+   * on Paperclip): it joins the queue with the service's own.
+   */
+  async escalate(input: {
+    kind: 'blocked' | 'violation';
+    taskId?: string;
+    comment?: string;
+    violation?: Violation;
+  }): Promise<EscalationView> {
+    return (await this.#send<{ escalation: EscalationView }>('post', 'v1/escalations', input))
+      .escalation;
+  }
+
+  async acknowledge(id: string): Promise<EscalationView> {
+    return (
+      await this.#send<{ escalation: EscalationView }>(
+        'post',
+        `v1/escalations/${encodeURIComponent(id)}/ack`,
+      )
+    ).escalation;
+  }
+
+  async resolve(
+    id: string,
+    options: { resolution?: string; requeue?: boolean } = {},
+  ): Promise<EscalationView> {
+    return (
+      await this.#send<{ escalation: EscalationView }>(
+        'post',
+        `v1/escalations/${encodeURIComponent(id)}/resolve`,
+        options,
+      )
+    ).escalation;
+  }
+
+  events(
+    options: { after?: number; limit?: number } = {},
+  ): Promise<{ events: EventView[]; next: number }> {
+    return this.#send('get', 'v1/events', undefined, searchParams(options));
+  }
+
+  /** The event log as a live stream (Server-Sent Events), from after `after`, until `signal` aborts. */
+  async *stream(options: { after?: number; signal?: AbortSignal } = {}): AsyncGenerator<EventView> {
+    const response = await this.#ky.get('v1/events/stream', {
+      timeout: false,
+      retry: 0,
+      searchParams: searchParams({ after: options.after }),
+      headers: { accept: 'text/event-stream' },
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+    const reader = (response.body as ReadableStream<Uint8Array>)
+      .pipeThrough(new TextDecoderStream())
+      .getReader();
+    let buffer = '';
+    try {
+      while (true) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buffer += value;
+        let end = buffer.indexOf('\n\n');
+        while (end >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const data = block
+            .split('\n')
+            .filter((line) => line.startsWith('data:'))
+            .map((line) => line.slice(5).trimStart())
+            .join('\n');
+          if (data !== '') yield JSON.parse(data) as EventView;
+          end = buffer.indexOf('\n\n');
+        }
+      }
+    } catch (error) {
+      if (options.signal?.aborted) return;
+      throw error;
+    } finally {
+      await reader.cancel().catch(() => undefined);
+    }
+  }
+
+  /** `/healthz`: `ok` when the service and its storage answer. */
+  async health(): Promise<{ status: 'ok' | 'unhealthy'; storage: string }> {
+    const response = await this.#ky.get('healthz', { throwHttpErrors: false, retry: 0 });
+    return (await response.json()) as { status: 'ok' | 'unhealthy'; storage: string };
+  }
+
+  // --- the worker helper -------------------------------------------------------------------------
+
+  /**
+   * Works tasks one at a time: claim (waiting for work), heartbeat while the handler runs, then
+   * move the task to the state the handler returns (default `done`). A handler that throws gets
+   * its task blocked (which escalates it) and the worker carries on. Returns how many tasks it
+   * handled, when `signal` aborts or (with `untilIdle`) when a claim finds nothing.
+   */
+  async work(handler: JobHandler, options: WorkOptions = {}): Promise<number> {
+    const leaseSeconds = options.leaseSeconds ?? 30;
+    let handled = 0;
+    let failures = 0;
+    while (options.signal?.aborted !== true) {
+      let claimed: Claimed | undefined;
+      try {
+        claimed = await this.claim({
+          ...(options.types === undefined ? {} : { types: options.types }),
+          leaseSeconds,
+          waitSeconds: options.waitSeconds ?? 20,
+          ...(options.signal === undefined ? {} : { signal: options.signal }),
+        });
+        failures = 0;
+      } catch (error) {
+        if (options.signal?.aborted) break;
+        if (!isUnavailable(error)) throw error;
+        options.onUnavailable?.(error);
+        await pause(backoffMs(failures++), options.signal);
+        continue;
+      }
+      if (claimed === undefined) {
+        if (options.untilIdle) break;
+        continue;
+      }
+      await this.#handle(claimed, handler, leaseSeconds, options);
+      handled++;
+    }
+    return handled;
+  }
+
+  async #handle(
+    { task, lease }: Claimed,
+    handler: JobHandler,
+    leaseSeconds: number,
+    options: WorkOptions,
+  ): Promise<void> {
+    const lost = new AbortController();
+    const stop = () => lost.abort();
+    options.signal?.addEventListener('abort', stop, { once: true });
+    let moved = false;
+    const timer = setInterval(
+      () => {
+        this.heartbeat(task.id, { leaseId: lease.id, leaseSeconds }).catch((error: unknown) => {
+          if (ConflictError.is(error) || (error instanceof TransportError && error.status === 403))
+            lost.abort();
+        });
+      },
+      (leaseSeconds * 1000) / 3,
+    );
+    const job: Job = {
+      task,
+      lease,
+      signal: lost.signal,
+      step: async (count = 1) => (await this.step(task.id, { count, leaseId: lease.id })).warnings,
+      usage: async (spend) => (await this.usage(task.id, { ...spend, leaseId: lease.id })).warnings,
+      transition: async (to, comment) => {
+        await this.transition(task.id, to, {
+          leaseId: lease.id,
+          ...(comment === undefined ? {} : { comment }),
+        });
+        moved = true;
+      },
+    };
+    try {
+      const to = (await handler(job)) ?? 'done';
+      if (!moved && !lost.signal.aborted)
+        await this.#finish(task.id, lease, to, lost.signal, options);
+    } catch (error) {
+      options.onError?.(error, job);
+      // Past its budget the service has blocked the task already.
+      const alreadyBlocked = KernelError.is(error) && error.code === 'BUDGET_EXCEEDED';
+      if (!moved && !lost.signal.aborted && !alreadyBlocked) {
+        const message = error instanceof Error ? error.message : String(error);
+        await job.transition('blocked', `Worker failed: ${message}`).catch(() => undefined);
+      }
+    } finally {
+      clearInterval(timer);
+      options.signal?.removeEventListener('abort', stop);
+    }
+  }
+
+  /**
+   * The handler's outcome, sent until the service answers or the lease is gone: work done is not
+   * thrown away because the service restarted meanwhile. A send that committed but lost its reply
+   * is recognised on the next try by the task already being where it was sent.
+   */
+  async #finish(
+    id: string,
+    lease: Lease,
+    to: TaskState,
+    lost: AbortSignal,
+    options: WorkOptions,
+  ): Promise<void> {
+    const until = Date.parse(lease.until);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        if (attempt > 0 && (await this.getTask(id)).state === to) return;
+        await this.transition(id, to, { leaseId: lease.id });
+        return;
+      } catch (error) {
+        if (!isUnavailable(error) || lost.aborted || Date.now() >= until) throw error;
+        options.onUnavailable?.(error);
+        await pause(backoffMs(attempt), lost);
+      }
+    }
+  }
+
+  // --- transport ---------------------------------------------------------------------------------
+
+  async #send<T>(
+    method: 'get' | 'post',
+    path: string,
+    json?: unknown,
+    query?: Record<string, string>,
+    extra: { extraTimeoutMs?: number; signal?: AbortSignal | undefined } = {},
+  ): Promise<T> {
+    const url = `${this.url}/${path}`;
+    try {
+      const response = await this.#ky(path, {
+        method,
+        ...(json === undefined ? {} : { json }),
+        ...(query === undefined ? {} : { searchParams: query }),
+        ...(extra.extraTimeoutMs === undefined
+          ? {}
+          : { timeout: this.#timeoutMs + extra.extraTimeoutMs }),
+        ...(extra.signal === undefined ? {} : { signal: extra.signal }),
+      });
+      if (response.status === 204) return undefined as T;
+      return (await response.json()) as T;
+    } catch (error) {
+      throw await this.#rebuild(error, method.toUpperCase(), url);
+    }
+  }
+
+  /** The server's `{ error: { code, message, … } }` as a core error; never a header or the token. */
+  async #rebuild(error: unknown, method: string, url: string): Promise<unknown> {
+    if (error instanceof HTTPError) {
+      let body: {
+        error?: {
+          code?: string;
+          message?: string;
+          details?: Record<string, unknown>;
+          violation?: Violation;
+        };
+      } = {};
+      try {
+        body = (await error.response.json()) as typeof body;
+      } catch {
+        // Not our JSON (a proxy's page): the status says it all.
+      }
+      const e = body.error;
+      const status = error.response.status;
+      if (
+        e?.code !== undefined &&
+        e.message !== undefined &&
+        status !== 401 &&
+        status !== 403 &&
+        status !== 400 &&
+        status !== 413
+      ) {
+        const rebuilt = reviveKernelError({ code: e.code, message: e.message, details: e.details });
+        if (KernelError.is(rebuilt) && rebuilt.constructor !== KernelError) {
+          if (e.violation !== undefined)
+            (rebuilt as KernelError & { violation?: Violation }).violation = e.violation;
+          return rebuilt;
+        }
+      }
+      return new TransportError(
+        { status, method, url },
+        {
+          message: `${method} ${url} failed with status ${status}${e?.message === undefined ? '' : `: ${e.message}`}`,
+        },
+      );
+    }
+    if (error instanceof Error && error.name === 'AbortError') return error;
+    const reason = error instanceof TimeoutError ? 'timed out' : 'no response';
+    return new TransportError({ method, url }, { message: `${method} ${url} failed: ${reason}` });
+  }
+}

@@ -1,0 +1,51 @@
+import { KernelError, type KernelErrorCode } from '@exec-kernel/core';
+
+/** Error codes of the service's own refusals (kernel violations keep their kernel codes). */
+export type ServiceErrorCode =
+  | 'UNAUTHENTICATED'
+  | 'FORBIDDEN'
+  | 'VALIDATION'
+  | 'BAD_JSON'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'NOT_FOUND'
+  | 'UNAVAILABLE';
+
+/**
+ * A request the service refuses for a reason that is not a kernel rule: no or a wrong token,
+ * acting as someone else, a malformed body. Carries the HTTP status it is answered with.
+ */
+export class ServiceError extends Error {
+  override name = 'ServiceError';
+  readonly status: number;
+  readonly code: ServiceErrorCode;
+  readonly details: Record<string, unknown>;
+
+  constructor(
+    status: number,
+    code: ServiceErrorCode,
+    message: string,
+    details: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/** The HTTP status a kernel error is answered with. */
+export function statusOf(error: KernelError): number {
+  const byCode: Partial<Record<KernelErrorCode, number>> = {
+    NOT_FOUND: 404,
+    CONFLICT: 409,
+    CONFIG_INVALID: 400,
+    TRANSPORT: 502,
+    STORE: 503,
+  };
+  return byCode[error.code] ?? 422;
+}
+
+/** Whether an error is a rule violation (422), which the service also escalates. */
+export function isViolation(error: unknown): error is KernelError {
+  return KernelError.is(error) && statusOf(error) === 422;
+}

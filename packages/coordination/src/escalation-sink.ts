@@ -1,0 +1,37 @@
+import type { Violation } from '@exec-kernel/core';
+import type { CoordinationClient } from './client.js';
+
+/** What `@exec-kernel/paperclip`'s `EscalationHook` hands a sink (structural: no dependency). */
+export interface ForwardedEscalation {
+  kind: 'blocked' | 'violation';
+  taskId: string | undefined;
+  agentId: string | undefined;
+  comment: string | undefined;
+  violation: Violation | undefined;
+  at: string;
+}
+
+/**
+ * A sink for `@exec-kernel/paperclip`'s `EscalationHook`: each task entering `blocked` and each
+ * violation on Paperclip becomes an item of the coordination service's escalation queue (and an
+ * event), raised as the client's agent.
+ *
+ * @example
+ * ```ts
+ * new EscalationHook(coordinationSink(client)).attach(adapter);
+ * ```
+ */
+export function coordinationSink(client: CoordinationClient): {
+  send(escalation: ForwardedEscalation): Promise<void>;
+} {
+  return {
+    async send(escalation) {
+      await client.escalate({
+        kind: escalation.kind,
+        ...(escalation.taskId === undefined ? {} : { taskId: escalation.taskId }),
+        ...(escalation.comment === undefined ? {} : { comment: escalation.comment }),
+        ...(escalation.violation === undefined ? {} : { violation: escalation.violation }),
+      });
+    },
+  };
+}

@@ -1,0 +1,893 @@
+import { KernelError, TASK_STATES, type TaskState, type Violation } from '@exec-kernel/core';
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import type { Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { HTTPException } from 'hono/http-exception';
+import { streamSSE } from 'hono/streaming';
+import { ServiceError, statusOf } from '../errors.js';
+import type { JsonValue } from '../model.js';
+import type { Caller, CoordinationService } from '../service.js';
+import { HttpMetrics, renderMetrics } from './metrics.js';
+import { agentView, escalationView, eventView, taskView } from './views.js';
+
+// --- schemas (module-private: they shape requests, responses and the OpenAPI document) ---
+
+const stateSchema = z.enum(TASK_STATES as [TaskState, ...TaskState[]]).openapi({ example: 'todo' });
+const id = z.string().min(1).max(200);
+const anyJson: z.ZodType<unknown> = z.unknown();
+const limitsInput = z
+  .object({
+    maxSteps: z.number().int().min(0).optional(),
+    maxDepth: z.number().int().min(0).optional(),
+    maxDurationSeconds: z.number().min(0).optional(),
+    maxTokens: z.number().int().min(0).nullable().optional(),
+    maxCostUsd: z.number().min(0).nullable().optional(),
+  })
+  .strict();
+
+/** A task as the API shows it: times as ISO-8601, `null` where unset. */
+const TaskSchema = z
+  .object({
+    id: z.string(),
+    seq: z.number().int(),
+    type: z.string(),
+    title: z.string().nullable(),
+    state: stateSchema,
+    priority: z.number(),
+    agentId: z.string(),
+    parentId: z.string().nullable(),
+    createdById: z.string().nullable(),
+    depth: z.number().int(),
+    admission: z.record(z.string(), z.string()).nullable(),
+    payload: anyJson,
+    idempotencyKey: z.string().nullable(),
+    attempts: z.number().int(),
+    maxAttempts: z.number().int(),
+    leaseOwner: z.string().nullable(),
+    leaseUntil: z.string().nullable(),
+    limits: z.object({
+      maxSteps: z.number(),
+      maxDepth: z.number(),
+      maxDurationSeconds: z.number(),
+      maxTokens: z.number().nullable(),
+      maxCostUsd: z.number().nullable(),
+    }),
+    stepsTaken: z.number(),
+    tokens: z.number(),
+    costUsd: z.number(),
+    startedAt: z.string().nullable(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .openapi('Task');
+
+const LeaseSchema = z.object({ id: z.string(), until: z.string() }).openapi('Lease');
+
+const AgentSchema = z
+  .object({
+    id: z.string(),
+    asleep: z.boolean(),
+    sleepUntil: z.string().nullable(),
+    sleepReason: z.string().nullable(),
+    createdAt: z.string(),
+  })
+  .openapi('Agent');
+
+const ViolationSchema = z
+  .object({
+    kind: z.string(),
+    code: z.string(),
+    taskId: z.string().optional(),
+    agentId: z.string().optional(),
+    limit: z.number().optional(),
+    observed: z.number().optional(),
+    message: z.string(),
+    at: z.string(),
+    details: z.record(z.string(), z.unknown()),
+  })
+  .openapi('Violation');
+
+const EscalationSchema = z
+  .object({
+    id: z.string(),
+    seq: z.number().int(),
+    kind: z.enum(['violation', 'blocked', 'attempts_exhausted']),
+    status: z.enum(['open', 'acknowledged', 'resolved']),
+    taskId: z.string().nullable(),
+    agentId: z.string().nullable(),
+    violation: ViolationSchema.nullable(),
+    comment: z.string().nullable(),
+    createdAt: z.string(),
+    acknowledgedAt: z.string().nullable(),
+    acknowledgedBy: z.string().nullable(),
+    resolvedAt: z.string().nullable(),
+    resolvedBy: z.string().nullable(),
+    resolution: z.string().nullable(),
+  })
+  .openapi('Escalation');
+
+const EventSchema = z
+  .object({
+    seq: z.number().int(),
+    type: z.string(),
+    taskId: z.string().nullable(),
+    agentId: z.string().nullable(),
+    data: anyJson,
+    at: z.string(),
+  })
+  .openapi('Event');
+
+const ErrorSchema = z
+  .object({
+    error: z.object({
+      code: z.string().openapi({ example: 'LOOP_DETECTED' }),
+      message: z.string(),
+      details: z.record(z.string(), z.unknown()).optional(),
+      violation: ViolationSchema.optional(),
+    }),
+  })
+  .openapi('Error');
+
+const EnqueueSchema = z
+  .object({
+    id: id.optional().openapi({ description: 'Default: a generated `tsk_…` id.' }),
+    type: z.string().min(1).max(200),
+    title: z.string().max(1000).optional(),
+    priority: z.number().int().min(-1_000_000).max(1_000_000).optional(),
+    parentId: id.optional(),
+    createdById: id.optional(),
+    admission: z.record(z.string(), z.unknown()).optional(),
+    payload: anyJson.optional(),
+    budget: limitsInput.optional(),
+    maxAttempts: z.number().int().min(1).max(1000).optional(),
+    idempotencyKey: z.string().min(1).max(255).optional(),
+    agentId: id.optional().openapi({ description: 'Admin only: enqueue for this agent.' }),
+    state: z.enum(['todo', 'backlog']).optional(),
+  })
+  .strict()
+  .openapi('EnqueueRequest');
+
+const ClaimSchema = z
+  .object({
+    types: z.array(z.string().min(1)).max(100).optional(),
+    leaseSeconds: z.number().positive().optional(),
+    waitSeconds: z.number().min(0).optional(),
+  })
+  .strict()
+  .openapi('ClaimRequest');
+
+const LeaseRequestSchema = z
+  .object({ leaseId: z.string().optional(), leaseSeconds: z.number().positive().optional() })
+  .strict();
+
+const TransitionSchema = z
+  .object({
+    to: z.string().min(1),
+    leaseId: z.string().optional(),
+    comment: z.string().max(10_000).optional(),
+  })
+  .strict()
+  .openapi('TransitionRequest');
+
+const StepsSchema = z
+  .object({
+    count: z.number().int().min(1).max(1_000_000).optional(),
+    leaseId: z.string().optional(),
+  })
+  .strict();
+
+const UsageSchema = z
+  .object({
+    tokens: z.number().int().min(0).optional(),
+    costUsd: z.number().min(0).optional(),
+    leaseId: z.string().optional(),
+  })
+  .strict();
+
+const SleepSchema = z
+  .object({
+    timeoutSeconds: z.number().positive().max(31_536_000).optional(),
+    reason: z.string().max(200).optional(),
+  })
+  .strict();
+
+const WakeSchema = z.object({ reason: z.enum(['woken', 'task_available']).optional() }).strict();
+
+const ResolveSchema = z
+  .object({ resolution: z.string().max(10_000).optional(), requeue: z.boolean().optional() })
+  .strict();
+
+const RegisterSchema = z.object({ id }).strict();
+
+const EscalateSchema = z
+  .object({
+    kind: z.enum(['blocked', 'violation']),
+    taskId: id.optional(),
+    comment: z.string().max(10_000).optional(),
+    violation: ViolationSchema.optional(),
+  })
+  .strict()
+  .openapi('EscalateRequest');
+
+const IdParam = z.object({ id: id.openapi({ param: { name: 'id', in: 'path' } }) });
+
+const ListQuery = z.object({
+  after: z.coerce.number().int().min(0).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).optional(),
+});
+
+/** What the app keeps per request. */
+export interface AppEnv {
+  Variables: { caller: Caller };
+}
+
+/** Options of {@link createApp}. */
+export interface AppOptions {
+  /** Largest request body accepted. Default: `1 MiB`. */
+  maxBodyBytes?: number | undefined;
+  /** Version reported in the OpenAPI document. */
+  version?: string | undefined;
+  /** Kept up to date with the number of requests being handled (for a graceful shutdown). */
+  activity?: { inFlight: number } | undefined;
+}
+
+type ErrorBody = z.infer<typeof ErrorSchema>;
+
+function errorBody(
+  code: string,
+  message: string,
+  extra: Omit<ErrorBody['error'], 'code' | 'message'> = {},
+): ErrorBody {
+  return { error: { code, message, ...extra } };
+}
+
+const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  content: { 'application/json': { schema } },
+  description,
+});
+
+const errors = {
+  400: json(ErrorSchema, 'Malformed JSON or a body that does not match the schema'),
+  401: json(ErrorSchema, 'No token, or an unknown one'),
+  403: json(ErrorSchema, 'Acting as someone else, or an admin-only action'),
+  404: json(ErrorSchema, 'Unknown task, agent or escalation'),
+  409: json(ErrorSchema, 'A lease or state conflict'),
+  413: json(ErrorSchema, 'Body too large'),
+  422: json(ErrorSchema, 'A rule violation; `error.violation` is the Violation record'),
+} as const;
+
+const body = <T extends z.ZodType>(schema: T) => ({
+  body: { content: { 'application/json': { schema } }, required: true },
+});
+
+const TaskResult = z.object({ task: TaskSchema });
+const LeaseResult = z.object({ task: TaskSchema, lease: LeaseSchema });
+const Warning = z.object({ taskId: z.string(), budgetType: z.string(), fraction: z.number() });
+
+/**
+ * The coordination service's HTTP interface: a Hono app with a zod schema on every route and the
+ * OpenAPI document at `/openapi.json`. Every error is `{ error: { code, message, … } }`.
+ */
+export function createApp(
+  service: CoordinationService,
+  options: AppOptions = {},
+): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>({
+    defaultHook: (result, c) => {
+      if (!result.success) {
+        const issues = result.error.issues.map((i) => ({
+          path: i.path.join('.'),
+          message: i.message,
+        }));
+        const first = issues[0];
+        const message =
+          first === undefined ? 'Invalid request' : `${first.path || 'body'}: ${first.message}`;
+        return c.json(errorBody('VALIDATION', message, { details: { issues } }), 400);
+      }
+      return undefined;
+    },
+  });
+
+  const metrics = new HttpMetrics();
+  const maxBytes = options.maxBodyBytes ?? 1024 * 1024;
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: maxBytes,
+      onError: (c) =>
+        c.json(
+          errorBody('PAYLOAD_TOO_LARGE', `Request body is larger than ${maxBytes} bytes`),
+          413,
+        ),
+    }),
+  );
+
+  const activity = options.activity ?? { inFlight: 0 };
+  app.use('*', async (c, next) => {
+    const started = performance.now();
+    activity.inFlight++;
+    try {
+      await next();
+    } finally {
+      activity.inFlight--;
+    }
+    metrics.observeRequest(
+      c.req.method,
+      c.req.routePath,
+      c.res.status,
+      performance.now() - started,
+    );
+  });
+
+  app.use('/v1/*', async (c, next) => {
+    const header = c.req.header('authorization');
+    const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+    const caller =
+      token === undefined || token === '' ? undefined : await service.authenticate(token);
+    if (caller === undefined) {
+      const message =
+        token === undefined ? 'A bearer token is required' : 'The bearer token is not valid';
+      return c.json(errorBody('UNAUTHENTICATED', message), 401, { 'www-authenticate': 'Bearer' });
+    }
+    c.set('caller', caller);
+    return next();
+  });
+
+  app.onError((error, c) => handleError(error, c));
+  app.notFound((c) =>
+    c.json(errorBody('NOT_FOUND', `No route ${c.req.method} ${c.req.path}`), 404),
+  );
+
+  // --- operations ------------------------------------------------------------------------------
+
+  app.get('/healthz', async (c) => {
+    const ok = await service.healthy();
+    return c.json(
+      {
+        status: ok ? 'ok' : 'unhealthy',
+        storage: service.storage.engine,
+        location: service.storage.location,
+      },
+      ok ? 200 : 503,
+    );
+  });
+
+  app.get('/metrics', async (c) => {
+    const text = await renderMetrics(service, metrics);
+    return c.text(text, 200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+  });
+
+  app.doc('/openapi.json', {
+    openapi: '3.0.3',
+    info: {
+      title: 'exec-kernel coordination',
+      version: options.version ?? '0.0.0',
+      description: 'A shared, enforcing task queue for many agents.',
+    },
+  });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
+    type: 'http',
+    scheme: 'bearer',
+  });
+
+  // --- agents ----------------------------------------------------------------------------------
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/agents',
+      summary: 'Register an agent (admin); returns its token once',
+      security: [{ bearer: [] }],
+      request: body(RegisterSchema),
+      responses: {
+        201: json(z.object({ agentId: z.string(), token: z.string() }), 'Registered'),
+        ...errors,
+      },
+    }),
+    async (c) => c.json(await service.registerAgent(c.get('caller'), c.req.valid('json').id), 201),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/agents/{id}',
+      summary: 'An agent and its sleep state',
+      security: [{ bearer: [] }],
+      request: { params: IdParam },
+      responses: { 200: json(z.object({ agent: AgentSchema }), 'The agent'), ...errors },
+    }),
+    async (c) => {
+      const agent = await service.getAgent(c.get('caller'), c.req.valid('param').id);
+      return c.json({ agent: agentView(agent, Date.now()) }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/agents/{id}/sleep',
+      summary: 'Put an agent to sleep: it may not enqueue until woken or timed out',
+      security: [{ bearer: [] }],
+      request: { params: IdParam, ...body(SleepSchema) },
+      responses: { 200: json(z.object({ agent: AgentSchema }), 'Asleep'), ...errors },
+    }),
+    async (c) => {
+      const agent = await service.sleep(
+        c.get('caller'),
+        c.req.valid('param').id,
+        c.req.valid('json'),
+      );
+      return c.json({ agent: agentView(agent, Date.now()) }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/agents/{id}/wake',
+      summary: "End an agent's sleep",
+      security: [{ bearer: [] }],
+      request: { params: IdParam, ...body(WakeSchema) },
+      responses: {
+        200: json(z.object({ agent: AgentSchema, wasAsleep: z.boolean() }), 'Awake'),
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const { agent, wasAsleep } = await service.wake(
+        c.get('caller'),
+        c.req.valid('param').id,
+        c.req.valid('json').reason,
+      );
+      return c.json({ agent: agentView(agent, Date.now()), wasAsleep }, 200);
+    },
+  );
+
+  // --- tasks -----------------------------------------------------------------------------------
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/tasks',
+      summary: 'Enqueue a task (idle, admission and loop checks; idempotency key)',
+      security: [{ bearer: [] }],
+      request: body(EnqueueSchema),
+      responses: {
+        201: json(TaskResult, 'Enqueued'),
+        200: json(
+          z.object({ task: TaskSchema, deduplicated: z.literal(true) }),
+          'An existing task with the same idempotency key',
+        ),
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const input = c.req.valid('json');
+      const { task, created } = await service.enqueue(c.get('caller'), {
+        ...input,
+        payload: input.payload as JsonValue | undefined,
+      });
+      return created
+        ? c.json({ task: taskView(task) }, 201)
+        : c.json({ task: taskView(task), deduplicated: true as const }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/tasks',
+      summary: 'List tasks, oldest first, by cursor',
+      security: [{ bearer: [] }],
+      request: {
+        query: ListQuery.extend({
+          state: z.string().optional(),
+          type: z.string().optional(),
+          agentId: z.string().optional(),
+          leaseOwner: z.string().optional(),
+        }),
+      },
+      responses: {
+        200: json(
+          z.object({ tasks: z.array(TaskSchema), next: z.number().int().nullable() }),
+          'Tasks',
+        ),
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const q = c.req.valid('query');
+      const limit = q.limit ?? 100;
+      const tasks = await service.listTasks({
+        state: q.state as TaskState | undefined,
+        type: q.type,
+        agentId: q.agentId,
+        leaseOwner: q.leaseOwner,
+        afterSeq: q.after,
+        limit,
+      });
+      const last = tasks.at(-1);
+      return c.json(
+        { tasks: tasks.map(taskView), next: tasks.length === limit && last ? last.seq : null },
+        200,
+      );
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/tasks/claim',
+      summary: 'Claim the next todo task with a lease; waits up to waitSeconds (204 when none)',
+      security: [{ bearer: [] }],
+      request: body(ClaimSchema),
+      responses: {
+        200: json(LeaseResult, 'Claimed'),
+        204: { description: 'Nothing to claim' },
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const claimed = await service.claim(c.get('caller'), {
+        ...c.req.valid('json'),
+        signal: c.req.raw.signal,
+      });
+      if (claimed === undefined) return c.body(null, 204);
+      return c.json({ task: taskView(claimed.task), lease: claimed.lease }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/tasks/{id}',
+      summary: 'A task',
+      security: [{ bearer: [] }],
+      request: { params: IdParam },
+      responses: { 200: json(TaskResult, 'The task'), ...errors },
+    }),
+    async (c) => c.json({ task: taskView(await service.getTask(c.req.valid('param').id)) }, 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/tasks/{id}/claim',
+      summary: 'Claim this task (if it is todo)',
+      security: [{ bearer: [] }],
+      request: { params: IdParam, ...body(LeaseRequestSchema.pick({ leaseSeconds: true })) },
+      responses: { 200: json(LeaseResult, 'Claimed'), ...errors },
+    }),
+    async (c) => {
+      const claimed = await service.claim(c.get('caller'), {
+        taskId: c.req.valid('param').id,
+        leaseSeconds: c.req.valid('json').leaseSeconds,
+      });
+      // A named claim either succeeds or throws (not found, not todo).
+      const { task, lease } = claimed as NonNullable<typeof claimed>;
+      return c.json({ task: taskView(task), lease }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/tasks/{id}/heartbeat',
+      summary: "Extend the caller's lease",
+      security: [{ bearer: [] }],
+      request: { params: IdParam, ...body(LeaseRequestSchema) },
+      responses: { 200: json(LeaseResult, 'Extended'), ...errors },
+    }),
+    async (c) => {
+      const { task, lease } = await service.heartbeat(
+        c.get('caller'),
+        c.req.valid('param').id,
+        c.req.valid('json'),
+      );
+      return c.json({ task: taskView(task), lease }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/tasks/{id}/transition',
+      summary: 'Move a task along the lifecycle table (lease holder or admin)',
+      security: [{ bearer: [] }],
+      request: { params: IdParam, ...body(TransitionSchema) },
+      responses: {
+        200: json(
+          z.object({ task: TaskSchema, from: z.string(), to: z.string(), reason: z.string() }),
+          'Moved',
+        ),
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const input = c.req.valid('json');
+      const result = await service.transition(c.get('caller'), c.req.valid('param').id, {
+        ...input,
+        to: input.to as TaskState,
+      });
+      return c.json(
+        { task: taskView(result.task), from: result.from, to: input.to, reason: result.reason },
+        200,
+      );
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/tasks/{id}/steps',
+      summary: 'Record steps (budget checked for the task and its ancestors)',
+      security: [{ bearer: [] }],
+      request: { params: IdParam, ...body(StepsSchema) },
+      responses: {
+        200: json(z.object({ task: TaskSchema, warnings: z.array(Warning) }), 'Recorded'),
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const input = c.req.valid('json');
+      const { task, warnings } = await service.spend(c.get('caller'), c.req.valid('param').id, {
+        steps: input.count ?? 1,
+        leaseId: input.leaseId,
+      });
+      return c.json({ task: taskView(task), warnings }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/tasks/{id}/usage',
+      summary: 'Record tokens and cost (budget checked for the task and its ancestors)',
+      security: [{ bearer: [] }],
+      request: { params: IdParam, ...body(UsageSchema) },
+      responses: {
+        200: json(z.object({ task: TaskSchema, warnings: z.array(Warning) }), 'Recorded'),
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const { task, warnings } = await service.spend(
+        c.get('caller'),
+        c.req.valid('param').id,
+        c.req.valid('json'),
+      );
+      return c.json({ task: taskView(task), warnings }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/tasks/{id}/release',
+      summary: 'Give a leased task back to the queue',
+      security: [{ bearer: [] }],
+      request: { params: IdParam, ...body(LeaseRequestSchema.pick({ leaseId: true })) },
+      responses: { 200: json(TaskResult, 'Released'), ...errors },
+    }),
+    async (c) => {
+      const task = await service.release(
+        c.get('caller'),
+        c.req.valid('param').id,
+        c.req.valid('json'),
+      );
+      return c.json({ task: taskView(task) }, 200);
+    },
+  );
+
+  // --- escalations -----------------------------------------------------------------------------
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/escalations',
+      summary: 'The escalation queue, oldest first, by cursor',
+      security: [{ bearer: [] }],
+      request: {
+        query: ListQuery.extend({
+          status: z.enum(['open', 'acknowledged', 'resolved']).optional(),
+        }),
+      },
+      responses: {
+        200: json(
+          z.object({ escalations: z.array(EscalationSchema), next: z.number().int().nullable() }),
+          'Escalations',
+        ),
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const q = c.req.valid('query');
+      const limit = q.limit ?? 100;
+      const rows = await service.listEscalations({ status: q.status, afterSeq: q.after, limit });
+      const last = rows.at(-1);
+      return c.json(
+        {
+          escalations: rows.map(escalationView),
+          next: rows.length === limit && last ? last.seq : null,
+        },
+        200,
+      );
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/escalations',
+      summary: 'Raise an escalation by hand (a stuck agent, a violation seen elsewhere)',
+      security: [{ bearer: [] }],
+      request: body(EscalateSchema),
+      responses: { 201: json(z.object({ escalation: EscalationSchema }), 'Raised'), ...errors },
+    }),
+    async (c) => {
+      const input = c.req.valid('json');
+      const row = await service.escalate(c.get('caller'), {
+        ...input,
+        violation: input.violation as Violation | undefined,
+      });
+      return c.json({ escalation: escalationView(row) }, 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/escalations/{id}/ack',
+      summary: 'Acknowledge an escalation (admin)',
+      security: [{ bearer: [] }],
+      request: { params: IdParam },
+      responses: {
+        200: json(z.object({ escalation: EscalationSchema }), 'Acknowledged'),
+        ...errors,
+      },
+    }),
+    async (c) =>
+      c.json(
+        {
+          escalation: escalationView(
+            await service.acknowledge(c.get('caller'), c.req.valid('param').id),
+          ),
+        },
+        200,
+      ),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/escalations/{id}/resolve',
+      summary: 'Resolve an escalation (admin); requeue puts its blocked task back to todo',
+      security: [{ bearer: [] }],
+      request: { params: IdParam, ...body(ResolveSchema) },
+      responses: { 200: json(z.object({ escalation: EscalationSchema }), 'Resolved'), ...errors },
+    }),
+    async (c) => {
+      const row = await service.resolve(
+        c.get('caller'),
+        c.req.valid('param').id,
+        c.req.valid('json'),
+      );
+      return c.json({ escalation: escalationView(row) }, 200);
+    },
+  );
+
+  // --- events ----------------------------------------------------------------------------------
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/events',
+      summary: 'The event log after a cursor',
+      security: [{ bearer: [] }],
+      request: { query: ListQuery },
+      responses: {
+        200: json(z.object({ events: z.array(EventSchema), next: z.number().int() }), 'Events'),
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const q = c.req.valid('query');
+      const after = q.after ?? 0;
+      const events = await service.readEvents(after, q.limit ?? 100);
+      return c.json({ events: events.map(eventView), next: events.at(-1)?.seq ?? after }, 200);
+    },
+  );
+
+  app.get('/v1/events/stream', (c) => {
+    const lastId = Number(c.req.header('last-event-id') ?? c.req.query('after') ?? 0);
+    let after = Number.isInteger(lastId) && lastId >= 0 ? lastId : 0;
+    return streamSSE(c, async (stream) => {
+      // Ends when the client goes away or the service stops (a graceful shutdown waits for it).
+      const gone = new AbortController();
+      stream.onAbort(() => gone.abort());
+      c.req.raw.signal.addEventListener('abort', () => gone.abort(), { once: true });
+      const open = () => !gone.signal.aborted && !service.stopping.aborted;
+      while (open()) {
+        const events = await service.readEvents(after, 500);
+        for (const event of events) {
+          await stream.writeSSE({
+            id: String(event.seq),
+            event: event.type,
+            data: JSON.stringify(eventView(event)),
+          });
+          after = event.seq;
+        }
+        if (events.length === 0) {
+          await service.waitForEvents(15_000, gone.signal);
+          // A comment line keeps proxies from closing an idle stream.
+          if (open()) await stream.write(': keep-alive\n\n');
+        }
+      }
+    });
+  });
+
+  return app;
+}
+
+/** One error body for everything the routes throw. */
+export function handleError(error: unknown, c: Context<AppEnv>): Response {
+  if (error instanceof ServiceError) {
+    return c.json(
+      errorBody(error.code, error.message, { details: error.details }),
+      error.status as 400,
+    );
+  }
+  if (KernelError.is(error)) {
+    const violation = (error as KernelError & { violation?: Violation }).violation;
+    const extra =
+      violation === undefined
+        ? { details: { ...error.details } }
+        : { details: { ...error.details }, violation };
+    return c.json(errorBody(error.code, error.message, extra), statusOf(error) as 422);
+  }
+  if (error instanceof HTTPException) {
+    const malformed = error.status === 400;
+    return c.json(
+      errorBody(
+        malformed ? 'BAD_JSON' : 'HTTP_ERROR',
+        malformed ? 'The request body is not valid JSON' : error.message,
+      ),
+      error.status,
+    );
+  }
+  if (databaseUnavailable(error)) {
+    c.header('retry-after', '1');
+    return c.json(
+      errorBody('UNAVAILABLE', 'The database is not answering; try again shortly'),
+      503,
+    );
+  }
+  return c.json(errorBody('INTERNAL', 'Internal error'), 500);
+}
+
+/**
+ * Driver errors that mean the database is (for now) out of reach rather than that the request was
+ * wrong: network errors, the `postgres` driver's connection codes, SQLSTATE class 08 (connection
+ * exception) and 57P0x (shutdown, crash, cannot connect now), and SQLite's busy and locked.
+ */
+const UNAVAILABLE_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  'CONNECT_TIMEOUT',
+  '53300',
+  '57P01',
+  '57P02',
+  '57P03',
+  'SQLITE_BUSY',
+  'SQLITE_LOCKED',
+]);
+
+function databaseUnavailable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (UNAVAILABLE_CODES.has(code) || /^08[0-9A-Z]{3}$/.test(code));
+}

@@ -1,0 +1,45 @@
+export type {
+  BudgetWarningView,
+  Claimed,
+  ClientOptions,
+  Job,
+  JobHandler,
+  WorkOptions,
+} from './client.js';
+export { CoordinationClient, isUnavailable } from './client.js';
+export type { ServiceErrorCode } from './errors.js';
+export { ServiceError } from './errors.js';
+export type { ForwardedEscalation } from './escalation-sink.js';
+export { coordinationSink } from './escalation-sink.js';
+export type { AppEnv, AppOptions } from './http/app.js';
+export { createApp } from './http/app.js';
+export type { AgentView, EscalationView, EventView, TaskView } from './http/views.js';
+export type {
+  AgentRow,
+  EscalationKind,
+  EscalationRow,
+  EscalationStatus,
+  EventRow,
+  JsonValue,
+  NewEscalationRow,
+  NewEvent,
+  NewTaskRow,
+  TaskRow,
+} from './model.js';
+export type { CoordinationServer, ServerOptions } from './server.js';
+export { startCoordinationServer } from './server.js';
+export type { Caller, EnqueueInput, Lease, ServiceCounters, ServiceSettings } from './service.js';
+export { CoordinationService, hashToken } from './service.js';
+export { MemoryStorage } from './storage/memory.js';
+export type { StorageOptions } from './storage/open.js';
+export { openStorage } from './storage/open.js';
+export type {
+  ChangeSignal,
+  ClaimRequest,
+  Expectation,
+  SpendingDelta,
+  Storage,
+  TaskChanges,
+  TaskFilter,
+  UpdateExtras,
+} from './storage/storage.js';

@@ -1,0 +1,327 @@
+import {
+  ConflictError,
+  ListenerSet,
+  TASK_STATES,
+  type TaskState,
+  type Unsubscribe,
+} from '@exec-kernel/core';
+import type {
+  AgentRow,
+  EscalationRow,
+  EscalationStatus,
+  EventRow,
+  NewEscalationRow,
+  NewEvent,
+  NewTaskRow,
+  TaskRow,
+} from '../model.js';
+import type {
+  ChangeSignal,
+  ClaimRequest,
+  Expectation,
+  SpendingDelta,
+  Storage,
+  TaskChanges,
+  TaskFilter,
+  UpdateExtras,
+} from './storage.js';
+
+const copy = <T>(value: T): T => structuredClone(value);
+
+/** Whether a task matches a compare-and-set expectation. */
+export function matches(task: TaskRow, expect: Expectation): boolean {
+  return (
+    task.state === expect.state &&
+    (expect.leaseOwner === undefined || task.leaseOwner === expect.leaseOwner) &&
+    (expect.leaseId === undefined || task.leaseId === expect.leaseId)
+  );
+}
+
+/** Claim order: higher priority first, then older (lower seq). */
+export function claimOrder(a: TaskRow, b: TaskRow): number {
+  return b.priority - a.priority || a.seq - b.seq;
+}
+
+/**
+ * Everything in process memory: for tests and throwaway demos. Every method runs to completion
+ * without yielding, so each is atomic; rows are copied in and out, as a database would.
+ */
+export class MemoryStorage implements Storage {
+  readonly engine = 'memory' as const;
+  readonly location = 'memory';
+  readonly #tasks = new Map<string, TaskRow>();
+  readonly #agents = new Map<string, AgentRow>();
+  readonly #escalations = new Map<string, EscalationRow>();
+  readonly #events: EventRow[] = [];
+  readonly #signals = new ListenerSet<ChangeSignal>();
+  #seq = 0;
+  #eventSeq = 0;
+  #escalationSeq = 0;
+  #open = false;
+
+  async open(): Promise<void> {
+    this.#open = true;
+  }
+
+  async close(): Promise<void> {
+    this.#open = false;
+  }
+
+  async ping(): Promise<void> {
+    if (!this.#open) throw new Error('memory storage is closed');
+  }
+
+  async insertTask(
+    task: NewTaskRow,
+    event: NewEvent,
+  ): Promise<{ task: TaskRow; created: boolean }> {
+    if (task.idempotencyKey !== null) {
+      for (const existing of this.#tasks.values()) {
+        if (existing.idempotencyKey === task.idempotencyKey && existing.agentId === task.agentId) {
+          return { task: copy(existing), created: false };
+        }
+      }
+    }
+    if (this.#tasks.has(task.id)) {
+      throw new ConflictError(
+        { resource: `task ${task.id}` },
+        { message: `Task ${task.id} already exists` },
+      );
+    }
+    const row: TaskRow = { ...copy(task), seq: ++this.#seq };
+    this.#tasks.set(row.id, row);
+    this.#append(event);
+    this.#signal(row.state === 'todo' ? 'task' : 'event');
+    return { task: copy(row), created: true };
+  }
+
+  async getTask(id: string): Promise<TaskRow | undefined> {
+    const task = this.#tasks.get(id);
+    return task === undefined ? undefined : copy(task);
+  }
+
+  async listTasks(filter: TaskFilter): Promise<TaskRow[]> {
+    const out: TaskRow[] = [];
+    for (const task of this.#tasks.values()) {
+      if (
+        (filter.state === undefined || task.state === filter.state) &&
+        (filter.type === undefined || task.type === filter.type) &&
+        (filter.agentId === undefined || task.agentId === filter.agentId) &&
+        (filter.leaseOwner === undefined || task.leaseOwner === filter.leaseOwner) &&
+        (filter.afterSeq === undefined || task.seq > filter.afterSeq)
+      ) {
+        out.push(copy(task));
+        if (out.length >= filter.limit) break;
+      }
+    }
+    return out;
+  }
+
+  async lineage(ids: readonly string[]): Promise<TaskRow[]> {
+    const found = new Map<string, TaskRow>();
+    const queue = [...ids];
+    while (queue.length > 0) {
+      const id = queue.shift() as string;
+      const task = this.#tasks.get(id);
+      if (task === undefined || found.has(id)) continue;
+      found.set(id, copy(task));
+      if (task.parentId !== null) queue.push(task.parentId);
+      if (task.createdById !== null) queue.push(task.createdById);
+    }
+    return [...found.values()];
+  }
+
+  async countTasks(): Promise<Record<TaskState, number>> {
+    const counts = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskState, number>;
+    for (const task of this.#tasks.values()) counts[task.state]++;
+    return counts;
+  }
+
+  async claim(
+    request: ClaimRequest,
+    event: (task: TaskRow) => NewEvent,
+  ): Promise<TaskRow | undefined> {
+    let next: TaskRow | undefined;
+    if (request.taskId !== undefined) {
+      const task = this.#tasks.get(request.taskId);
+      if (task?.state === 'todo') next = task;
+    } else {
+      for (const task of this.#tasks.values()) {
+        if (task.state !== 'todo') continue;
+        if (request.types !== null && !request.types.includes(task.type)) continue;
+        if (next === undefined || claimOrder(task, next) < 0) next = task;
+      }
+    }
+    if (next === undefined) return undefined;
+    next.state = 'in_progress';
+    next.leaseOwner = request.agentId;
+    next.leaseId = request.leaseId;
+    next.leaseUntil = request.leaseUntil;
+    next.attempts += 1;
+    next.startedAt ??= request.now;
+    next.updatedAt = request.now;
+    this.#append(event(copy(next)));
+    this.#signal('event');
+    return copy(next);
+  }
+
+  async updateTask(
+    id: string,
+    expect: Expectation,
+    changes: TaskChanges,
+    extras: UpdateExtras,
+  ): Promise<TaskRow | undefined> {
+    const task = this.#tasks.get(id);
+    if (task === undefined || !matches(task, expect)) return undefined;
+    Object.assign(task, copy(changes));
+    for (const event of extras.events) this.#append(event);
+    if (extras.escalation !== undefined) this.#insertEscalation(extras.escalation);
+    this.#signal(task.state === 'todo' ? 'task' : 'event');
+    return copy(task);
+  }
+
+  async addSpending(
+    ids: readonly string[],
+    delta: SpendingDelta,
+    now: number,
+    event: NewEvent,
+  ): Promise<TaskRow[]> {
+    const rows: TaskRow[] = [];
+    for (const id of ids) {
+      const task = this.#tasks.get(id);
+      if (task === undefined) continue;
+      task.stepsTaken += delta.steps;
+      task.tokens += delta.tokens;
+      task.costUsd += delta.costUsd;
+      task.updatedAt = now;
+      rows.push(copy(task));
+    }
+    this.#append(event);
+    this.#signal('event');
+    return rows;
+  }
+
+  async listExpiredLeases(now: number, limit: number): Promise<TaskRow[]> {
+    return [...this.#tasks.values()]
+      .filter((t) => t.state === 'in_progress' && t.leaseUntil !== null && t.leaseUntil < now)
+      .sort((a, b) => (a.leaseUntil as number) - (b.leaseUntil as number))
+      .slice(0, limit)
+      .map(copy);
+  }
+
+  async putAgent(agent: AgentRow): Promise<void> {
+    this.#agents.set(agent.id, copy(agent));
+  }
+
+  async getAgent(id: string): Promise<AgentRow | undefined> {
+    const agent = this.#agents.get(id);
+    return agent === undefined ? undefined : copy(agent);
+  }
+
+  async findAgentByTokenHash(tokenHash: string): Promise<AgentRow | undefined> {
+    for (const agent of this.#agents.values())
+      if (agent.tokenHash === tokenHash) return copy(agent);
+    return undefined;
+  }
+
+  async listAgents(): Promise<AgentRow[]> {
+    return [...this.#agents.values()].map(copy);
+  }
+
+  async updateAgent(
+    id: string,
+    changes: Partial<Omit<AgentRow, 'id' | 'createdAt'>>,
+    event: NewEvent | undefined,
+  ): Promise<AgentRow | undefined> {
+    const agent = this.#agents.get(id);
+    if (agent === undefined) return undefined;
+    Object.assign(agent, copy(changes));
+    if (event !== undefined) {
+      this.#append(event);
+      this.#signal('event');
+    }
+    return copy(agent);
+  }
+
+  async insertEscalation(escalation: NewEscalationRow, event: NewEvent): Promise<EscalationRow> {
+    const row = this.#insertEscalation(escalation);
+    this.#append(event);
+    this.#signal('event');
+    return copy(row);
+  }
+
+  async getEscalation(id: string): Promise<EscalationRow | undefined> {
+    const row = this.#escalations.get(id);
+    return row === undefined ? undefined : copy(row);
+  }
+
+  async listEscalations(filter: {
+    status?: EscalationStatus | undefined;
+    afterSeq?: number | undefined;
+    limit: number;
+  }): Promise<EscalationRow[]> {
+    const out: EscalationRow[] = [];
+    for (const row of this.#escalations.values()) {
+      if (
+        (filter.status === undefined || row.status === filter.status) &&
+        (filter.afterSeq === undefined || row.seq > filter.afterSeq)
+      ) {
+        out.push(copy(row));
+        if (out.length >= filter.limit) break;
+      }
+    }
+    return out;
+  }
+
+  async updateEscalation(
+    id: string,
+    expectStatuses: readonly EscalationStatus[],
+    changes: Partial<Omit<EscalationRow, 'id' | 'seq' | 'createdAt'>>,
+    event: NewEvent,
+  ): Promise<EscalationRow | undefined> {
+    const row = this.#escalations.get(id);
+    if (row === undefined || !expectStatuses.includes(row.status)) return undefined;
+    Object.assign(row, copy(changes));
+    this.#append(event);
+    this.#signal('event');
+    return copy(row);
+  }
+
+  async countOpenEscalations(): Promise<number> {
+    let open = 0;
+    for (const row of this.#escalations.values()) if (row.status !== 'resolved') open++;
+    return open;
+  }
+
+  async appendEvent(event: NewEvent): Promise<EventRow> {
+    const row = this.#append(event);
+    this.#signal('event');
+    return copy(row);
+  }
+
+  async readEvents(afterSeq: number, limit: number): Promise<EventRow[]> {
+    // Seqs are dense here, so the position of seq s is s - 1.
+    return this.#events.slice(Math.max(0, afterSeq), Math.max(0, afterSeq) + limit).map(copy);
+  }
+
+  onChange(listener: (signal: ChangeSignal) => void): Unsubscribe {
+    return this.#signals.add(listener);
+  }
+
+  #append(event: NewEvent): EventRow {
+    const row: EventRow = { ...copy(event), seq: ++this.#eventSeq };
+    this.#events.push(row);
+    return row;
+  }
+
+  #insertEscalation(escalation: NewEscalationRow): EscalationRow {
+    const row: EscalationRow = { ...copy(escalation), seq: ++this.#escalationSeq };
+    this.#escalations.set(row.id, row);
+    return row;
+  }
+
+  #signal(signal: ChangeSignal): void {
+    // A task signal implies new events too; listeners get one call per write.
+    queueMicrotask(() => this.#signals.emit(signal));
+  }
+}

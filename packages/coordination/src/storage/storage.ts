@@ -1,0 +1,160 @@
+import type { TaskState, Unsubscribe } from '@exec-kernel/core';
+import type {
+  AgentRow,
+  EscalationRow,
+  EscalationStatus,
+  EventRow,
+  NewEscalationRow,
+  NewEvent,
+  NewTaskRow,
+  TaskRow,
+} from '../model.js';
+
+/** Which tasks `listTasks` returns; always ordered by `seq`. */
+export interface TaskFilter {
+  state?: TaskState | undefined;
+  type?: string | undefined;
+  /** The enqueuing agent. */
+  agentId?: string | undefined;
+  leaseOwner?: string | undefined;
+  /** Only tasks after this position (the list cursor). */
+  afterSeq?: number | undefined;
+  limit: number;
+}
+
+/** A request for the next claimable task. */
+export interface ClaimRequest {
+  agentId: string;
+  /** Only tasks of these types; `null` for any. */
+  types: string[] | null;
+  /** Claim this task only (if it is `todo`), instead of the next one. */
+  taskId?: string | undefined;
+  leaseId: string;
+  leaseUntil: number;
+  now: number;
+}
+
+/** What a compare-and-set update expects to find. `undefined` fields are not checked. */
+export interface Expectation {
+  state: TaskState;
+  leaseOwner?: string | null | undefined;
+  leaseId?: string | null | undefined;
+}
+
+/** Fields an update may change. */
+export type TaskChanges = Partial<Omit<TaskRow, 'id' | 'seq' | 'createdAt'>>;
+
+/** What is written with an update, in the same transaction. */
+export interface UpdateExtras {
+  events: NewEvent[];
+  escalation?: NewEscalationRow | undefined;
+}
+
+/** Counters for spending. */
+export interface SpendingDelta {
+  steps: number;
+  tokens: number;
+  costUsd: number;
+}
+
+/** What changed, for wake-ups: a task may have become claimable, or events were appended. */
+export type ChangeSignal = 'task' | 'event';
+
+/**
+ * A storage engine for the coordination service. Every method is one atomic operation: the
+ * events (and escalation) it is given are written in the same transaction as the change, so the
+ * log never disagrees with the tasks. Rules live in the service, not here: engines store, claim
+ * and compare-and-set. Every engine passes the same conformance suite.
+ */
+export interface Storage {
+  readonly engine: 'memory' | 'sqlite' | 'postgres';
+  /** Where the data lives, safe to print (no password): `memory`, `sqlite:/path`, `postgres://host/db`. */
+  readonly location: string;
+
+  /** Creates or migrates the schema; takes whatever lock the engine needs to be the only writer. */
+  open(): Promise<void>;
+  close(): Promise<void>;
+  /** Resolves when the storage answers; throws otherwise. */
+  ping(): Promise<void>;
+
+  /**
+   * Inserts a task and its `task.enqueued` event. A task with the same `idempotencyKey` from the
+   * same agent is returned instead (`created: false`, nothing written).
+   *
+   * @throws ConflictError when a task with the same id exists.
+   */
+  insertTask(task: NewTaskRow, event: NewEvent): Promise<{ task: TaskRow; created: boolean }>;
+  getTask(id: string): Promise<TaskRow | undefined>;
+  listTasks(filter: TaskFilter): Promise<TaskRow[]>;
+  /** The tasks with these ids and every ancestor along `parentId` and `createdById`, once each. */
+  lineage(ids: readonly string[]): Promise<TaskRow[]>;
+  /** How many tasks are in each state. */
+  countTasks(): Promise<Record<TaskState, number>>;
+
+  /**
+   * Claims the next `todo` task (highest priority, then oldest), or the one named: sets it
+   * `in_progress` with the lease, counts an attempt, sets `startedAt` on the first claim, and
+   * writes `event(task)`. Concurrent claims never return the same task.
+   */
+  claim(request: ClaimRequest, event: (task: TaskRow) => NewEvent): Promise<TaskRow | undefined>;
+
+  /**
+   * Compare-and-set: applies `changes` (and writes `extras`) only if the task still matches
+   * `expect`. Returns the updated task, or `undefined` when it did not match.
+   */
+  updateTask(
+    id: string,
+    expect: Expectation,
+    changes: TaskChanges,
+    extras: UpdateExtras,
+  ): Promise<TaskRow | undefined>;
+
+  /** Adds spending to each task (a task and its budget ancestors) and writes `event`. */
+  addSpending(
+    ids: readonly string[],
+    delta: SpendingDelta,
+    now: number,
+    event: NewEvent,
+  ): Promise<TaskRow[]>;
+
+  /** `in_progress` tasks whose lease ended before `now`, oldest lease first. */
+  listExpiredLeases(now: number, limit: number): Promise<TaskRow[]>;
+
+  /** Creates or replaces an agent. */
+  putAgent(agent: AgentRow): Promise<void>;
+  getAgent(id: string): Promise<AgentRow | undefined>;
+  findAgentByTokenHash(tokenHash: string): Promise<AgentRow | undefined>;
+  listAgents(): Promise<AgentRow[]>;
+  updateAgent(
+    id: string,
+    changes: Partial<Omit<AgentRow, 'id' | 'createdAt'>>,
+    event: NewEvent | undefined,
+  ): Promise<AgentRow | undefined>;
+
+  insertEscalation(escalation: NewEscalationRow, event: NewEvent): Promise<EscalationRow>;
+  getEscalation(id: string): Promise<EscalationRow | undefined>;
+  listEscalations(filter: {
+    status?: EscalationStatus | undefined;
+    afterSeq?: number | undefined;
+    limit: number;
+  }): Promise<EscalationRow[]>;
+  /** Compare-and-set on the escalation's status. */
+  updateEscalation(
+    id: string,
+    expectStatuses: readonly EscalationStatus[],
+    changes: Partial<Omit<EscalationRow, 'id' | 'seq' | 'createdAt'>>,
+    event: NewEvent,
+  ): Promise<EscalationRow | undefined>;
+  countOpenEscalations(): Promise<number>;
+
+  /** Appends an event on its own (a refusal that changed nothing else). */
+  appendEvent(event: NewEvent): Promise<EventRow>;
+  /** Events after `afterSeq`, oldest first. */
+  readEvents(afterSeq: number, limit: number): Promise<EventRow[]>;
+
+  /**
+   * Calls `listener` after a write that may make a task claimable (`task`) or appends events
+   * (`event`), in this process and (for PostgreSQL) in every other service instance.
+   */
+  onChange(listener: (signal: ChangeSignal) => void): Unsubscribe;
+}

@@ -1,0 +1,524 @@
+import { ConflictError } from '@exec-kernel/core';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { NewEscalationRow, NewEvent, NewTaskRow, TaskRow } from '../src/model.js';
+import type { ChangeSignal, Storage } from '../src/storage/storage.js';
+
+/** What an engine's test file hands the suite: a fresh, opened storage, and how to clean up. */
+export interface ConformanceTarget {
+  storage: Storage;
+  /** Closes and opens the same data again (omit for engines that keep nothing). */
+  reopen?: () => Promise<Storage>;
+  cleanup: () => Promise<void>;
+}
+
+const LIMITS = {
+  maxSteps: 50,
+  maxDepth: 10,
+  maxDurationSeconds: 1800,
+  maxTokens: null,
+  maxCostUsd: null,
+};
+
+let counter = 0;
+
+/** A new task row with sensible defaults. */
+export function taskRow(fields: Partial<NewTaskRow> = {}): NewTaskRow {
+  counter++;
+  return {
+    id: `task-${counter}`,
+    type: 'build',
+    title: null,
+    state: 'todo',
+    priority: 0,
+    agentId: 'agent-a',
+    parentId: null,
+    createdById: null,
+    depth: 0,
+    admission: { consumer: 'c', painPoint: 'p', expectedValue: 'v', validationPath: 't' },
+    payload: { n: counter, nested: { list: [1, 'two', null, true] } },
+    idempotencyKey: null,
+    attempts: 0,
+    maxAttempts: 3,
+    leaseOwner: null,
+    leaseId: null,
+    leaseUntil: null,
+    limits: { ...LIMITS },
+    stepsTaken: 0,
+    tokens: 0,
+    costUsd: 0,
+    warned: [],
+    startedAt: null,
+    createdAt: 1_000,
+    updatedAt: 1_000,
+    ...fields,
+  };
+}
+
+export function event(type: string, fields: Partial<NewEvent> = {}): NewEvent {
+  return { type, taskId: null, agentId: null, data: {}, at: 1_000, ...fields };
+}
+
+function escalationRow(fields: Partial<NewEscalationRow> = {}): NewEscalationRow {
+  counter++;
+  return {
+    id: `esc-${counter}`,
+    kind: 'violation',
+    status: 'open',
+    taskId: null,
+    agentId: 'agent-a',
+    violation: {
+      kind: 'budget_steps',
+      code: 'BUDGET_EXCEEDED',
+      taskId: 't',
+      limit: 1,
+      observed: 2,
+      message: 'Task t exceeded step budget: 2 steps taken, max 1',
+      at: '2026-01-01T00:00:00.000Z',
+      details: { budgetType: 'steps', taskId: 't', limit: 1, observed: 2 },
+    },
+    comment: null,
+    createdAt: 2_000,
+    acknowledgedAt: null,
+    acknowledgedBy: null,
+    resolvedAt: null,
+    resolvedBy: null,
+    resolution: null,
+    ...fields,
+  };
+}
+
+const claimRequest = (agentId: string, fields: Record<string, unknown> = {}) => ({
+  agentId,
+  types: null,
+  leaseId: `lease-${++counter}`,
+  leaseUntil: 60_000,
+  now: 5_000,
+  ...fields,
+});
+
+const claimed = (task: TaskRow) =>
+  event('task.claimed', { taskId: task.id, agentId: task.leaseOwner });
+
+/**
+ * The behaviour every storage engine must have. Each engine's test file calls this with a
+ * factory; the service relies on nothing an engine does beyond what is checked here.
+ */
+export function storageConformance(name: string, create: () => Promise<ConformanceTarget>): void {
+  describe(`storage conformance: ${name}`, () => {
+    let target: ConformanceTarget;
+    let storage: Storage;
+
+    beforeEach(async () => {
+      target = await create();
+      storage = target.storage;
+    });
+    afterEach(async () => {
+      await target.cleanup();
+    });
+
+    it('answers ping once open', async () => {
+      await expect(storage.ping()).resolves.toBeUndefined();
+      expect(storage.location).not.toMatch(/:[^/@]*@/); // never a password
+    });
+
+    it('inserts, reads back every field, and writes the event', async () => {
+      const row = taskRow({
+        title: 'Fix login',
+        priority: 5,
+        warned: ['steps'],
+        limits: { ...LIMITS, maxTokens: 100, maxCostUsd: 1.5 },
+      });
+      const { task, created } = await storage.insertTask(
+        row,
+        event('task.enqueued', { taskId: row.id, data: { a: 1 } }),
+      );
+      expect(created).toBe(true);
+      expect(task).toEqual({ ...row, seq: task.seq });
+      expect(await storage.getTask(row.id)).toEqual(task);
+      expect(await storage.getTask('nope')).toBeUndefined();
+      const events = await storage.readEvents(0, 10);
+      expect(events).toHaveLength(1);
+      expect(events[0]).toMatchObject({
+        type: 'task.enqueued',
+        taskId: row.id,
+        data: { a: 1 },
+        at: 1_000,
+      });
+    });
+
+    it('returns the existing task for a repeated idempotency key of the same agent', async () => {
+      const first = await storage.insertTask(
+        taskRow({ idempotencyKey: 'k1' }),
+        event('task.enqueued'),
+      );
+      const again = await storage.insertTask(
+        taskRow({ idempotencyKey: 'k1' }),
+        event('task.enqueued'),
+      );
+      expect(again).toEqual({ task: first.task, created: false });
+      const other = await storage.insertTask(
+        taskRow({ idempotencyKey: 'k1', agentId: 'agent-b' }),
+        event('task.enqueued'),
+      );
+      expect(other.created).toBe(true);
+      expect(await storage.readEvents(0, 10)).toHaveLength(2);
+    });
+
+    it('refuses a duplicate id with a ConflictError', async () => {
+      await storage.insertTask(taskRow({ id: 'same' }), event('task.enqueued'));
+      await expect(
+        storage.insertTask(taskRow({ id: 'same' }), event('task.enqueued')),
+      ).rejects.toBeInstanceOf(ConflictError);
+      expect(await storage.readEvents(0, 10)).toHaveLength(1);
+    });
+
+    it('lists by filter, in insertion order, with a cursor and a limit', async () => {
+      const a = (await storage.insertTask(taskRow({ type: 'x' }), event('e'))).task;
+      const b = (await storage.insertTask(taskRow({ type: 'y', agentId: 'agent-b' }), event('e')))
+        .task;
+      const c = (await storage.insertTask(taskRow({ type: 'x', state: 'backlog' }), event('e')))
+        .task;
+      expect(a.seq < b.seq && b.seq < c.seq).toBe(true);
+      const ids = async (filter: Parameters<Storage['listTasks']>[0]) =>
+        (await storage.listTasks(filter)).map((t) => t.id);
+      expect(await ids({ limit: 10 })).toEqual([a.id, b.id, c.id]);
+      expect(await ids({ type: 'x', limit: 10 })).toEqual([a.id, c.id]);
+      expect(await ids({ state: 'todo', limit: 10 })).toEqual([a.id, b.id]);
+      expect(await ids({ agentId: 'agent-b', limit: 10 })).toEqual([b.id]);
+      expect(await ids({ afterSeq: a.seq, limit: 1 })).toEqual([b.id]);
+      expect(await storage.countTasks()).toMatchObject({ todo: 2, backlog: 1, done: 0 });
+    });
+
+    it('returns a lineage along parent and creator links, once each', async () => {
+      const root = (await storage.insertTask(taskRow(), event('e'))).task;
+      const creator = (await storage.insertTask(taskRow({ parentId: root.id }), event('e'))).task;
+      const mid = (
+        await storage.insertTask(
+          taskRow({ parentId: root.id, createdById: creator.id }),
+          event('e'),
+        )
+      ).task;
+      await storage.insertTask(taskRow(), event('e'));
+      const found = (await storage.lineage([mid.id])).map((t) => t.id).sort();
+      expect(found).toEqual([root.id, creator.id, mid.id].sort());
+      expect(await storage.lineage(['missing'])).toEqual([]);
+    });
+
+    it('claims by priority then age, only todo, only the asked types, or the named task', async () => {
+      const low = (await storage.insertTask(taskRow({ priority: 0 }), event('e'))).task;
+      const high = (await storage.insertTask(taskRow({ priority: 9 }), event('e'))).task;
+      const high2 = (await storage.insertTask(taskRow({ priority: 9 }), event('e'))).task;
+      const other = (
+        await storage.insertTask(taskRow({ priority: 99, type: 'review' }), event('e'))
+      ).task;
+      await storage.insertTask(taskRow({ priority: 100, state: 'backlog' }), event('e'));
+
+      const first = await storage.claim(claimRequest('agent-w', { types: ['build'] }), claimed);
+      expect(first).toMatchObject({
+        id: high.id,
+        state: 'in_progress',
+        leaseOwner: 'agent-w',
+        leaseUntil: 60_000,
+        attempts: 1,
+        startedAt: 5_000,
+        updatedAt: 5_000,
+      });
+      expect(first?.leaseId).toMatch(/^lease-/);
+      expect(
+        (await storage.claim(claimRequest('agent-w', { types: ['build'] }), claimed))?.id,
+      ).toBe(high2.id);
+      expect((await storage.claim(claimRequest('agent-w'), claimed))?.id).toBe(other.id);
+      expect(
+        await storage.claim(claimRequest('agent-w', { types: ['deploy'] }), claimed),
+      ).toBeUndefined();
+      expect(
+        await storage.claim(claimRequest('agent-w', { taskId: high.id }), claimed),
+      ).toBeUndefined();
+      expect(
+        (await storage.claim(claimRequest('agent-v', { taskId: low.id }), claimed))?.leaseOwner,
+      ).toBe('agent-v');
+      expect(await storage.claim(claimRequest('agent-w'), claimed)).toBeUndefined();
+      const claims = (await storage.readEvents(0, 100)).filter((e) => e.type === 'task.claimed');
+      expect(claims.map((e) => e.taskId)).toEqual([high.id, high2.id, other.id, low.id]);
+    });
+
+    it('never hands the same task to two concurrent claims', async () => {
+      for (let i = 0; i < 10; i++) await storage.insertTask(taskRow(), event('e'));
+      const results = await Promise.all(
+        Array.from({ length: 25 }, (_, i) => storage.claim(claimRequest(`agent-${i}`), claimed)),
+      );
+      const ids = results.filter((t) => t !== undefined).map((t) => t?.id);
+      expect(ids).toHaveLength(10);
+      expect(new Set(ids).size).toBe(10);
+    });
+
+    it('keeps startedAt from the first claim and counts every attempt', async () => {
+      const task = (await storage.insertTask(taskRow(), event('e'))).task;
+      const one = await storage.claim(claimRequest('w', { now: 5_000 }), claimed);
+      await storage.updateTask(
+        task.id,
+        { state: 'in_progress', leaseId: one?.leaseId },
+        { state: 'todo', leaseOwner: null, leaseId: null, leaseUntil: null },
+        { events: [] },
+      );
+      const two = await storage.claim(claimRequest('w', { now: 9_000 }), claimed);
+      expect([two?.attempts, two?.startedAt]).toEqual([2, 5_000]);
+    });
+
+    it('updates only when the expectation holds, with its events and escalation in the same write', async () => {
+      const task = (await storage.insertTask(taskRow(), event('e'))).task;
+      const lease = await storage.claim(claimRequest('w'), claimed);
+      expect(
+        await storage.updateTask(
+          task.id,
+          { state: 'todo' },
+          { state: 'done' },
+          { events: [event('never')] },
+        ),
+      ).toBeUndefined();
+      expect(
+        await storage.updateTask(
+          task.id,
+          { state: 'in_progress', leaseOwner: 'someone-else' },
+          { state: 'done' },
+          { events: [] },
+        ),
+      ).toBeUndefined();
+      expect(
+        await storage.updateTask(
+          task.id,
+          { state: 'in_progress', leaseId: 'stale' },
+          { state: 'done' },
+          { events: [] },
+        ),
+      ).toBeUndefined();
+      const escalation = escalationRow({
+        kind: 'blocked',
+        taskId: task.id,
+        violation: null,
+        comment: 'stuck',
+      });
+      const blocked = await storage.updateTask(
+        task.id,
+        { state: 'in_progress', leaseOwner: 'w', leaseId: lease?.leaseId },
+        {
+          state: 'blocked',
+          leaseOwner: null,
+          leaseId: null,
+          leaseUntil: null,
+          updatedAt: 7_000,
+          warned: ['steps', 'cost'],
+        },
+        {
+          events: [event('task.transitioned', { taskId: task.id }), event('escalation.created')],
+          escalation,
+        },
+      );
+      expect(blocked).toMatchObject({
+        state: 'blocked',
+        leaseOwner: null,
+        updatedAt: 7_000,
+        warned: ['steps', 'cost'],
+      });
+      expect(await storage.getTask(task.id)).toEqual(blocked);
+      const types = (await storage.readEvents(0, 100)).map((e) => e.type);
+      expect(types).toEqual(['e', 'task.claimed', 'task.transitioned', 'escalation.created']);
+      expect(await storage.getEscalation(escalation.id)).toMatchObject({
+        kind: 'blocked',
+        taskId: task.id,
+        comment: 'stuck',
+      });
+      expect(
+        await storage.updateTask('missing', { state: 'todo' }, { state: 'done' }, { events: [] }),
+      ).toBeUndefined();
+    });
+
+    it('adds spending to every task named, atomically with its event', async () => {
+      const a = (await storage.insertTask(taskRow(), event('e'))).task;
+      const b = (await storage.insertTask(taskRow(), event('e'))).task;
+      const rows = await storage.addSpending(
+        [a.id, b.id],
+        { steps: 2, tokens: 10, costUsd: 0.25 },
+        3_000,
+        event('task.step'),
+      );
+      expect(rows.map((r) => [r.id, r.stepsTaken, r.tokens, r.costUsd, r.updatedAt])).toEqual([
+        [a.id, 2, 10, 0.25, 3_000],
+        [b.id, 2, 10, 0.25, 3_000],
+      ]);
+      await Promise.all(
+        Array.from({ length: 20 }, () =>
+          storage.addSpending(
+            [a.id],
+            { steps: 1, tokens: 0, costUsd: 0.1 },
+            4_000,
+            event('task.step'),
+          ),
+        ),
+      );
+      const after = await storage.getTask(a.id);
+      expect(after?.stepsTaken).toBe(22);
+      expect(after?.costUsd).toBeCloseTo(2.25, 9);
+    });
+
+    it('lists expired leases, oldest first', async () => {
+      for (let i = 0; i < 3; i++) await storage.insertTask(taskRow(), event('e'));
+      const early = await storage.claim(claimRequest('w', { leaseUntil: 1_000 }), claimed);
+      const late = await storage.claim(claimRequest('w', { leaseUntil: 2_000 }), claimed);
+      await storage.claim(claimRequest('w', { leaseUntil: 99_000 }), claimed);
+      expect((await storage.listExpiredLeases(5_000, 10)).map((t) => t.id)).toEqual([
+        early?.id,
+        late?.id,
+      ]);
+      expect((await storage.listExpiredLeases(5_000, 1)).map((t) => t.id)).toEqual([early?.id]);
+      expect(await storage.listExpiredLeases(500, 10)).toEqual([]);
+    });
+
+    it('stores agents and finds them by token hash', async () => {
+      const agent = {
+        id: 'agent-a',
+        tokenHash: 'h1',
+        sleepUntil: null,
+        sleepReason: null,
+        sleepSince: null,
+        createdAt: 1,
+      };
+      await storage.putAgent(agent);
+      await storage.putAgent({ ...agent, id: 'agent-b', tokenHash: 'h2' });
+      expect(await storage.getAgent('agent-a')).toEqual(agent);
+      expect((await storage.findAgentByTokenHash('h2'))?.id).toBe('agent-b');
+      expect(await storage.findAgentByTokenHash('nope')).toBeUndefined();
+      await storage.putAgent({ ...agent, tokenHash: 'h3' });
+      expect(await storage.findAgentByTokenHash('h1')).toBeUndefined();
+      const slept = await storage.updateAgent(
+        'agent-a',
+        { sleepUntil: 9, sleepReason: 'no_tasks', sleepSince: 3 },
+        event('agent.sleep'),
+      );
+      expect(slept).toMatchObject({
+        sleepUntil: 9,
+        sleepReason: 'no_tasks',
+        sleepSince: 3,
+        tokenHash: 'h3',
+      });
+      expect(await storage.updateAgent('ghost', { sleepUntil: 1 }, undefined)).toBeUndefined();
+      expect((await storage.listAgents()).map((a) => a.id).sort()).toEqual(['agent-a', 'agent-b']);
+      expect((await storage.readEvents(0, 10)).map((e) => e.type)).toEqual(['agent.sleep']);
+    });
+
+    it('stores escalations, lists them by status with a cursor, and moves them by compare-and-set', async () => {
+      const one = await storage.insertEscalation(escalationRow(), event('escalation.created'));
+      const two = await storage.insertEscalation(
+        escalationRow({ kind: 'attempts_exhausted', violation: null }),
+        event('escalation.created'),
+      );
+      expect(one.seq < two.seq).toBe(true);
+      expect((await storage.getEscalation(one.id))?.violation?.details).toEqual({
+        budgetType: 'steps',
+        taskId: 't',
+        limit: 1,
+        observed: 2,
+      });
+      const acked = await storage.updateEscalation(
+        one.id,
+        ['open'],
+        { status: 'acknowledged', acknowledgedAt: 5, acknowledgedBy: 'admin' },
+        event('escalation.acknowledged'),
+      );
+      expect(acked).toMatchObject({ status: 'acknowledged', acknowledgedBy: 'admin' });
+      expect(
+        await storage.updateEscalation(
+          one.id,
+          ['open'],
+          { status: 'acknowledged' },
+          event('never'),
+        ),
+      ).toBeUndefined();
+      expect(
+        (await storage.listEscalations({ status: 'open', limit: 10 })).map((e) => e.id),
+      ).toEqual([two.id]);
+      expect(
+        (await storage.listEscalations({ afterSeq: one.seq, limit: 10 })).map((e) => e.id),
+      ).toEqual([two.id]);
+      expect(await storage.countOpenEscalations()).toBe(2);
+      await storage.updateEscalation(
+        two.id,
+        ['open', 'acknowledged'],
+        { status: 'resolved', resolvedAt: 6, resolvedBy: 'admin', resolution: 'fixed' },
+        event('escalation.resolved'),
+      );
+      expect(await storage.countOpenEscalations()).toBe(1);
+      expect((await storage.readEvents(0, 10)).map((e) => e.type)).toEqual([
+        'escalation.created',
+        'escalation.created',
+        'escalation.acknowledged',
+        'escalation.resolved',
+      ]);
+    });
+
+    it('reads the event log in order from a cursor', async () => {
+      for (let i = 0; i < 5; i++) await storage.appendEvent(event('tick', { data: { i } }));
+      const all = await storage.readEvents(0, 100);
+      expect(all.map((e) => (e.data as { i: number }).i)).toEqual([0, 1, 2, 3, 4]);
+      expect(all.every((e, i) => i === 0 || e.seq > (all[i - 1] as { seq: number }).seq)).toBe(
+        true,
+      );
+      const after = await storage.readEvents((all[1] as { seq: number }).seq, 2);
+      expect(after.map((e) => (e.data as { i: number }).i)).toEqual([2, 3]);
+      expect(await storage.readEvents((all[4] as { seq: number }).seq, 10)).toEqual([]);
+    });
+
+    it('signals writes that can make a task claimable, and appended events', async () => {
+      const signals: ChangeSignal[] = [];
+      const off = storage.onChange((s) => signals.push(s));
+      const settle = () => new Promise((r) => setTimeout(r, 200));
+      await storage.insertTask(taskRow(), event('e'));
+      await settle();
+      expect(signals).toContain('task');
+      signals.length = 0;
+      const task = (await storage.insertTask(taskRow({ state: 'backlog' }), event('e'))).task;
+      await settle();
+      expect(signals).not.toContain('task');
+      expect(signals).toContain('event');
+      signals.length = 0;
+      await storage.updateTask(
+        task.id,
+        { state: 'backlog' },
+        { state: 'todo' },
+        { events: [event('moved')] },
+      );
+      await settle();
+      expect(signals).toContain('task');
+      off();
+      signals.length = 0;
+      await storage.appendEvent(event('after-off'));
+      await settle();
+      expect(signals).toEqual([]);
+    });
+
+    it('keeps everything across a close and reopen', async () => {
+      if (target.reopen === undefined) return;
+      const task = (await storage.insertTask(taskRow({ payload: { keep: true } }), event('e')))
+        .task;
+      await storage.putAgent({
+        id: 'agent-a',
+        tokenHash: 'h',
+        sleepUntil: null,
+        sleepReason: null,
+        sleepSince: null,
+        createdAt: 1,
+      });
+      const escalation = await storage.insertEscalation(
+        escalationRow(),
+        event('escalation.created'),
+      );
+      storage = await target.reopen();
+      expect(await storage.getTask(task.id)).toEqual(task);
+      expect((await storage.getAgent('agent-a'))?.tokenHash).toBe('h');
+      expect(await storage.getEscalation(escalation.id)).toEqual(escalation);
+      expect(await storage.readEvents(0, 10)).toHaveLength(2);
+      const next = (await storage.insertTask(taskRow(), event('e'))).task;
+      expect(next.seq).toBeGreaterThan(task.seq);
+    });
+  });
+}
