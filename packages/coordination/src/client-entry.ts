@@ -7,6 +7,7 @@ export type {
   ClientOptions,
   Job,
   JobHandler,
+  TransitionResult,
   WorkOptions,
 } from './client.js';
 export { CoordinationClient, isUnavailable } from './client.js';

@@ -64,6 +64,12 @@ export interface WorkOptions {
   waitSeconds?: number | undefined;
   /** Stops the worker (the task in hand is finished or blocked first). */
   signal?: AbortSignal | undefined;
+  /**
+   * How many tasks to run at once (1–100). Above 1 the worker claims as many as it has free slots
+   * in one request (`claimMany`) and reports finished tasks together (`transitionMany`), which
+   * spares the service most of its requests. Default: `1`.
+   */
+  concurrency?: number | undefined;
   /** Return when a claim finds nothing, instead of waiting for more. Default: `false`. */
   untilIdle?: boolean | undefined;
   /** Called with the error of a handler that threw (its task is then blocked and escalated). */
@@ -73,6 +79,94 @@ export interface WorkOptions {
    * waits (backing off up to 5 s) and tries again instead of stopping.
    */
   onUnavailable?: ((error: TransportError) => void) | undefined;
+}
+
+/** Sends a handler's outcome; rejects when the move was refused or the lease ran out meanwhile. */
+type Finish = (id: string, lease: Lease, to: TaskState, lost: AbortSignal) => Promise<void>;
+
+interface PendingMove {
+  id: string;
+  to: TaskState;
+  lease: Lease;
+  lost: AbortSignal;
+  settle: (error?: unknown) => void;
+}
+
+/**
+ * Sends the outcomes of a worker's tasks together: what finishes while one `transitionMany` is on
+ * its way goes out in the next. Like a single finish, it rides out a service that does not answer
+ * (until each lease runs out) and recognises a send that committed but lost its reply.
+ */
+class BatchFinisher {
+  readonly #client: CoordinationClient;
+  readonly #options: WorkOptions;
+  #queue: PendingMove[] = [];
+  #sending = false;
+
+  constructor(client: CoordinationClient, options: WorkOptions) {
+    this.#client = client;
+    this.#options = options;
+  }
+
+  readonly finish: Finish = (id, lease, to, lost) =>
+    new Promise<void>((resolve, reject) => {
+      this.#queue.push({
+        id,
+        to,
+        lease,
+        lost,
+        settle: (error) => (error === undefined ? resolve() : reject(error)),
+      });
+      if (!this.#sending) {
+        this.#sending = true;
+        setImmediate(() => void this.#drain());
+      }
+    });
+
+  async #drain(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch = this.#queue.splice(0, 100);
+      await this.#send(batch);
+    }
+    this.#sending = false;
+  }
+
+  async #send(batch: PendingMove[]): Promise<void> {
+    let waiting = batch;
+    for (let attempt = 0; waiting.length > 0; attempt++) {
+      try {
+        if (attempt > 0) waiting = await this.#notYetThere(waiting);
+        if (waiting.length === 0) return;
+        const results = await this.#client.transitionMany(
+          waiting.map((m) => ({ id: m.id, to: m.to, leaseId: m.lease.id })),
+        );
+        for (const [i, result] of results.entries())
+          waiting[i]?.settle(result.ok ? undefined : result.error);
+        return;
+      } catch (error) {
+        const now = Date.now();
+        const gaveUp = !isUnavailable(error);
+        for (const m of waiting)
+          if (gaveUp || m.lost.aborted || now >= Date.parse(m.lease.until)) m.settle(error);
+        waiting = waiting.filter(
+          (m) => !gaveUp && !m.lost.aborted && now < Date.parse(m.lease.until),
+        );
+        if (waiting.length === 0) return;
+        this.#options.onUnavailable?.(error as TransportError);
+        await pause(backoffMs(attempt), undefined);
+      }
+    }
+  }
+
+  /** After a send that may have committed: the moves not applied yet (the others are settled). */
+  async #notYetThere(moves: PendingMove[]): Promise<PendingMove[]> {
+    const now = await Promise.all(moves.map((m) => this.#client.getTask(m.id)));
+    return moves.filter((m, i) => {
+      if (now[i]?.state !== m.to) return true;
+      m.settle();
+      return false;
+    });
+  }
 }
 
 /** Whether the service did not answer (no response, 408, 429, 5xx): trying again later may work. */
@@ -106,6 +200,72 @@ function searchParams(values: Record<string, string | number | undefined>): Reco
   for (const [key, value] of Object.entries(values))
     if (value !== undefined) out[key] = String(value);
   return out;
+}
+
+/** The `error` object of the service's error bodies. */
+interface ErrorPayload {
+  code?: string;
+  message?: string;
+  details?: Record<string, unknown>;
+  violation?: Violation;
+}
+
+interface RawTransitionResult {
+  id: string;
+  ok: boolean;
+  task?: TaskView;
+  from?: string;
+  reason?: string;
+  error?: ErrorPayload;
+}
+
+/** What became of one item of {@link CoordinationClient.transitionMany}. */
+export type TransitionResult =
+  | { id: string; ok: true; task: TaskView; from: TaskState; reason: string }
+  | { id: string; ok: false; error: Error };
+
+/** The statuses of the service's own error codes, for errors that come without one (batch items). */
+const STATUS_OF_CODE: Readonly<Record<string, number>> = {
+  VALIDATION: 400,
+  BAD_JSON: 400,
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  PAYLOAD_TOO_LARGE: 413,
+  INTERNAL: 500,
+  UNAVAILABLE: 503,
+};
+
+/**
+ * A service error body as a core error (`LoopDetectionError`, `ConflictError`, …, with the
+ * `violation` attached), or a `TransportError` for what is not a rule or state problem (auth,
+ * validation, the service failing). Never carries a header or the token.
+ */
+function rebuildError(
+  e: ErrorPayload | undefined,
+  method: string,
+  url: string,
+  status?: number,
+): Error {
+  const clientError = status === 400 || status === 401 || status === 403 || status === 413;
+  if (e?.code !== undefined && e.message !== undefined && !clientError) {
+    const rebuilt = reviveKernelError({ code: e.code, message: e.message, details: e.details });
+    if (KernelError.is(rebuilt) && rebuilt.constructor !== KernelError) {
+      if (e.violation !== undefined)
+        (rebuilt as KernelError & { violation?: Violation }).violation = e.violation;
+      return rebuilt;
+    }
+  }
+  const known = status ?? (e?.code === undefined ? undefined : STATUS_OF_CODE[e.code]);
+  const said = e?.message === undefined ? '' : `: ${e.message}`;
+  return new TransportError(
+    { status: known, method, url },
+    {
+      message:
+        known === undefined
+          ? `${method} ${url} failed${said}`
+          : `${method} ${url} failed with status ${known}${said}`,
+    },
+  );
 }
 
 /**
@@ -204,6 +364,62 @@ export class CoordinationClient {
     } = {},
   ): Promise<{ tasks: TaskView[]; next: number | null }> {
     return this.#send('get', 'v1/tasks', undefined, searchParams(filter));
+  }
+
+  /**
+   * Claims up to `max` tasks (1–100) under one lease, waiting up to `waitSeconds` for the first;
+   * an empty list when none came. For a worker that runs several tasks at once.
+   */
+  async claimMany(options: {
+    max: number;
+    types?: string[];
+    leaseSeconds?: number;
+    waitSeconds?: number;
+    signal?: AbortSignal;
+  }): Promise<Claimed[]> {
+    const { signal, ...body } = options;
+    const result = await this.#send<{ claims: Claimed[] }>(
+      'post',
+      'v1/tasks/claim-many',
+      body,
+      undefined,
+      {
+        extraTimeoutMs: (options.waitSeconds ?? 0) * 1000,
+        signal,
+      },
+    );
+    return result.claims;
+  }
+
+  /**
+   * Several transitions (up to 100) in one request, each checked and applied on its own. Never
+   * throws for a refused item: its result carries the error, rebuilt like a thrown one.
+   */
+  async transitionMany(
+    items: ReadonlyArray<{ id: string; to: TaskState; leaseId?: string; comment?: string }>,
+  ): Promise<TransitionResult[]> {
+    const { results } = await this.#send<{ results: RawTransitionResult[] }>(
+      'post',
+      'v1/tasks/transition-many',
+      {
+        transitions: items,
+      },
+    );
+    return results.map((r) =>
+      r.ok
+        ? {
+            id: r.id,
+            ok: true,
+            task: r.task as TaskView,
+            from: r.from as TaskState,
+            reason: r.reason as string,
+          }
+        : {
+            id: r.id,
+            ok: false,
+            error: rebuildError(r.error, 'POST', `${this.url}/v1/tasks/transition-many`),
+          },
+    );
   }
 
   async getTask(id: string): Promise<TaskView> {
@@ -374,18 +590,39 @@ export class CoordinationClient {
    * handled, when `signal` aborts or (with `untilIdle`) when a claim finds nothing.
    */
   async work(handler: JobHandler, options: WorkOptions = {}): Promise<number> {
+    const concurrency = options.concurrency ?? 1;
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 100) {
+      throw new RangeError(`concurrency must be an integer from 1 to 100, got ${concurrency}`);
+    }
     const leaseSeconds = options.leaseSeconds ?? 30;
+    const finish: Finish =
+      concurrency === 1
+        ? (id, lease, to, lost) => this.#finish(id, lease, to, lost, options)
+        : new BatchFinisher(this, options).finish;
+    const running = new Set<Promise<void>>();
     let handled = 0;
     let failures = 0;
     while (options.signal?.aborted !== true) {
-      let claimed: Claimed | undefined;
+      const free = concurrency - running.size;
+      if (free === 0) {
+        await Promise.race(running);
+        continue;
+      }
+      let claims: Claimed[];
       try {
-        claimed = await this.claim({
+        const ask = {
           ...(options.types === undefined ? {} : { types: options.types }),
           leaseSeconds,
-          waitSeconds: options.waitSeconds ?? 20,
+          // While tasks run, only look: a waiting claim would hold their finished slots idle.
+          waitSeconds: running.size > 0 ? 0 : (options.waitSeconds ?? 20),
           ...(options.signal === undefined ? {} : { signal: options.signal }),
-        });
+        };
+        if (concurrency === 1) {
+          const one = await this.claim(ask);
+          claims = one === undefined ? [] : [one];
+        } else {
+          claims = await this.claimMany({ ...ask, max: free });
+        }
         failures = 0;
       } catch (error) {
         if (options.signal?.aborted) break;
@@ -394,13 +631,24 @@ export class CoordinationClient {
         await pause(backoffMs(failures++), options.signal);
         continue;
       }
-      if (claimed === undefined) {
-        if (options.untilIdle) break;
+      if (claims.length === 0) {
+        if (running.size > 0) await Promise.race(running);
+        else if (options.untilIdle) break;
         continue;
       }
-      await this.#handle(claimed, handler, leaseSeconds, options);
-      handled++;
+      for (const claimed of claims) {
+        const done: Promise<void> = this.#handle(
+          claimed,
+          handler,
+          leaseSeconds,
+          options,
+          finish,
+        ).finally(() => running.delete(done));
+        running.add(done);
+        handled++;
+      }
     }
+    await Promise.all(running);
     return handled;
   }
 
@@ -409,6 +657,7 @@ export class CoordinationClient {
     handler: JobHandler,
     leaseSeconds: number,
     options: WorkOptions,
+    finish: Finish,
   ): Promise<void> {
     const lost = new AbortController();
     const stop = () => lost.abort();
@@ -439,8 +688,7 @@ export class CoordinationClient {
     };
     try {
       const to = (await handler(job)) ?? 'done';
-      if (!moved && !lost.signal.aborted)
-        await this.#finish(task.id, lease, to, lost.signal, options);
+      if (!moved && !lost.signal.aborted) await finish(task.id, lease, to, lost.signal);
     } catch (error) {
       options.onError?.(error, job);
       // Past its budget the service has blocked the task already.
@@ -511,42 +759,13 @@ export class CoordinationClient {
   /** The server's `{ error: { code, message, … } }` as a core error; never a header or the token. */
   async #rebuild(error: unknown, method: string, url: string): Promise<unknown> {
     if (error instanceof HTTPError) {
-      let body: {
-        error?: {
-          code?: string;
-          message?: string;
-          details?: Record<string, unknown>;
-          violation?: Violation;
-        };
-      } = {};
+      let body: { error?: ErrorPayload } = {};
       try {
         body = (await error.response.json()) as typeof body;
       } catch {
         // Not our JSON (a proxy's page): the status says it all.
       }
-      const e = body.error;
-      const status = error.response.status;
-      if (
-        e?.code !== undefined &&
-        e.message !== undefined &&
-        status !== 401 &&
-        status !== 403 &&
-        status !== 400 &&
-        status !== 413
-      ) {
-        const rebuilt = reviveKernelError({ code: e.code, message: e.message, details: e.details });
-        if (KernelError.is(rebuilt) && rebuilt.constructor !== KernelError) {
-          if (e.violation !== undefined)
-            (rebuilt as KernelError & { violation?: Violation }).violation = e.violation;
-          return rebuilt;
-        }
-      }
-      return new TransportError(
-        { status, method, url },
-        {
-          message: `${method} ${url} failed with status ${status}${e?.message === undefined ? '' : `: ${e.message}`}`,
-        },
-      );
+      return rebuildError(body.error, method, url, error.response.status);
     }
     if (error instanceof Error && error.name === 'AbortError') return error;
     const reason = error instanceof TimeoutError ? 'timed out' : 'no response';

@@ -4,6 +4,7 @@ export type {
   ClientOptions,
   Job,
   JobHandler,
+  TransitionResult,
   WorkOptions,
 } from './client.js';
 export { CoordinationClient, isUnavailable } from './client.js';
@@ -28,7 +29,16 @@ export type {
 } from './model.js';
 export type { CoordinationServer, ServerOptions } from './server.js';
 export { startCoordinationServer } from './server.js';
-export type { Caller, EnqueueInput, Lease, ServiceCounters, ServiceSettings } from './service.js';
+export type {
+  Caller,
+  ClaimOptions,
+  EnqueueInput,
+  Lease,
+  ServiceCounters,
+  ServiceSettings,
+  TransitionOutcome,
+  TransitionRequest,
+} from './service.js';
 export { CoordinationService, hashToken } from './service.js';
 export { MemoryStorage } from './storage/memory.js';
 export type { StorageOptions } from './storage/open.js';
@@ -41,5 +51,6 @@ export type {
   Storage,
   TaskChanges,
   TaskFilter,
+  TaskUpdate,
   UpdateExtras,
 } from './storage/storage.js';

@@ -32,7 +32,7 @@ import type {
   NewEvent,
   TaskRow,
 } from './model.js';
-import type { Storage, TaskChanges } from './storage/storage.js';
+import type { Storage, TaskChanges, TaskUpdate } from './storage/storage.js';
 
 /** Rules and limits of a service; every field has a default. */
 export interface ServiceSettings {
@@ -88,6 +88,36 @@ export interface Lease {
   until: string;
 }
 
+/** What a claim asks for. */
+export interface ClaimOptions {
+  /** Only tasks of these types; any when absent or empty. */
+  types?: string[] | undefined;
+  leaseSeconds?: number | undefined;
+  /** How long to wait for a task when none is waiting (capped by the service). */
+  waitSeconds?: number | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** A move asked of {@link CoordinationService.transition}. */
+export interface TransitionRequest {
+  to: TaskState;
+  /** The lease the caller holds; refused once another claim has taken the task. */
+  leaseId?: string | undefined;
+  comment?: string | undefined;
+}
+
+/** What became of one item of {@link CoordinationService.transitionMany}. */
+export type TransitionOutcome =
+  | { id: string; ok: true; task: TaskRow; from: TaskState; reason: string }
+  | { id: string; ok: false; error: unknown };
+
+interface PreparedMove {
+  to: TaskState;
+  reason: string;
+  escalates: boolean;
+  update: TaskUpdate;
+}
+
 /** The counters the service keeps for /metrics. */
 export interface ServiceCounters {
   enqueued: number;
@@ -138,6 +168,7 @@ export class CoordinationService {
     escalations: 0,
   };
   readonly #clock: Clock;
+  readonly #callers = new Map<string, { caller: Caller; until: number }>();
   readonly #adminTokenHash: string;
   readonly #maxDepth: number;
   readonly #admissionRequired: readonly string[];
@@ -204,10 +235,23 @@ export class CoordinationService {
 
   /** The caller a bearer token stands for, or `undefined` for an unknown token. */
   async authenticate(token: string): Promise<Caller | undefined> {
+    const now = this.#clock.now();
+    const cached = this.#callers.get(token);
+    if (cached !== undefined && cached.until > now) return cached.caller;
     const hash = hashToken(token);
-    if (hash === this.#adminTokenHash) return { kind: 'admin' };
-    const agent = await this.storage.findAgentByTokenHash(hash);
-    return agent === undefined ? undefined : { kind: 'agent', agentId: agent.id };
+    let caller: Caller | undefined;
+    if (hash === this.#adminTokenHash) caller = { kind: 'admin' };
+    else {
+      const agent = await this.storage.findAgentByTokenHash(hash);
+      if (agent !== undefined) caller = { kind: 'agent', agentId: agent.id };
+    }
+    if (caller === undefined) return undefined;
+    // A token seen a moment ago is taken on trust for a second: an agent's every call would
+    // otherwise hash it and read the database first. Rotation here drops it at once; another
+    // instance's rotation reaches this one within the second.
+    if (this.#callers.size >= 10_000) this.#callers.clear();
+    this.#callers.set(token, { caller, until: now + 1_000 });
+    return caller;
   }
 
   /** Registers an agent (or gives it a new token); the token is returned once and stored hashed. */
@@ -216,6 +260,10 @@ export class CoordinationService {
     agentId: string,
   ): Promise<{ agentId: string; token: string }> {
     requireAdmin(caller, 'register agents');
+    for (const [known, entry] of this.#callers) {
+      if (entry.caller.kind === 'agent' && entry.caller.agentId === agentId)
+        this.#callers.delete(known);
+    }
     const token = newToken('ekt');
     const existing = await this.storage.getAgent(agentId);
     const now = this.#clock.now();
@@ -350,59 +398,106 @@ export class CoordinationService {
 
   /**
    * Claims the next `todo` task (of the given types) for the calling agent, waiting up to
-   * `waitSeconds` for one to arrive. A sleeping agent that gets work is woken (`task_available`).
+   * `waitSeconds` for one to arrive; or, with `taskId`, that task at once. A sleeping agent that
+   * gets work is woken (`task_available`).
+   *
+   * @throws ConflictError when the named task is not `todo`; NotFoundError when it does not exist.
    */
   async claim(
     caller: Caller,
-    options: {
-      types?: string[] | undefined;
-      leaseSeconds?: number | undefined;
-      waitSeconds?: number | undefined;
-      taskId?: string | undefined;
-      signal?: AbortSignal | undefined;
-    },
+    options: ClaimOptions & { taskId?: string | undefined },
   ): Promise<{ task: TaskRow; lease: Lease } | undefined> {
-    if (caller.kind !== 'agent')
-      throw new ServiceError(403, 'FORBIDDEN', 'Only agents claim tasks, each as itself');
-    const agentId = caller.agentId;
-    const leaseMs = this.#leaseMs(options.leaseSeconds);
+    if (options.taskId === undefined) {
+      const { tasks, lease } = await this.claimMany(caller, { ...options, max: 1 });
+      const [task] = tasks;
+      return task === undefined ? undefined : { task, lease };
+    }
+    const agentId = this.#claimant(caller);
+    const now = this.#clock.now();
+    const lease = this.#newLease(now, options.leaseSeconds);
+    const task = await this.storage.claim(
+      {
+        agentId,
+        types: null,
+        taskId: options.taskId,
+        leaseId: lease.id,
+        leaseUntil: lease.untilMs,
+        now,
+      },
+      this.#claimedEvent(agentId, lease),
+    );
+    if (task === undefined) {
+      const named = await this.storage.getTask(options.taskId);
+      if (named === undefined) throw new NotFoundError({ resource: 'task', id: options.taskId });
+      throw new ConflictError(
+        { resource: `task ${options.taskId}`, holder: named.leaseOwner ?? undefined },
+        {
+          message: `Task ${options.taskId} is ${named.state}${named.leaseOwner === null ? '' : `, leased by ${named.leaseOwner}`}; only todo tasks can be claimed`,
+        },
+      );
+    }
+    this.counters.claims++;
+    await this.#wakeOnWork(agentId);
+    return { task, lease: { id: lease.id, until: toIsoTime(lease.untilMs) } };
+  }
+
+  /**
+   * Claims up to `max` of the next `todo` tasks (highest priority, then oldest) of the asked
+   * types, all under one lease, waiting up to `waitSeconds` for the first. An empty list when
+   * none came.
+   */
+  async claimMany(
+    caller: Caller,
+    options: ClaimOptions & { max: number },
+  ): Promise<{ tasks: TaskRow[]; lease: Lease }> {
+    const agentId = this.#claimant(caller);
     const deadline =
       this.#clock.now() + Math.min(options.waitSeconds ?? 0, this.#maxWaitSeconds) * 1000;
     const types = options.types === undefined || options.types.length === 0 ? null : options.types;
     while (true) {
       const now = this.#clock.now();
-      const leaseId = `lse_${randomUUID()}`;
-      const task = await this.storage.claim(
-        { agentId, types, taskId: options.taskId, leaseId, leaseUntil: now + leaseMs, now },
-        (t) =>
-          this.#event('task.claimed', {
-            taskId: t.id,
-            agentId,
-            data: { attempts: t.attempts, leaseId, leaseUntil: toIsoTime(now + leaseMs) },
-          }),
+      const lease = this.#newLease(now, options.leaseSeconds);
+      const tasks = await this.storage.claimMany(
+        { agentId, types, leaseId: lease.id, leaseUntil: lease.untilMs, now },
+        options.max,
+        this.#claimedEvent(agentId, lease),
       );
-      if (task !== undefined) {
-        this.counters.claims++;
+      const view = { id: lease.id, until: toIsoTime(lease.untilMs) };
+      if (tasks.length > 0) {
+        this.counters.claims += tasks.length;
         await this.#wakeOnWork(agentId);
-        return { task, lease: { id: leaseId, until: toIsoTime(now + leaseMs) } };
-      }
-      if (options.taskId !== undefined) {
-        const named = await this.storage.getTask(options.taskId);
-        if (named === undefined) throw new NotFoundError({ resource: 'task', id: options.taskId });
-        throw new ConflictError(
-          { resource: `task ${options.taskId}`, holder: named.leaseOwner ?? undefined },
-          {
-            message: `Task ${options.taskId} is ${named.state}${named.leaseOwner === null ? '' : `, leased by ${named.leaseOwner}`}; only todo tasks can be claimed`,
-          },
-        );
+        return { tasks, lease: view };
       }
       const left = deadline - this.#clock.now();
       if (left <= 0 || options.signal?.aborted || this.#stopping.signal.aborted) {
         this.counters.claimMisses++;
-        return undefined;
+        return { tasks, lease: view };
       }
       await this.#waitForTask(Math.min(left, 1000), options.signal);
     }
+  }
+
+  #claimant(caller: Caller): string {
+    if (caller.kind !== 'agent')
+      throw new ServiceError(403, 'FORBIDDEN', 'Only agents claim tasks, each as itself');
+    return caller.agentId;
+  }
+
+  #newLease(now: number, leaseSeconds: number | undefined): { id: string; untilMs: number } {
+    return { id: `lse_${randomUUID()}`, untilMs: now + this.#leaseMs(leaseSeconds) };
+  }
+
+  #claimedEvent(
+    agentId: string,
+    lease: { id: string; untilMs: number },
+  ): (task: TaskRow) => NewEvent {
+    const leaseUntil = toIsoTime(lease.untilMs);
+    return (t) =>
+      this.#event('task.claimed', {
+        taskId: t.id,
+        agentId,
+        data: { attempts: t.attempts, leaseId: lease.id, leaseUntil },
+      });
   }
 
   /** Resolves when a task may have become claimable, after `ms` at the latest, or on abort. */
@@ -535,43 +630,101 @@ export class CoordinationService {
   async transition(
     caller: Caller,
     id: string,
-    options: { to: TaskState; leaseId?: string | undefined; comment?: string | undefined },
+    options: TransitionRequest,
   ): Promise<{ task: TaskRow; from: TaskState; reason: string }> {
     const task = await this.storage.getTask(id);
     if (task === undefined) throw new NotFoundError({ resource: 'task', id });
     const agentId = agentOf(caller);
     return this.#escalating(agentId, id, async () => {
-      // The table first: a move it forbids is refused as such, whoever asks.
-      const reason = validateTransition(task.state, options.to, id);
-      this.#mayMove(caller, task, options.to, options.leaseId);
-      const now = this.#clock.now();
-      const changes: TaskChanges = { state: options.to, updatedAt: now };
-      if (task.state === 'in_progress')
-        Object.assign(changes, { leaseOwner: null, leaseId: null, leaseUntil: null });
-      if (options.to === 'todo') changes.attempts = 0;
-      const events: NewEvent[] = [
-        this.#event('task.transitioned', {
-          taskId: id,
-          agentId,
-          data: { from: task.state, to: options.to, reason, comment: options.comment ?? null },
-        }),
-      ];
-      const escalation =
-        options.to === 'blocked'
-          ? this.#escalationRow('blocked', id, agentId, null, options.comment ?? null)
-          : undefined;
-      if (escalation !== undefined) events.push(this.#escalationEvent(escalation));
+      const move = this.#prepareMove(caller, task, options);
       const updated = await this.storage.updateTask(
         id,
-        { state: task.state, leaseId: task.leaseId, leaseOwner: task.leaseOwner },
-        changes,
-        { events, escalation },
+        move.update.expect,
+        move.update.changes,
+        move.update.extras,
       );
       if (updated === undefined) throw this.#lostLease(id);
-      this.counters.transitions[options.to] = (this.counters.transitions[options.to] ?? 0) + 1;
-      if (escalation !== undefined) this.counters.escalations++;
-      return { task: updated, from: task.state, reason };
+      this.#countMove(move);
+      return { task: updated, from: task.state, reason: move.reason };
     });
+  }
+
+  /**
+   * Several transitions in one storage transaction (a worker finishing a batch). Each is checked
+   * and applied on its own, exactly as {@link transition} would: the result says, item by item,
+   * what happened, and a refused one (escalated when it is a violation) does not stop the rest.
+   */
+  async transitionMany(
+    caller: Caller,
+    items: ReadonlyArray<TransitionRequest & { id: string }>,
+  ): Promise<TransitionOutcome[]> {
+    const agentId = agentOf(caller);
+    const tasks = await Promise.all(items.map((item) => this.storage.getTask(item.id)));
+    const outcomes: TransitionOutcome[] = [];
+    const moves: Array<{ index: number; move: PreparedMove; from: TaskState }> = [];
+    for (const [index, item] of items.entries()) {
+      const task = tasks[index];
+      try {
+        if (task === undefined) throw new NotFoundError({ resource: 'task', id: item.id });
+        moves.push({ index, move: this.#prepareMove(caller, task, item), from: task.state });
+        outcomes.push({ id: item.id, ok: false, error: this.#lostLease(item.id) });
+      } catch (error) {
+        if (isViolation(error)) await this.#recordViolation(error, agentId, item.id);
+        outcomes.push({ id: item.id, ok: false, error });
+      }
+    }
+    const updated = await this.storage.updateTasks(moves.map((m) => m.move.update));
+    for (const [i, { index, move, from }] of moves.entries()) {
+      const task = updated[i];
+      if (task === undefined) continue;
+      this.#countMove(move);
+      outcomes[index] = { id: task.id, ok: true, task, from, reason: move.reason };
+    }
+    return outcomes;
+  }
+
+  /**
+   * Checks a move (the table first: a move it forbids is refused as such, whoever asks; then who
+   * may make it) and builds its compare-and-set.
+   */
+  #prepareMove(caller: Caller, task: TaskRow, options: TransitionRequest): PreparedMove {
+    const id = task.id;
+    const agentId = agentOf(caller);
+    const reason = validateTransition(task.state, options.to, id);
+    this.#mayMove(caller, task, options.to, options.leaseId);
+    const now = this.#clock.now();
+    const changes: TaskChanges = { state: options.to, updatedAt: now };
+    if (task.state === 'in_progress')
+      Object.assign(changes, { leaseOwner: null, leaseId: null, leaseUntil: null });
+    if (options.to === 'todo') changes.attempts = 0;
+    const events: NewEvent[] = [
+      this.#event('task.transitioned', {
+        taskId: id,
+        agentId,
+        data: { from: task.state, to: options.to, reason, comment: options.comment ?? null },
+      }),
+    ];
+    const escalation =
+      options.to === 'blocked'
+        ? this.#escalationRow('blocked', id, agentId, null, options.comment ?? null)
+        : undefined;
+    if (escalation !== undefined) events.push(this.#escalationEvent(escalation));
+    return {
+      to: options.to,
+      reason,
+      escalates: escalation !== undefined,
+      update: {
+        id,
+        expect: { state: task.state, leaseId: task.leaseId, leaseOwner: task.leaseOwner },
+        changes,
+        extras: { events, escalation },
+      },
+    };
+  }
+
+  #countMove(move: PreparedMove): void {
+    this.counters.transitions[move.to] = (this.counters.transitions[move.to] ?? 0) + 1;
+    if (move.escalates) this.counters.escalations++;
   }
 
   /** Gives a leased task back to the queue (`todo`); the attempt stays counted. */

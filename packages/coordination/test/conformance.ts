@@ -252,6 +252,76 @@ export function storageConformance(name: string, create: () => Promise<Conforman
       expect(new Set(ids).size).toBe(10);
     });
 
+    it('claims several at once in claim order under one lease, never one task twice', async () => {
+      const low = (await storage.insertTask(taskRow({ type: 'build' }), event('e'))).task;
+      const high = (await storage.insertTask(taskRow({ type: 'build', priority: 5 }), event('e')))
+        .task;
+      const other = (await storage.insertTask(taskRow({ type: 'review' }), event('e'))).task;
+      await storage.insertTask(taskRow({ type: 'build', state: 'backlog' }), event('e'));
+      const before = (await storage.readEvents(0, 1000)).length;
+
+      const batch = await storage.claimMany(claimRequest('w', { types: ['build'] }), 10, claimed);
+      expect(batch.map((t) => t.id)).toEqual([high.id, low.id]);
+      expect(new Set(batch.map((t) => t.leaseId)).size).toBe(1);
+      expect(
+        batch.every((t) => t.state === 'in_progress' && t.leaseOwner === 'w' && t.attempts === 1),
+      ).toBe(true);
+      const events = (await storage.readEvents(0, 1000)).slice(before);
+      expect(events.map((e) => [e.type, e.taskId])).toEqual([
+        ['task.claimed', high.id],
+        ['task.claimed', low.id],
+      ]);
+      expect(
+        (await storage.claimMany(claimRequest('w', { types: ['build'] }), 10, claimed)).map(
+          (t) => t.id,
+        ),
+      ).toEqual([]);
+      expect((await storage.claimMany(claimRequest('w'), 1, claimed)).map((t) => t.id)).toEqual([
+        other.id,
+      ]);
+
+      for (let i = 0; i < 30; i++) await storage.insertTask(taskRow(), event('e'));
+      const racing = await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          storage.claimMany(claimRequest(`agent-${i}`), 5, claimed),
+        ),
+      );
+      const ids = racing.flat().map((t) => t.id);
+      expect(ids).toHaveLength(30);
+      expect(new Set(ids).size).toBe(30);
+      expect(racing.every((r) => r.length <= 5)).toBe(true);
+    });
+
+    it('applies a batch of compare-and-sets each on its own, with their events', async () => {
+      for (let i = 0; i < 3; i++) await storage.insertTask(taskRow(), event('e'));
+      const [a, b, c] = await storage.claimMany(claimRequest('w'), 3, claimed);
+      if (a === undefined || b === undefined || c === undefined)
+        throw new Error('expected three claims');
+      const before = (await storage.readEvents(0, 1000)).length;
+      const done = (t: TaskRow, leaseId: string | null) => ({
+        id: t.id,
+        expect: { state: 'in_progress' as const, leaseId },
+        changes: {
+          state: 'done' as const,
+          leaseOwner: null,
+          leaseId: null,
+          leaseUntil: null,
+          updatedAt: 7_000,
+        },
+        extras: { events: [event('task.transitioned', { taskId: t.id })] },
+      });
+      const results = await storage.updateTasks([
+        done(a, a.leaseId),
+        done(b, 'not-the-lease'),
+        done(c, c.leaseId),
+      ]);
+      expect(results.map((r) => r?.state)).toEqual(['done', undefined, 'done']);
+      expect((await storage.getTask(b.id))?.state).toBe('in_progress');
+      const events = (await storage.readEvents(0, 1000)).slice(before);
+      expect(events.map((e) => e.taskId)).toEqual([a.id, c.id]);
+      expect(await storage.updateTasks([])).toEqual([]);
+    });
+
     it('keeps startedAt from the first claim and counts every attempt', async () => {
       const task = (await storage.insertTask(taskRow(), event('e'))).task;
       const one = await storage.claim(claimRequest('w', { now: 5_000 }), claimed);

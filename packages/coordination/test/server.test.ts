@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http';
 import { TransportError } from '@exec-kernel/core';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { CoordinationClient } from '../src/client.js';
@@ -19,6 +20,58 @@ it('binds 127.0.0.1 by default and answers over real HTTP', async () => {
   expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
   expect(await admin.health()).toMatchObject({ status: 'ok', storage: 'memory' });
 });
+
+it('refuses an oversized body over real HTTP, declared or chunked, and nothing is created', async () => {
+  const huge = JSON.stringify({
+    type: 'x',
+    admission: ADMISSION,
+    payload: 'x'.repeat(2 * 1024 * 1024),
+  });
+  const declared = await post(`${server.url}/v1/tasks`, huge, {
+    'content-length': String(Buffer.byteLength(huge)),
+  });
+  expect(declared).toMatchObject({ status: 413, code: 'PAYLOAD_TOO_LARGE' });
+  const chunked = await post(`${server.url}/v1/tasks`, huge, { 'transfer-encoding': 'chunked' });
+  expect(chunked).toMatchObject({ status: 413, code: 'PAYLOAD_TOO_LARGE' });
+  expect((await admin.listTasks()).tasks).toEqual([]);
+});
+
+/** A POST through node:http, so the test controls content-length and chunking. */
+function post(
+  url: string,
+  body: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; code: string }> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(
+      url,
+      {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${ADMIN}`,
+          'content-type': 'application/json',
+          ...headers,
+        },
+      },
+      (response) => {
+        let text = '';
+        response.on('data', (chunk: Buffer) => {
+          text += chunk.toString();
+        });
+        response.on('end', () =>
+          resolve({
+            status: response.statusCode ?? 0,
+            code: (JSON.parse(text) as { error: { code: string } }).error.code,
+          }),
+        );
+      },
+    );
+    request.on('error', reject);
+    // Chunked: the body goes in pieces, with no length announced.
+    for (let i = 0; i < body.length; i += 64 * 1024) request.write(body.slice(i, i + 64 * 1024));
+    request.end();
+  });
+}
 
 it('streams the event log as Server-Sent Events, resuming after a cursor', async () => {
   const { token } = await admin.registerAgent('planner');

@@ -352,6 +352,88 @@ describe('rules enforced server-side, each violation escalated with its Violatio
   });
 });
 
+describe('batches', () => {
+  it('claims up to max under one lease, waiting for the first; an empty list when none came', async () => {
+    for (const [id, priority] of [
+      ['a', 0],
+      ['b', 3],
+      ['c', 0],
+    ] as const) {
+      await planner.enqueue({ id, type: 'build', priority, admission: ADMISSION });
+    }
+    const claims = await worker.claimMany({ max: 2 });
+    expect(claims.map((c) => c.task.id)).toEqual(['b', 'a']);
+    expect(claims[0]?.lease).toEqual(claims[1]?.lease);
+    expect((await worker.claimMany({ max: 5 })).map((c) => c.task.id)).toEqual(['c']);
+    expect(await worker.claimMany({ max: 5 })).toEqual([]);
+    const waiting = worker.claimMany({ max: 5, waitSeconds: 10 });
+    setTimeout(
+      () => void planner.enqueue({ id: 'late', type: 'build', admission: ADMISSION }),
+      100,
+    );
+    expect((await waiting).map((c) => c.task.id)).toEqual(['late']);
+    const tooMany = await raw('/v1/tasks/claim-many', {
+      method: 'POST',
+      body: JSON.stringify({ max: 101 }),
+      token: tokens.worker,
+    });
+    expect(tooMany.status).toBe(400);
+    expect(await refusal<TransportError>(admin.claimMany({ max: 1 }))).toMatchObject({
+      status: 403,
+    });
+  });
+
+  it('applies transitions item by item: a refused one is reported and escalated, the rest go through', async () => {
+    for (const id of ['t1', 't2', 't3'])
+      await planner.enqueue({ id, type: 'x', admission: ADMISSION });
+    await planner.enqueue({ id: 'theirs', type: 'x', admission: ADMISSION, priority: -1 });
+    const claims = await worker.claimMany({ max: 3 });
+    const lease = claims[0]?.lease.id as string;
+    const otherClaim = (await clientFor(tokens.other as string).claim()) as {
+      task: { id: string };
+    };
+    expect(otherClaim.task.id).toBe('theirs');
+    const results = await worker.transitionMany([
+      { id: 't1', to: 'done', leaseId: lease },
+      { id: 't2', to: 'backlog', leaseId: lease },
+      { id: 'theirs', to: 'done' },
+      { id: 'ghost', to: 'done' },
+      { id: 't3', to: 'blocked', leaseId: lease, comment: 'needs a key' },
+    ]);
+    expect(results.map((r) => [r.id, r.ok])).toEqual([
+      ['t1', true],
+      ['t2', false],
+      ['theirs', false],
+      ['ghost', false],
+      ['t3', true],
+    ]);
+    const [done, invalid, foreign, ghost] = results;
+    expect(done).toMatchObject({
+      ok: true,
+      from: 'in_progress',
+      reason: 'Work completed',
+      task: { state: 'done' },
+    });
+    expect(!invalid?.ok && invalid?.error).toBeInstanceOf(InvalidTransitionError);
+    expect(!foreign?.ok && foreign?.error).toMatchObject({ status: 403 });
+    expect(!ghost?.ok && ghost?.error).toBeInstanceOf(NotFoundError);
+    expect((await admin.getTask('t2')).state).toBe('in_progress');
+    const { escalations } = await admin.listEscalations();
+    expect(escalations.map((e) => [e.kind, e.taskId])).toEqual(
+      expect.arrayContaining([
+        ['violation', 't2'],
+        ['blocked', 't3'],
+      ]),
+    );
+    const empty = await raw('/v1/tasks/transition-many', {
+      method: 'POST',
+      body: JSON.stringify({ transitions: [] }),
+      token: tokens.worker,
+    });
+    expect(empty.status).toBe(400);
+  });
+});
+
 describe('leases', () => {
   it('returns a task whose holder stopped heartbeating to the queue, counting the attempt', async () => {
     await planner.enqueue({ id: 'flaky', type: 'x', admission: ADMISSION, maxAttempts: 2 });
@@ -603,6 +685,8 @@ describe('operations', () => {
         '/v1/events',
         '/v1/tasks',
         '/v1/tasks/claim',
+        '/v1/tasks/claim-many',
+        '/v1/tasks/transition-many',
         '/v1/tasks/{id}',
         '/v1/tasks/{id}/claim',
         '/v1/tasks/{id}/heartbeat',
@@ -678,6 +762,43 @@ describe('the worker helper', () => {
       taskId: 'fails',
       comment: 'Worker failed: compiler crashed',
     });
+  });
+
+  it('runs several tasks at once, claiming and finishing them in batches', async () => {
+    for (let i = 0; i < 12; i++)
+      await planner.enqueue({ id: `b-${i}`, type: 'build', admission: ADMISSION });
+    await planner.enqueue({ id: 'b-fails', type: 'build', admission: ADMISSION, priority: -1 });
+    let running = 0;
+    let most = 0;
+    const handled = await worker.work(
+      async (job) => {
+        running++;
+        most = Math.max(most, running);
+        await new Promise((r) => setTimeout(r, 20));
+        running--;
+        if (job.task.id === 'b-fails') throw new Error('flaky test');
+        return 'done';
+      },
+      { concurrency: 4, untilIdle: true, waitSeconds: 0, onError: () => {} },
+    );
+    expect(handled).toBe(13);
+    expect(most).toBe(4);
+    const { tasks } = await admin.listTasks({ state: 'done', limit: 100 });
+    expect(tasks).toHaveLength(12);
+    expect((await admin.getTask('b-fails')).state).toBe('blocked');
+    // Claims came four at a time; finished tasks were reported together.
+    const { events } = await admin.events({ limit: 1000 });
+    const claims = events.filter((e) => e.type === 'task.claimed');
+    const leases = new Set(claims.map((e) => (e.data as { leaseId: string }).leaseId));
+    expect(claims).toHaveLength(13);
+    expect(leases.size).toBeLessThan(13);
+    const metrics = await (await app.request('/metrics')).text();
+    const requests = (route: string) =>
+      Number(new RegExp(`route="${route}",status="200"\\} (\\d+)`).exec(metrics)?.[1] ?? 0);
+    expect(requests('/v1/tasks/transition-many')).toBeGreaterThan(0);
+    expect(requests('/v1/tasks/transition-many')).toBeLessThan(13);
+    expect(requests('/v1/tasks/:id/transition')).toBe(1); // the failed one, blocked
+    await expect(worker.work(async () => 'done', { concurrency: 0 })).rejects.toThrow(RangeError);
   });
 
   it('stops on its signal, and rebuilds kernel errors with their violation', async () => {

@@ -1,6 +1,6 @@
 import { KernelError, TASK_STATES, type TaskState, type Violation } from '@exec-kernel/core';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import type { Context } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { streamSSE } from 'hono/streaming';
@@ -156,6 +156,10 @@ const ClaimSchema = z
   .strict()
   .openapi('ClaimRequest');
 
+const ClaimManySchema = ClaimSchema.extend({ max: z.number().int().min(1).max(100) })
+  .strict()
+  .openapi('ClaimManyRequest');
+
 const LeaseRequestSchema = z
   .object({ leaseId: z.string().optional(), leaseSeconds: z.number().positive().optional() })
   .strict();
@@ -168,6 +172,16 @@ const TransitionSchema = z
   })
   .strict()
   .openapi('TransitionRequest');
+
+const TransitionManySchema = z
+  .object({
+    transitions: z
+      .array(TransitionSchema.extend({ id: z.string().min(1) }).strict())
+      .min(1)
+      .max(100),
+  })
+  .strict()
+  .openapi('TransitionManyRequest');
 
 const StepsSchema = z
   .object({
@@ -265,6 +279,27 @@ const LeaseResult = z.object({ task: TaskSchema, lease: LeaseSchema });
 const Warning = z.object({ taskId: z.string(), budgetType: z.string(), fraction: z.number() });
 
 /**
+ * Refuses bodies over `maxBytes` with 413. A declared length is checked from the header alone;
+ * only a body without one (chunked) is counted as it is read. Hono's `bodyLimit` alone would first
+ * build a full fetch `Request` for every request, which cost more than the claim itself.
+ */
+function limitBody(
+  maxBytes: number,
+  tooLarge: (c: Context<AppEnv>) => Response,
+): MiddlewareHandler<AppEnv> {
+  const counting = bodyLimit({ maxSize: maxBytes, onError: tooLarge });
+  return async (c, next) => {
+    const method = c.req.method;
+    if (method === 'GET' || method === 'HEAD') return next();
+    const length = c.req.header('content-length');
+    if (length !== undefined && c.req.header('transfer-encoding') === undefined) {
+      return Number(length) > maxBytes ? tooLarge(c) : next();
+    }
+    return counting(c, next);
+  };
+}
+
+/**
  * The coordination service's HTTP interface: a Hono app with a zod schema on every route and the
  * OpenAPI document at `/openapi.json`. Every error is `{ error: { code, message, … } }`.
  */
@@ -292,14 +327,9 @@ export function createApp(
   const maxBytes = options.maxBodyBytes ?? 1024 * 1024;
   app.use(
     '*',
-    bodyLimit({
-      maxSize: maxBytes,
-      onError: (c) =>
-        c.json(
-          errorBody('PAYLOAD_TOO_LARGE', `Request body is larger than ${maxBytes} bytes`),
-          413,
-        ),
-    }),
+    limitBody(maxBytes, (c) =>
+      c.json(errorBody('PAYLOAD_TOO_LARGE', `Request body is larger than ${maxBytes} bytes`), 413),
+    ),
   );
 
   const activity = options.activity ?? { inFlight: 0 };
@@ -539,6 +569,30 @@ export function createApp(
 
   app.openapi(
     createRoute({
+      method: 'post',
+      path: '/v1/tasks/claim-many',
+      summary: 'Claim up to max todo tasks under one lease; waits up to waitSeconds for the first',
+      security: [{ bearer: [] }],
+      request: body(ClaimManySchema),
+      responses: {
+        200: json(
+          z.object({ claims: z.array(LeaseResult) }),
+          'Claimed (an empty list when none came)',
+        ),
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const { tasks, lease } = await service.claimMany(c.get('caller'), {
+        ...c.req.valid('json'),
+        signal: c.req.raw.signal,
+      });
+      return c.json({ claims: tasks.map((task) => ({ task: taskView(task), lease })) }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
       method: 'get',
       path: '/v1/tasks/{id}',
       summary: 'A task',
@@ -585,6 +639,55 @@ export function createApp(
         c.req.valid('json'),
       );
       return c.json({ task: taskView(task), lease }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/tasks/transition-many',
+      summary: 'Several transitions at once, each checked and applied on its own',
+      security: [{ bearer: [] }],
+      request: body(TransitionManySchema),
+      responses: {
+        200: json(
+          z.object({
+            results: z.array(
+              z.object({
+                id: z.string(),
+                ok: z.boolean(),
+                task: TaskSchema.optional(),
+                from: z.string().optional(),
+                to: z.string().optional(),
+                reason: z.string().optional(),
+                error: ErrorSchema.shape.error.optional(),
+              }),
+            ),
+          }),
+          'What became of each, in order',
+        ),
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const { transitions } = c.req.valid('json');
+      const outcomes = await service.transitionMany(
+        c.get('caller'),
+        transitions.map((t) => ({ ...t, to: t.to as TaskState })),
+      );
+      const results = outcomes.map((o, i) =>
+        o.ok
+          ? {
+              id: o.id,
+              ok: true,
+              task: taskView(o.task),
+              from: o.from,
+              to: transitions[i]?.to,
+              reason: o.reason,
+            }
+          : { id: o.id, ok: false, error: describeError(o.error).body.error },
+      );
+      return c.json({ results }, 200);
     },
   );
 
@@ -829,13 +932,13 @@ export function createApp(
   return app;
 }
 
-/** One error body for everything the routes throw. */
-export function handleError(error: unknown, c: Context<AppEnv>): Response {
+/** The status and body an error is answered with. */
+function describeError(error: unknown): { status: number; body: ErrorBody } {
   if (error instanceof ServiceError) {
-    return c.json(
-      errorBody(error.code, error.message, { details: error.details }),
-      error.status as 400,
-    );
+    return {
+      status: error.status,
+      body: errorBody(error.code, error.message, { details: error.details }),
+    };
   }
   if (KernelError.is(error)) {
     const violation = (error as KernelError & { violation?: Violation }).violation;
@@ -843,26 +946,32 @@ export function handleError(error: unknown, c: Context<AppEnv>): Response {
       violation === undefined
         ? { details: { ...error.details } }
         : { details: { ...error.details }, violation };
-    return c.json(errorBody(error.code, error.message, extra), statusOf(error) as 422);
+    return { status: statusOf(error), body: errorBody(error.code, error.message, extra) };
   }
   if (error instanceof HTTPException) {
     const malformed = error.status === 400;
-    return c.json(
-      errorBody(
+    return {
+      status: error.status,
+      body: errorBody(
         malformed ? 'BAD_JSON' : 'HTTP_ERROR',
         malformed ? 'The request body is not valid JSON' : error.message,
       ),
-      error.status,
-    );
+    };
   }
   if (databaseUnavailable(error)) {
-    c.header('retry-after', '1');
-    return c.json(
-      errorBody('UNAVAILABLE', 'The database is not answering; try again shortly'),
-      503,
-    );
+    return {
+      status: 503,
+      body: errorBody('UNAVAILABLE', 'The database is not answering; try again shortly'),
+    };
   }
-  return c.json(errorBody('INTERNAL', 'Internal error'), 500);
+  return { status: 500, body: errorBody('INTERNAL', 'Internal error') };
+}
+
+/** One error body for everything the routes throw. */
+export function handleError(error: unknown, c: Context<AppEnv>): Response {
+  const { status, body } = describeError(error);
+  if (status === 503) c.header('retry-after', '1');
+  return c.json(body, status as 500);
 }
 
 /**

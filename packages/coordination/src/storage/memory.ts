@@ -23,6 +23,7 @@ import type {
   Storage,
   TaskChanges,
   TaskFilter,
+  TaskUpdate,
   UpdateExtras,
 } from './storage.js';
 
@@ -163,6 +164,28 @@ export class MemoryStorage implements Storage {
     this.#append(event(copy(next)));
     this.#signal('event');
     return copy(next);
+  }
+
+  async claimMany(
+    request: ClaimRequest,
+    max: number,
+    event: (task: TaskRow) => NewEvent,
+  ): Promise<TaskRow[]> {
+    const claimed: TaskRow[] = [];
+    const next = { ...request, taskId: undefined };
+    while (claimed.length < max) {
+      const task = await this.claim(next, event);
+      if (task === undefined) break;
+      claimed.push(task);
+    }
+    return claimed;
+  }
+
+  async updateTasks(updates: readonly TaskUpdate[]): Promise<Array<TaskRow | undefined>> {
+    const results: Array<TaskRow | undefined> = [];
+    for (const u of updates)
+      results.push(await this.updateTask(u.id, u.expect, u.changes, u.extras));
+    return results;
   }
 
   async updateTask(

@@ -26,6 +26,7 @@ import type {
   Storage,
   TaskChanges,
   TaskFilter,
+  TaskUpdate,
   UpdateExtras,
 } from './storage.js';
 
@@ -642,6 +643,31 @@ export class PostgresStorage implements Storage {
     return claimed;
   }
 
+  async claimMany(
+    request: ClaimRequest,
+    max: number,
+    event: (task: TaskRow) => NewEvent,
+  ): Promise<TaskRow[]> {
+    const sql = this.#open();
+    if (request.types?.length === 0 || max < 1) return [];
+    let pending: Promise<unknown> | undefined;
+    const claimed = await sql.begin(async (tx) => {
+      // `= any(array(…))` runs the locking subquery once, whatever plan the UPDATE gets.
+      const rows = await tx`
+        update tasks set ${CLAIM_SET(request, tx)}
+        where id = any(array(${this.#nextTodo(tx, request.types, max)} for update skip locked))
+        returning *`;
+      if (rows.length === 0) return [];
+      const tasks = rows.map(toTask).sort((a, b) => b.priority - a.priority || a.seq - b.seq);
+      pending = this.#insertEvents(tx, tasks.map(event)).execute();
+      pending.catch(() => {});
+      return tasks;
+    });
+    await pending;
+    if (claimed.length > 0) this.#emit('event');
+    return claimed;
+  }
+
   async updateTask(
     id: string,
     expect: Expectation,
@@ -649,9 +675,29 @@ export class PostgresStorage implements Storage {
     extras: UpdateExtras,
   ): Promise<TaskRow | undefined> {
     const sql = this.#open();
-    const signal: ChangeSignal = (changes.state ?? expect.state) === 'todo' ? 'task' : 'event';
+    const [row] = await this.#updateQuery(sql, { id, expect, changes, extras });
+    if (row === undefined) return undefined;
+    this.#emit((changes.state ?? expect.state) === 'todo' ? 'task' : 'event');
+    return toTask(row);
+  }
+
+  async updateTasks(updates: readonly TaskUpdate[]): Promise<Array<TaskRow | undefined>> {
+    const sql = this.#open();
+    if (updates.length === 0) return [];
+    // Sent together, so the driver pipelines them on the transaction's connection.
+    const rows = await sql.begin((tx) =>
+      Promise.all(updates.map(async (u) => (await this.#updateQuery(tx, u))[0])),
+    );
+    const results = rows.map((row) => (row === undefined ? undefined : toTask(row)));
+    if (results.some((r) => r?.state === 'todo')) this.#emit('task');
+    else if (results.some((r) => r !== undefined)) this.#emit('event');
+    return results;
+  }
+
+  /** The compare-and-set statement, with its events and escalation in data-modifying CTEs. */
+  async #updateQuery(sql: Sql | Tx, { id, expect, changes, extras }: TaskUpdate): Promise<Row[]> {
     const when = sql`(select 1 from u)`;
-    const [row] = await sql`
+    return await sql`
       with u as (
         ${updateSet(sql, TASKS, changes)}
         where id = ${id} and state = ${expect.state}
@@ -668,9 +714,6 @@ export class PostgresStorage implements Storage {
       select * from u`.catch((error: unknown) => {
       throw this.#conflict(error, extras.escalation?.id);
     });
-    if (row === undefined) return undefined;
-    this.#emit(signal);
-    return toTask(row);
   }
 
   async addSpending(
@@ -910,7 +953,7 @@ export class PostgresStorage implements Storage {
   }
 
   /** The inner SELECT of the claim: the next open task, in exactly the order of its index. */
-  #nextTodo(sql: Sql | Tx, types: string[] | null): Fragment {
+  #nextTodo(sql: Sql | Tx, types: string[] | null, limit = 1): Fragment {
     // One type as `=`, not `= any`, so the per-type index serves the ORDER BY with no sort. The
     // literal 'todo' (never a parameter) lets even a generic plan use the partial indexes.
     const filter =
@@ -919,7 +962,8 @@ export class PostgresStorage implements Storage {
         : types.length === 1
           ? sql`and type = ${types[0] as string}`
           : sql`and type = any(${types}::text[])`;
-    return sql`select id from tasks where state = 'todo' ${filter} order by priority desc, seq limit 1`;
+    const take = limit === 1 ? sql`limit 1` : sql`limit ${limit}`;
+    return sql`select id from tasks where state = 'todo' ${filter} order by priority desc, seq ${take}`;
   }
 
   /**

@@ -26,6 +26,7 @@ import type {
   Storage,
   TaskChanges,
   TaskFilter,
+  TaskUpdate,
   UpdateExtras,
 } from './storage.js';
 
@@ -535,26 +536,54 @@ export class SqliteStorage implements Storage {
   ): Promise<TaskRow | undefined> {
     const c = this.#open();
     if (request.types?.length === 0) return undefined;
-    const lease = [request.agentId, request.leaseId, request.leaseUntil, request.now, request.now];
-    const claimed = this.#write(c, () => {
-      let record: unknown;
-      if (request.taskId !== undefined) {
-        record = c.claimNamed.get(...lease, request.taskId);
-      } else if (request.types === null) {
-        record = c.claimNext.get(...lease);
-      } else {
-        record = this.#statement(claimNextSql(request.types.length)).get(
-          ...lease,
-          ...request.types,
-        );
-      }
-      if (record === undefined) return undefined;
-      const task = toTask(record as TaskRecord);
-      appendEvent(c, event(task));
-      return task;
-    });
+    const claimed = this.#write(c, () => this.#claimOne(c, request, event));
     if (claimed !== undefined) this.#signal('event');
     return claimed;
+  }
+
+  async claimMany(
+    request: ClaimRequest,
+    max: number,
+    event: (task: TaskRow) => NewEvent,
+  ): Promise<TaskRow[]> {
+    const c = this.#open();
+    if (request.types?.length === 0) return [];
+    const next = { ...request, taskId: undefined };
+    const claimed = this.#write(c, () => {
+      const out: TaskRow[] = [];
+      for (
+        let task = this.#claimOne(c, next, event);
+        task !== undefined;
+        task = this.#claimOne(c, next, event)
+      ) {
+        out.push(task);
+        if (out.length >= max) break;
+      }
+      return out;
+    });
+    if (claimed.length > 0) this.#signal('event');
+    return claimed;
+  }
+
+  /** One claim statement and its event, inside the caller's transaction. */
+  #claimOne(
+    c: Connection,
+    request: ClaimRequest,
+    event: (task: TaskRow) => NewEvent,
+  ): TaskRow | undefined {
+    const lease = [request.agentId, request.leaseId, request.leaseUntil, request.now, request.now];
+    let record: unknown;
+    if (request.taskId !== undefined) {
+      record = c.claimNamed.get(...lease, request.taskId);
+    } else if (request.types === null) {
+      record = c.claimNext.get(...lease);
+    } else {
+      record = this.#statement(claimNextSql(request.types.length)).get(...lease, ...request.types);
+    }
+    if (record === undefined) return undefined;
+    const task = toTask(record as TaskRecord);
+    appendEvent(c, event(task));
+    return task;
   }
 
   async updateTask(
@@ -564,6 +593,21 @@ export class SqliteStorage implements Storage {
     extras: UpdateExtras,
   ): Promise<TaskRow | undefined> {
     const c = this.#open();
+    const updated = this.#write(c, () => this.#updateOne(c, { id, expect, changes, extras }));
+    if (updated !== undefined) this.#signal(updated.state === 'todo' ? 'task' : 'event');
+    return updated;
+  }
+
+  async updateTasks(updates: readonly TaskUpdate[]): Promise<Array<TaskRow | undefined>> {
+    const c = this.#open();
+    const results = this.#write(c, () => updates.map((u) => this.#updateOne(c, u)));
+    if (results.some((r) => r?.state === 'todo')) this.#signal('task');
+    else if (results.some((r) => r !== undefined)) this.#signal('event');
+    return results;
+  }
+
+  /** One compare-and-set and what goes with it, inside the caller's transaction. */
+  #updateOne(c: Connection, { id, expect, changes, extras }: TaskUpdate): TaskRow | undefined {
     let where = 'id = ? AND state = ?';
     const params: unknown[] = [id, expect.state];
     if (expect.leaseOwner !== undefined) {
@@ -574,16 +618,12 @@ export class SqliteStorage implements Storage {
       where += ' AND lease_id IS ?';
       params.push(expect.leaseId);
     }
-    const updated = this.#write(c, () => {
-      const record = this.#update(TASKS, changes, where, params) as TaskRecord | undefined;
-      if (record === undefined) return undefined;
-      for (const e of extras.events) appendEvent(c, e);
-      if (extras.escalation !== undefined)
-        c.insertEscalation.get(...values(ESCALATIONS, extras.escalation));
-      return toTask(record);
-    });
-    if (updated !== undefined) this.#signal(updated.state === 'todo' ? 'task' : 'event');
-    return updated;
+    const record = this.#update(TASKS, changes, where, params) as TaskRecord | undefined;
+    if (record === undefined) return undefined;
+    for (const e of extras.events) appendEvent(c, e);
+    if (extras.escalation !== undefined)
+      c.insertEscalation.get(...values(ESCALATIONS, extras.escalation));
+    return toTask(record);
   }
 
   async addSpending(

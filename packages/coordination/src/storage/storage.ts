@@ -50,6 +50,14 @@ export interface UpdateExtras {
   escalation?: NewEscalationRow | undefined;
 }
 
+/** One compare-and-set of {@link Storage.updateTasks}. */
+export interface TaskUpdate {
+  id: string;
+  expect: Expectation;
+  changes: TaskChanges;
+  extras: UpdateExtras;
+}
+
 /** Counters for spending. */
 export interface SpendingDelta {
   steps: number;
@@ -99,6 +107,16 @@ export interface Storage {
   claim(request: ClaimRequest, event: (task: TaskRow) => NewEvent): Promise<TaskRow | undefined>;
 
   /**
+   * Claims up to `max` of the next `todo` tasks, in claim order, in one transaction, all under the
+   * request's lease (`request.taskId` is ignored). Concurrent claims never return the same task.
+   */
+  claimMany(
+    request: ClaimRequest,
+    max: number,
+    event: (task: TaskRow) => NewEvent,
+  ): Promise<TaskRow[]>;
+
+  /**
    * Compare-and-set: applies `changes` (and writes `extras`) only if the task still matches
    * `expect`. Returns the updated task, or `undefined` when it did not match.
    */
@@ -108,6 +126,12 @@ export interface Storage {
     changes: TaskChanges,
     extras: UpdateExtras,
   ): Promise<TaskRow | undefined>;
+
+  /**
+   * Several compare-and-sets in one transaction: each applies (its row in the result) or not
+   * (`undefined`) on its own, as {@link updateTask} would.
+   */
+  updateTasks(updates: readonly TaskUpdate[]): Promise<Array<TaskRow | undefined>>;
 
   /** Adds spending to each task (a task and its budget ancestors) and writes `event`. */
   addSpending(
