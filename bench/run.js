@@ -7,6 +7,7 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { runBudget } from './budget.js';
 import { measureCliStartup } from './cli-startup.js';
+import { runCoordination } from './coordination.js';
 import { fmt, sinkValue } from './harness.js';
 import { runLoop } from './loop.js';
 import { measureLocalOverhead, measurePaperclipOverhead } from './paperclip-overhead.js';
@@ -18,13 +19,18 @@ const GOALS = {
   bytesPerNode: 300,
   cliRatio: 1.5,
   paperclipMs: 1,
+  coordinationVsPgBoss: 5,
+  coordinationLatencyRatio: 1.5,
+  coordinationSqlitePerSecond: 5000,
 };
-// `node run.js <section>` runs one section: kernels, cli or paperclip (which starts a live
-// Paperclip server, installing it on first use).
+// `node run.js <section>` runs one section: kernels, cli, paperclip (which starts a live
+// Paperclip server, installing it on first use) or coordination (which needs PostgreSQL; see
+// coordination.js for its BENCH_COORD_* settings).
 const only = process.argv[2];
 const runKernels = only === undefined || only === 'kernels';
 const runCli = only === undefined || only === 'cli';
 const runPaperclip = only === undefined || only === 'paperclip';
+const runCoordinationSection = only === undefined || only === 'coordination';
 const MEMORY_COUNTS = [1e5, 1e6];
 
 function memoryInChild(count) {
@@ -59,6 +65,7 @@ console.log(
 if (runKernels) await kernels();
 if (runCli) cli();
 if (runPaperclip) await paperclip();
+if (runCoordinationSection) await coordination();
 const seconds = ((performance.now() - started) / 1000).toFixed(0);
 console.log(`(ran in ${seconds} s; sink ${sinkValue()})`);
 
@@ -160,6 +167,103 @@ async function paperclip() {
     console.log(
       `${verdict(r.addedMs < GOALS.paperclipMs)} goal 6: adapter adds ${r.addedMs.toFixed(2)} ms ` +
         `to ${r.name} (goal < ${GOALS.paperclipMs} ms)`,
+    );
+  }
+}
+
+async function coordination() {
+  const { settings, throughput, backlog, seconds } = await runCoordination();
+  const ms = (x) => (Number.isFinite(x) ? x.toFixed(2) : '–');
+  const n = (x) => Math.round(x).toLocaleString('en-US');
+  console.log('');
+  console.log(
+    `coordination: ${n(settings.tasks)} tasks per drain after ${n(settings.warmup)} warm-up, ` +
+      `a fresh service process and database per row; claim latency per claim request; CPU per task ` +
+      `done: service process / this process (workers, or pg-boss) / PostgreSQL backends ` +
+      `(section ran in ${seconds.toFixed(0)} s)`,
+  );
+  console.log(
+    `${'engine'.padEnd(9)} ${'W'.padStart(2)} ${'B'.padStart(3)} ${'done/s'.padStart(8)} ` +
+      `${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'done'.padStart(7)} dup ` +
+      `${'enqueue/s'.padStart(9)}  CPU µs/task`,
+  );
+  for (const r of throughput) {
+    const head = `${r.engine.padEnd(9)} ${String(r.workers).padStart(2)} ${String(r.batch).padStart(3)}`;
+    if (r.unavailable) {
+      console.log(`${head} batching unavailable (this client has no claimMany)`);
+      continue;
+    }
+    const cpu = [r.serviceCpuUsPerTask, r.clientCpuUsPerTask, r.pgCpuUsPerTask]
+      .map((us) => (us === undefined ? '–' : n(us)))
+      .join(' / ');
+    console.log(
+      `${head} ${n(r.perSecond).padStart(8)} ${ms(r.p50).padStart(7)} ${ms(r.p99).padStart(7)} ` +
+        `${String(r.done).padStart(7)} ${String(r.duplicates).padStart(3)} ` +
+        `${n(r.enqueuePerSecond).padStart(9)}  ${cpu}${r.refused ? `, ${r.refused} refused` : ''}`,
+    );
+  }
+  for (const b of backlog) {
+    console.log(
+      `coordination claim latency, ${n(b.backlog)} waiting (${settings.backlogClaims} claims): ` +
+        `ours p50 ${ms(b.oursP50)} / p99 ${ms(b.oursP99)} ms, pg-boss fetch p50 ${ms(b.bossP50)} / ` +
+        `p99 ${ms(b.bossP99)} ms (${n(b.added)} added: ours ${(b.oursEnqueueMs / 1000).toFixed(1)} s ` +
+        `through HTTP, pg-boss insert ${(b.bossInsertMs / 1000).toFixed(1)} s; ${b.duplicates} dup); ` +
+        `one worker's claim+complete: ours ${n(b.oursPerSecond)}/s, pg-boss ${n(b.bossPerSecond)}/s`,
+    );
+  }
+
+  const find = (engine, workers, batch) =>
+    throughput.find(
+      (r) => r.engine === engine && r.workers === workers && r.batch === batch && !r.unavailable,
+    );
+  for (const batch of settings.batches) {
+    for (const workers of settings.workers) {
+      const ours = find('postgres', workers, batch);
+      const boss = find('pg-boss', workers, batch);
+      if (ours === undefined || boss === undefined) {
+        console.log(
+          `INFO goal 7: PostgreSQL W=${workers} B=${batch}: not measured (BENCH_COORD_ONLY)`,
+        );
+        continue;
+      }
+      const ratio = ours.perSecond / boss.perSecond;
+      console.log(
+        `${verdict(ratio >= GOALS.coordinationVsPgBoss)} goal 7: PostgreSQL claim+complete, ` +
+          `W=${workers} B=${batch}: ours ${n(ours.perSecond)}/s through HTTP = ${ratio.toFixed(2)}x ` +
+          `pg-boss ${n(boss.perSecond)}/s direct (backlog ${n(settings.tasks)} drained to 0; ` +
+          `goal >= ${GOALS.coordinationVsPgBoss}x)`,
+      );
+    }
+  }
+  for (const b of backlog) {
+    const ratio = b.oursPerSecond / b.bossPerSecond;
+    console.log(
+      `${verdict(ratio >= GOALS.coordinationVsPgBoss)} goal 7: PostgreSQL claim+complete, ` +
+        `W=1 B=1 with ${n(b.backlog)} waiting (held): ours ${n(b.oursPerSecond)}/s through HTTP = ` +
+        `${ratio.toFixed(2)}x pg-boss ${n(b.bossPerSecond)}/s direct (goal >= ${GOALS.coordinationVsPgBoss}x)`,
+    );
+  }
+  if (backlog.length >= 2) {
+    const [first, last] = [backlog[0], backlog[backlog.length - 1]];
+    const ratio = last.oursP50 / first.oursP50;
+    console.log(
+      `${verdict(ratio <= GOALS.coordinationLatencyRatio)} goal 8: claim p50 at ` +
+        `${n(last.backlog)} waiting = ${ratio.toFixed(2)}x p50 at ${n(first.backlog)} ` +
+        `(${ms(last.oursP50)} vs ${ms(first.oursP50)} ms; pg-boss fetch ` +
+        `${(last.bossP50 / first.bossP50).toFixed(2)}x; goal <= ${GOALS.coordinationLatencyRatio}x)`,
+    );
+  }
+  const sqlite = settings.batches
+    .map((batch) => find('sqlite', 4, batch))
+    .filter((r) => r !== undefined);
+  if (sqlite.length > 0) {
+    const best = sqlite.reduce((a, b) => (b.perSecond > a.perSecond ? b : a));
+    const passing = sqlite.filter((r) => r.perSecond >= GOALS.coordinationSqlitePerSecond);
+    console.log(
+      `${verdict(passing.length > 0)} goal 9: SQLite, 4 workers: ` +
+        `${sqlite.map((r) => `B=${r.batch} ${n(r.perSecond)}/s`).join(', ')} ` +
+        `(${passing.length > 0 ? `met with B=${passing.map((r) => r.batch).join(', ')}` : `best B=${best.batch}`}; ` +
+        `goal >= ${n(GOALS.coordinationSqlitePerSecond)}/s)`,
     );
   }
 }

@@ -659,15 +659,16 @@ export class CoordinationService {
     items: ReadonlyArray<TransitionRequest & { id: string }>,
   ): Promise<TransitionOutcome[]> {
     const agentId = agentOf(caller);
-    const tasks = await Promise.all(items.map((item) => this.storage.getTask(item.id)));
-    const outcomes: TransitionOutcome[] = [];
+    const found = await this.storage.getTasks(items.map((item) => item.id));
+    const byId = new Map(found.map((task) => [task.id, task]));
+    const outcomes: Array<TransitionOutcome | undefined> = [];
     const moves: Array<{ index: number; move: PreparedMove; from: TaskState }> = [];
     for (const [index, item] of items.entries()) {
-      const task = tasks[index];
+      const task = byId.get(item.id);
       try {
         if (task === undefined) throw new NotFoundError({ resource: 'task', id: item.id });
         moves.push({ index, move: this.#prepareMove(caller, task, item), from: task.state });
-        outcomes.push({ id: item.id, ok: false, error: this.#lostLease(item.id) });
+        outcomes.push(undefined); // filled below, once the compare-and-set has run
       } catch (error) {
         if (isViolation(error)) await this.#recordViolation(error, agentId, item.id);
         outcomes.push({ id: item.id, ok: false, error });
@@ -676,11 +677,15 @@ export class CoordinationService {
     const updated = await this.storage.updateTasks(moves.map((m) => m.move.update));
     for (const [i, { index, move, from }] of moves.entries()) {
       const task = updated[i];
-      if (task === undefined) continue;
+      if (task === undefined) {
+        const id = items[index]?.id as string;
+        outcomes[index] = { id, ok: false, error: this.#lostLease(id) };
+        continue;
+      }
       this.#countMove(move);
       outcomes[index] = { id: task.id, ok: true, task, from, reason: move.reason };
     }
-    return outcomes;
+    return outcomes as TransitionOutcome[];
   }
 
   /**

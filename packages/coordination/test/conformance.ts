@@ -136,8 +136,12 @@ export function storageConformance(name: string, create: () => Promise<Conforman
       expect(task).toEqual({ ...row, seq: task.seq });
       expect(await storage.getTask(row.id)).toEqual(task);
       expect(await storage.getTask('nope')).toBeUndefined();
+      const other = (await storage.insertTask(taskRow(), event('task.enqueued'))).task;
+      const many = await storage.getTasks([other.id, 'nope', row.id, other.id]);
+      expect(many.sort((a, b) => a.seq - b.seq)).toEqual([task, other]);
+      expect(await storage.getTasks([])).toEqual([]);
       const events = await storage.readEvents(0, 10);
-      expect(events).toHaveLength(1);
+      expect(events).toHaveLength(2);
       expect(events[0]).toMatchObject({
         type: 'task.enqueued',
         taskId: row.id,

@@ -13,8 +13,9 @@ import {
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CoordinationClient } from '../src/client.js';
 import { createApp } from '../src/http/app.js';
-import { CoordinationService } from '../src/service.js';
+import { type Caller, CoordinationService } from '../src/service.js';
 import { MemoryStorage } from '../src/storage/memory.js';
+import type { TaskUpdate } from '../src/storage/storage.js';
 
 const ADMIN = 'admin-secret-token';
 const ADMISSION = {
@@ -431,6 +432,42 @@ describe('batches', () => {
       token: tokens.worker,
     });
     expect(empty.status).toBe(400);
+  });
+
+  it('reports an item whose lease ended between the read and the write, and applies the rest', async () => {
+    // Another instance's reaper requeues `a` after the batch read it and before it writes.
+    class RacingStorage extends MemoryStorage {
+      override async updateTasks(updates: readonly TaskUpdate[]) {
+        await super.updateTask(
+          'a',
+          { state: 'in_progress' },
+          { state: 'todo', leaseOwner: null, leaseId: null, leaseUntil: null },
+          { events: [] },
+        );
+        return super.updateTasks(updates);
+      }
+    }
+    const racing = new CoordinationService({ storage: new RacingStorage(), adminToken: ADMIN });
+    await racing.start();
+    try {
+      const { token } = await racing.registerAgent({ kind: 'admin' }, 'w');
+      const caller = (await racing.authenticate(token)) as Caller;
+      for (const id of ['a', 'b'])
+        await racing.enqueue(caller, { id, type: 'x', admission: ADMISSION });
+      const { tasks, lease } = await racing.claimMany(caller, { max: 2 });
+      expect(tasks.map((t) => t.id)).toEqual(['a', 'b']);
+      const [lost, kept] = await racing.transitionMany(caller, [
+        { id: 'a', to: 'done', leaseId: lease.id },
+        { id: 'b', to: 'done', leaseId: lease.id },
+      ]);
+      expect(lost).toMatchObject({ id: 'a', ok: false });
+      expect(!lost?.ok && lost?.error).toBeInstanceOf(ConflictError);
+      expect(!lost?.ok && (lost?.error as Error).message).toMatch(/lease on task a ended/);
+      expect(kept).toMatchObject({ id: 'b', ok: true, task: { state: 'done' } });
+      expect((await racing.getTask('a')).state).toBe('todo');
+    } finally {
+      await racing.stop();
+    }
   });
 });
 

@@ -101,6 +101,15 @@ export class MemoryStorage implements Storage {
     return task === undefined ? undefined : copy(task);
   }
 
+  async getTasks(ids: readonly string[]): Promise<TaskRow[]> {
+    const out: TaskRow[] = [];
+    for (const id of new Set(ids)) {
+      const task = this.#tasks.get(id);
+      if (task !== undefined) out.push(copy(task));
+    }
+    return out;
+  }
+
   async listTasks(filter: TaskFilter): Promise<TaskRow[]> {
     const out: TaskRow[] = [];
     for (const task of this.#tasks.values()) {

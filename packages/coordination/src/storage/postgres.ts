@@ -576,6 +576,14 @@ export class PostgresStorage implements Storage {
     return row === undefined ? undefined : toTask(row);
   }
 
+  async getTasks(ids: readonly string[]): Promise<TaskRow[]> {
+    if (ids.length === 0) return [];
+    // One statement: a query per id would wake a backend per id on the pool's connections.
+    const rows =
+      await this.#open()`select * from tasks where id = any(${[...new Set(ids)]}::text[])`;
+    return rows.map(toTask);
+  }
+
   async listTasks(filter: TaskFilter): Promise<TaskRow[]> {
     const sql = this.#open();
     const rows = await sql`

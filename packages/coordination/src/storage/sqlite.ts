@@ -476,6 +476,16 @@ export class SqliteStorage implements Storage {
     return row === undefined ? undefined : toTask(row);
   }
 
+  async getTasks(ids: readonly string[]): Promise<TaskRow[]> {
+    const { taskById } = this.#open();
+    const out: TaskRow[] = [];
+    for (const id of new Set(ids)) {
+      const row = taskById.get(id) as TaskRecord | undefined;
+      if (row !== undefined) out.push(toTask(row));
+    }
+    return out;
+  }
+
   async listTasks(filter: TaskFilter): Promise<TaskRow[]> {
     let source = 'tasks WHERE 1';
     if (filter.state !== undefined) {

@@ -93,6 +93,8 @@ export interface Storage {
    */
   insertTask(task: NewTaskRow, event: NewEvent): Promise<{ task: TaskRow; created: boolean }>;
   getTask(id: string): Promise<TaskRow | undefined>;
+  /** The tasks with these ids that exist, in no particular order; one read for all of them. */
+  getTasks(ids: readonly string[]): Promise<TaskRow[]>;
   listTasks(filter: TaskFilter): Promise<TaskRow[]>;
   /** The tasks with these ids and every ancestor along `parentId` and `createdById`, once each. */
   lineage(ids: readonly string[]): Promise<TaskRow[]>;
