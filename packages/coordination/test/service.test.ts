@@ -461,8 +461,9 @@ describe('batches', () => {
         { id: 'b', to: 'done', leaseId: lease.id },
       ]);
       expect(lost).toMatchObject({ id: 'a', ok: false });
-      expect(!lost?.ok && lost?.error).toBeInstanceOf(ConflictError);
-      expect(!lost?.ok && (lost?.error as Error).message).toMatch(/lease on task a ended/);
+      const error = lost?.ok === false ? lost.error : undefined;
+      expect(error).toBeInstanceOf(ConflictError);
+      expect(String(error)).toMatch(/lease on task a ended/);
       expect(kept).toMatchObject({ id: 'b', ok: true, task: { state: 'done' } });
       expect((await racing.getTask('a')).state).toBe('todo');
     } finally {
