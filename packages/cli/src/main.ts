@@ -11,7 +11,8 @@ import {
 } from './context.js';
 import { processIO } from './io.js';
 
-interface Entry {
+/** A command's one-line summary and its loader. */
+export interface Entry {
   summary: string;
   load(): Promise<Command>;
 }
@@ -94,11 +95,21 @@ const COMMANDS: Record<string, Entry> = {
     summary: 'check the configuration file',
     load: () => import('./commands/config.js').then((m) => m.configValidate),
   },
+  mcp: {
+    summary: 'serve these commands as MCP tools over stdio (for agent harnesses)',
+    load: () => import('./commands/mcp.js').then((m) => m.mcp),
+  },
 };
+
+/** Every command by name, with its summary and loader (the MCP server builds its tools from them). */
+export function commandEntries(): Readonly<Record<string, Entry>> {
+  return COMMANDS;
+}
 
 const GROUPS = new Set(['task', 'context', 'config']);
 
-function version(): string {
+/** This CLI's version, from its package.json. */
+export function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
     version: string;
   };

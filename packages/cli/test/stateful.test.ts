@@ -303,6 +303,7 @@ describe('every command', () => {
     ['context', 'note'],
     ['config', 'show'],
     ['config', 'validate'],
+    ['mcp'],
   ];
 
   it('prints its usage on --help and exits 0', async () => {

@@ -1,0 +1,208 @@
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BIN, cli, scratch } from './helpers.js';
+
+// `exec-kernel mcp` driven by the official MCP SDK client, over the built binary's stdio.
+
+let dir: string;
+let cleanup: () => Promise<void>;
+let client: Client;
+
+const ADMISSION = {
+  consumer: 'users',
+  painPoint: 'slow login',
+  expectedValue: 'fast login',
+  validationPath: 'login bench',
+};
+
+interface ToolResult {
+  isError?: boolean;
+  content: Array<{ type: string; text: string }>;
+  structuredContent?: Record<string, unknown>;
+}
+
+const call = async (name: string, args: Record<string, unknown> = {}): Promise<ToolResult> =>
+  (await client.callTool({ name, arguments: args })) as ToolResult;
+
+beforeEach(async () => {
+  ({ dir, done: cleanup } = await scratch());
+  client = new Client({ name: 'exec-kernel-test', version: '1.0.0' });
+  await client.connect(
+    new StdioClientTransport({
+      command: process.execPath,
+      args: [BIN, 'mcp'],
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? '', HOME: dir },
+      stderr: 'pipe',
+    }),
+  );
+});
+
+afterEach(async () => {
+  await client.close();
+  await cleanup();
+});
+
+describe('exec-kernel mcp', () => {
+  it('offers every command but serve and mcp as a tool, with flags as camelCase properties', async () => {
+    expect(client.getServerVersion()?.name).toBe('exec-kernel');
+    const { tools } = await client.listTools();
+    expect(tools.map((t) => t.name).sort()).toEqual(
+      [
+        'check_budget',
+        'check_loop',
+        'config_show',
+        'config_validate',
+        'context_get',
+        'context_note',
+        'context_set',
+        'sleep',
+        'step',
+        'task_checkout',
+        'task_claim',
+        'task_create',
+        'task_list',
+        'task_release',
+        'task_show',
+        'task_transition',
+        'validate',
+        'wake',
+      ].sort(),
+    );
+    const create = tools.find((t) => t.name === 'task_create');
+    expect(create?.inputSchema.required).toEqual(['taskId']);
+    expect(Object.keys(create?.inputSchema.properties ?? {})).toEqual(
+      expect.arrayContaining(['taskId', 'agentId', 'type', 'parentTaskId', 'painPoint']),
+    );
+    expect(create?.inputSchema.properties).not.toHaveProperty('json');
+    expect(create?.description).toMatch(/admission/);
+  });
+
+  it('runs a task through the shared file store, and refuses as the CLI does', async () => {
+    const created = await call('task_create', {
+      taskId: 't1',
+      agentId: 'a1',
+      type: 'feature',
+      ...ADMISSION,
+    });
+    expect(created.isError).toBe(false);
+    expect(created.structuredContent).toMatchObject({ taskId: 't1', state: 'todo' });
+
+    const refused = await call('task_transition', { taskId: 't1', state: 'done' });
+    expect(refused.isError).toBe(true);
+    expect(refused.content[0]?.text).toBe('INVALID: No valid transition from todo to done');
+    expect(refused.structuredContent).toMatchObject({
+      kind: 'invalid_transition',
+      code: 'INVALID_TRANSITION',
+    });
+
+    expect((await call('task_transition', { taskId: 't1', state: 'in_progress' })).isError).toBe(
+      false,
+    );
+    expect((await call('step', { taskId: 't1', count: 3 })).structuredContent).toMatchObject({
+      stepsTaken: 3,
+    });
+
+    const loop = await call('check_loop', {
+      taskId: 't2',
+      agentId: 'a1',
+      taskType: 'feature',
+      parentTaskId: 't1',
+      createdByTaskId: 't1',
+    });
+    expect(loop.isError).toBe(true);
+    expect(loop.structuredContent).toMatchObject({ kind: 'loop_identity' });
+
+    // The CLI in the same folder sees what the tools did.
+    const shown = await cli(dir, ['task', 'show', 't1', '--json']);
+    expect(JSON.parse(shown.stdout)).toMatchObject({
+      state: 'in_progress',
+      budget: { stepsTaken: 3 },
+    });
+  });
+
+  it('gives bad arguments back as a tool error, without running anything', async () => {
+    const unknown = await call('validate', { from: 'todo', to: 'done', verbose: true });
+    expect(unknown).toMatchObject({ isError: true });
+    expect(unknown.content[0]?.text).toBe("ERROR: unknown argument 'verbose'");
+    const missing = await call('task_show', {});
+    expect(missing.content[0]?.text).toBe("ERROR: missing argument 'taskId'");
+    const dashed = await call('context_note', { taskId: '--help', text: 'x' });
+    expect(dashed.isError).toBe(true);
+    // A value that looks like a flag stays a value: the task '--help' does not exist.
+    expect(dashed.content[0]?.text).toBe('ERROR: [not_found] Task --help not found');
+    await expect(client.callTool({ name: 'no_such_tool', arguments: {} })).rejects.toThrow(
+      /Unknown tool/,
+    );
+  });
+
+  it('keeps answering while a sleep blocks, and the sleep ends on a wake', async () => {
+    const sleeping = call('sleep', { agentId: 'a1', timeout: '30' });
+    // The sleep is recorded before the call blocks; wait until creation is refused.
+    let idle: ToolResult | undefined;
+    for (let i = 0; i < 50; i++) {
+      idle = await call('task_create', { taskId: `t${i}`, agentId: 'a1', type: 'x', ...ADMISSION });
+      if (idle.isError) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(idle?.structuredContent).toMatchObject({ kind: 'idle' });
+    expect((await call('wake', { agentId: 'a1' })).isError).toBe(false);
+    const slept = await sleeping;
+    expect(slept.isError).toBe(false);
+    expect(slept.content[0]?.text).toMatch(/"event":"wake".*"reason":"woken"/s);
+  });
+});
+
+describe('exec-kernel mcp, raw protocol', () => {
+  it('answers bad JSON, unknown methods and batches per JSON-RPC, and ends with stdin', async () => {
+    const child = spawn(process.execPath, [BIN, 'mcp'], {
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? '', HOME: dir },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const replies = createInterface({ input: child.stdout });
+    const next = () =>
+      new Promise<unknown>((resolve) => replies.once('line', (l) => resolve(JSON.parse(l))));
+    const exchange = async (line: string) => {
+      const reply = next();
+      child.stdin.write(`${line}\n`);
+      return await reply;
+    };
+    expect(await exchange('{not json')).toEqual({
+      jsonrpc: '2.0',
+      id: null,
+      error: { code: -32700, message: 'Parse error: not JSON' },
+    });
+    expect(await exchange('{"jsonrpc":"2.0","id":7,"method":"resources/list"}')).toMatchObject({
+      id: 7,
+      error: { code: -32601 },
+    });
+    expect(
+      await exchange(
+        '[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/initialized"},' +
+          '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"validate","arguments":{"from":"todo","to":"in_progress"}}}]',
+      ),
+    ).toEqual([
+      { jsonrpc: '2.0', id: 1, result: {} },
+      {
+        jsonrpc: '2.0',
+        id: 2,
+        result: expect.objectContaining({
+          isError: false,
+          structuredContent: {
+            valid: true,
+            from: 'todo',
+            to: 'in_progress',
+            reason: 'Work started',
+          },
+        }),
+      },
+    ]);
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    child.stdin.end();
+    expect(await exited).toBe(0);
+  });
+});
