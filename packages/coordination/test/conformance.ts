@@ -435,6 +435,18 @@ export function storageConformance(name: string, create: () => Promise<Conforman
       expect(after?.costUsd).toBeCloseTo(2.25, 9);
     });
 
+    it('counts spending once per task however often it is named, and skips unknown ids', async () => {
+      const a = (await storage.insertTask(taskRow(), event('e'))).task;
+      const rows = await storage.addSpending(
+        [a.id, 'ghost', a.id],
+        { steps: 1, tokens: 5, costUsd: 0.5 },
+        3_000,
+        event('task.step'),
+      );
+      expect(rows.map((r) => [r.id, r.stepsTaken, r.tokens])).toEqual([[a.id, 1, 5]]);
+      expect((await storage.getTask(a.id))?.stepsTaken).toBe(1);
+    });
+
     it('lists expired leases, oldest first', async () => {
       for (let i = 0; i < 3; i++) await storage.insertTask(taskRow(), event('e'));
       const early = await storage.claim(claimRequest('w', { leaseUntil: 1_000 }), claimed);
@@ -478,6 +490,38 @@ export function storageConformance(name: string, create: () => Promise<Conforman
       expect(await storage.updateAgent('ghost', { sleepUntil: 1 }, undefined)).toBeUndefined();
       expect((await storage.listAgents()).map((a) => a.id).sort()).toEqual(['agent-a', 'agent-b']);
       expect((await storage.readEvents(0, 10)).map((e) => e.type)).toEqual(['agent.sleep']);
+    });
+
+    it('refuses an escalation whose id exists, writing neither it nor its event', async () => {
+      const first = await storage.insertEscalation(escalationRow(), event('escalation.created'));
+      const events = (await storage.readEvents(0, 1000)).length;
+      const again = storage.insertEscalation(
+        escalationRow({ id: first.id, kind: 'blocked', violation: null }),
+        event('escalation.created'),
+      );
+      await expect(again).rejects.toBeInstanceOf(ConflictError);
+      await expect(again).rejects.toThrow(`Escalation ${first.id} already exists`);
+      expect(await storage.getEscalation(first.id)).toEqual(first);
+      expect(await storage.readEvents(0, 1000)).toHaveLength(events);
+
+      // Nor does a compare-and-set that would add it: the task stays as it was.
+      const task = (await storage.insertTask(taskRow({ state: 'in_progress' }), event('e'))).task;
+      const count = (await storage.readEvents(0, 1000)).length;
+      const update = {
+        id: task.id,
+        expect: { state: 'in_progress' as const },
+        changes: { state: 'blocked' as const, updatedAt: 9_000 },
+        extras: {
+          events: [event('task.transitioned')],
+          escalation: escalationRow({ id: first.id, kind: 'blocked', violation: null }),
+        },
+      };
+      await expect(
+        storage.updateTask(update.id, update.expect, update.changes, update.extras),
+      ).rejects.toBeInstanceOf(ConflictError);
+      await expect(storage.updateTasks([update])).rejects.toBeInstanceOf(ConflictError);
+      expect(await storage.getTask(task.id)).toEqual(task);
+      expect(await storage.readEvents(0, 1000)).toHaveLength(count);
     });
 
     it('stores escalations, lists them by status with a cursor, and moves them by compare-and-set', async () => {

@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ConflictError, TASK_STATES } from '@exec-kernel/core';
+import { ConflictError, StoreError, TASK_STATES } from '@exec-kernel/core';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryStorage } from '../src/storage/memory.js';
@@ -253,7 +253,10 @@ describe('SqliteStorage: durability and schema', () => {
     const db = new Database(path);
     db.pragma('user_version = 99');
     db.close();
-    await expect(new SqliteStorage({ path }).open()).rejects.toThrow(/schema version 99, newer/);
+    const refused = new SqliteStorage({ path }).open();
+    await expect(refused).rejects.toThrow(/schema version 99, newer/);
+    await expect(refused).rejects.toBeInstanceOf(StoreError);
+    await expect(refused).rejects.toMatchObject({ problem: 'newer_version' });
   });
 
   it('never hands out an event seq twice, even when old events are pruned', async () => {

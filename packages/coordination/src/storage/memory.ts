@@ -191,6 +191,13 @@ export class MemoryStorage implements Storage {
   }
 
   async updateTasks(updates: readonly TaskUpdate[]): Promise<Array<TaskRow | undefined>> {
+    // All or nothing, as in one transaction: a duplicate escalation id refuses the whole batch.
+    const escalations = updates.flatMap((u) =>
+      u.extras.escalation === undefined ? [] : [u.extras.escalation.id],
+    );
+    for (const [i, id] of escalations.entries()) {
+      if (this.#escalations.has(id) || escalations.indexOf(id) !== i) throw escalationExists(id);
+    }
     const results: Array<TaskRow | undefined> = [];
     for (const u of updates)
       results.push(await this.updateTask(u.id, u.expect, u.changes, u.extras));
@@ -205,6 +212,8 @@ export class MemoryStorage implements Storage {
   ): Promise<TaskRow | undefined> {
     const task = this.#tasks.get(id);
     if (task === undefined || !matches(task, expect)) return undefined;
+    if (extras.escalation !== undefined && this.#escalations.has(extras.escalation.id))
+      throw escalationExists(extras.escalation.id);
     Object.assign(task, copy(changes));
     for (const event of extras.events) this.#append(event);
     if (extras.escalation !== undefined) this.#insertEscalation(extras.escalation);
@@ -219,7 +228,7 @@ export class MemoryStorage implements Storage {
     event: NewEvent,
   ): Promise<TaskRow[]> {
     const rows: TaskRow[] = [];
-    for (const id of ids) {
+    for (const id of new Set(ids)) {
       const task = this.#tasks.get(id);
       if (task === undefined) continue;
       task.stepsTaken += delta.steps;
@@ -276,6 +285,7 @@ export class MemoryStorage implements Storage {
   }
 
   async insertEscalation(escalation: NewEscalationRow, event: NewEvent): Promise<EscalationRow> {
+    if (this.#escalations.has(escalation.id)) throw escalationExists(escalation.id);
     const row = this.#insertEscalation(escalation);
     this.#append(event);
     this.#signal('event');
@@ -356,4 +366,11 @@ export class MemoryStorage implements Storage {
     // A task signal implies new events too; listeners get one call per write.
     queueMicrotask(() => this.#signals.emit(signal));
   }
+}
+
+function escalationExists(id: string): ConflictError {
+  return new ConflictError(
+    { resource: `escalation ${id}` },
+    { message: `Escalation ${id} already exists` },
+  );
 }

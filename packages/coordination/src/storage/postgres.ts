@@ -731,10 +731,11 @@ export class PostgresStorage implements Storage {
     event: NewEvent,
   ): Promise<TaskRow[]> {
     const sql = this.#open();
+    const unique = [...new Set(ids)];
     // Rows are locked in id order, so two writers with overlapping ancestors cannot deadlock.
     const rows = await sql`
       with locked as (
-        select id from tasks where id = any(${[...ids]}::text[]) order by id for update
+        select id from tasks where id = any(${unique}::text[]) order by id for update
       ), u as (
         update tasks t set
           steps_taken = t.steps_taken + ${delta.steps},
@@ -749,7 +750,7 @@ export class PostgresStorage implements Storage {
       select * from u`;
     this.#emit('event');
     const byId = new Map(rows.map((r) => [r.id as string, toTask(r)]));
-    return ids.flatMap((id) => {
+    return unique.flatMap((id) => {
       const task = byId.get(id);
       return task === undefined ? [] : [task];
     });

@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import {
   ConflictError,
   ListenerSet,
+  StoreError,
   TASK_STATES,
   type TaskState,
   type Unsubscribe,
@@ -631,8 +632,7 @@ export class SqliteStorage implements Storage {
     const record = this.#update(TASKS, changes, where, params) as TaskRecord | undefined;
     if (record === undefined) return undefined;
     for (const e of extras.events) appendEvent(c, e);
-    if (extras.escalation !== undefined)
-      c.insertEscalation.get(...values(ESCALATIONS, extras.escalation));
+    if (extras.escalation !== undefined) insertEscalation(c, extras.escalation);
     return toTask(record);
   }
 
@@ -645,7 +645,7 @@ export class SqliteStorage implements Storage {
     const c = this.#open();
     const rows = this.#write(c, () => {
       const out: TaskRow[] = [];
-      for (const id of ids) {
+      for (const id of new Set(ids)) {
         const record = c.addSpending.get(delta.steps, delta.tokens, delta.costUsd, now, id);
         if (record !== undefined) out.push(toTask(record as TaskRecord));
       }
@@ -694,9 +694,9 @@ export class SqliteStorage implements Storage {
   async insertEscalation(escalation: NewEscalationRow, event: NewEvent): Promise<EscalationRow> {
     const c = this.#open();
     const row = this.#write(c, () => {
-      const record = c.insertEscalation.get(...values(ESCALATIONS, escalation));
+      const row = insertEscalation(c, escalation);
       appendEvent(c, event);
-      return toEscalation(record as EscalationRecord);
+      return row;
     });
     this.#signal('event');
     return row;
@@ -828,8 +828,11 @@ export class SqliteStorage implements Storage {
 function migrate(db: Database.Database, location: string): void {
   const version = Number(db.pragma('user_version', { simple: true }));
   if (version > MIGRATIONS.length) {
-    throw new Error(
-      `${location} has schema version ${version}, newer than this exec-kernel reads (${MIGRATIONS.length}); upgrade @exec-kernel/coordination`,
+    throw new StoreError(
+      { path: location, problem: 'newer_version', version },
+      {
+        message: `${location} has schema version ${version}, newer than this exec-kernel reads (${MIGRATIONS.length}); upgrade @exec-kernel/coordination`,
+      },
     );
   }
   if (version === MIGRATIONS.length) return;
@@ -889,6 +892,19 @@ function prepare(db: Database.Database): Connection {
       "SELECT count(*) AS n FROM escalations WHERE status IN ('open', 'acknowledged')",
     ),
   };
+}
+
+/** Inserts an escalation; an id that exists is a {@link ConflictError} (the write rolls back). */
+function insertEscalation(c: Connection, escalation: NewEscalationRow): EscalationRow {
+  if (c.escalationById.get(escalation.id) !== undefined) {
+    throw new ConflictError(
+      { resource: `escalation ${escalation.id}` },
+      { message: `Escalation ${escalation.id} already exists` },
+    );
+  }
+  return toEscalation(
+    c.insertEscalation.get(...values(ESCALATIONS, escalation)) as EscalationRecord,
+  );
 }
 
 function appendEvent(c: Connection, event: NewEvent): EventRow {
