@@ -509,8 +509,27 @@ async function backlogLatency(settings) {
 
 // --- the whole section ---------------------------------------------------------------------------
 
+/** Whether PostgreSQL at `pgUrl` answers within a few seconds. */
+async function reachable(pgUrl) {
+  const sql = postgres(pgUrl, { max: 1, connect_timeout: 3, onnotice: () => {} });
+  try {
+    await sql`select 1`;
+    return true;
+  } catch (error) {
+    log(`PostgreSQL at ${pgUrl} did not answer (${error.code ?? error.message})`);
+    return false;
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
+}
+
 export async function runCoordination(settings = coordinationSettings()) {
   const started = performance.now();
+  const needsPostgres = ['postgres', 'pg-boss', 'backlog'].filter((s) => settings.only.includes(s));
+  if (needsPostgres.length > 0 && !(await reachable(settings.pgUrl))) {
+    log(`skipping ${needsPostgres.join(', ')}; set BENCH_COORD_PG to a reachable database`);
+    settings = { ...settings, only: settings.only.filter((s) => !needsPostgres.includes(s)) };
+  }
   const throughput = [];
   for (const engine of ['sqlite', 'postgres']) {
     if (!settings.only.includes(engine)) continue;

@@ -222,7 +222,7 @@ async function coordination() {
       const boss = find('pg-boss', workers, batch);
       if (ours === undefined || boss === undefined) {
         console.log(
-          `INFO goal 7: PostgreSQL W=${workers} B=${batch}: not measured (BENCH_COORD_ONLY)`,
+          `INFO goal 7: PostgreSQL W=${workers} B=${batch}: not measured (left out by BENCH_COORD_ONLY, or PostgreSQL unreachable)`,
         );
         continue;
       }
