@@ -64,6 +64,37 @@ function medianStandardError(xs) {
   return (1.2533 * (iqr / 1.349)) / Math.sqrt(s.length);
 }
 
+/**
+ * For each case, `warmup` unmeasured rounds, then `runs` timed pairs: adapter and bare fetch
+ * medians, and the median (with its standard error) of the paired differences, which cancels
+ * slow drift.
+ */
+async function compareCases(cases, { warmup, runs }) {
+  const results = [];
+  for (const [name, [viaAdapter, viaFetch]] of Object.entries(cases)) {
+    for (let i = 0; i < warmup; i++) {
+      await viaAdapter();
+      await viaFetch();
+    }
+    const a = [];
+    const f = [];
+    for (let i = 0; i < runs; i++) {
+      const [ta, tf] = await timedPair(viaAdapter, viaFetch, i % 2 === 0);
+      a.push(ta);
+      f.push(tf);
+    }
+    const added = a.map((ms, i) => ms - f[i]);
+    results.push({
+      name,
+      adapterMs: median(a),
+      fetchMs: median(f),
+      addedMs: median(added),
+      addedSeMs: medianStandardError(added),
+    });
+  }
+  return results;
+}
+
 export async function measurePaperclipOverhead({ runs = 1000 } = {}) {
   const { startPaperclip } = await loadHarness();
   const server = await startPaperclip();
@@ -111,29 +142,7 @@ export async function measurePaperclipOverhead({ runs = 1000 } = {}) {
           }),
       ],
     };
-    const results = [];
-    for (const [name, [viaAdapter, viaFetch]] of Object.entries(cases)) {
-      for (let i = 0; i < 20; i++) {
-        await viaAdapter();
-        await viaFetch();
-      }
-      const a = [];
-      const f = [];
-      for (let i = 0; i < runs; i++) {
-        const [ta, tf] = await timedPair(viaAdapter, viaFetch, i % 2 === 0);
-        a.push(ta);
-        f.push(tf);
-      }
-      // Paired: each adapter call against the fetch next to it, which cancels slow drift.
-      const added = a.map((ms, i) => ms - (f[i] ?? 0));
-      results.push({
-        name,
-        adapterMs: median(a),
-        fetchMs: median(f),
-        addedMs: median(added),
-        addedSeMs: medianStandardError(added),
-      });
-    }
+    const results = await compareCases(cases, { warmup: 20, runs });
     return { runs, results, startupMs: server.startupMs };
   } finally {
     await server.stop();
@@ -193,29 +202,7 @@ export async function measureLocalOverhead({ runs = 3000 } = {}) {
           }),
       ],
     };
-    const results = [];
-    for (const [name, [viaAdapter, viaFetch]] of Object.entries(cases)) {
-      for (let i = 0; i < 300; i++) {
-        await viaAdapter();
-        await viaFetch();
-      }
-      const added = [];
-      const a = [];
-      const f = [];
-      for (let i = 0; i < runs; i++) {
-        const [ta, tf] = await timedPair(viaAdapter, viaFetch, i % 2 === 0);
-        a.push(ta);
-        f.push(tf);
-        added.push(ta - tf);
-      }
-      results.push({
-        name,
-        adapterMs: median(a),
-        fetchMs: median(f),
-        addedMs: median(added),
-        addedSeMs: medianStandardError(added),
-      });
-    }
+    const results = await compareCases(cases, { warmup: 300, runs });
     return { runs, results };
   } finally {
     server.close();

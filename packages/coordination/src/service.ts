@@ -141,6 +141,11 @@ export function newToken(prefix: string): string {
   return `${prefix}_${randomBytes(24).toString('base64url')}`;
 }
 
+/** The changes that move a leased task to `state`, ending its lease. */
+function endLease(state: TaskState, now: number): TaskChanges {
+  return { state, leaseOwner: null, leaseId: null, leaseUntil: null, updatedAt: now };
+}
+
 function agentOf(caller: Caller): string {
   return caller.kind === 'admin' ? 'admin' : caller.agentId;
 }
@@ -698,9 +703,10 @@ export class CoordinationService {
     const reason = validateTransition(task.state, options.to, id);
     this.#mayMove(caller, task, options.to, options.leaseId);
     const now = this.#clock.now();
-    const changes: TaskChanges = { state: options.to, updatedAt: now };
-    if (task.state === 'in_progress')
-      Object.assign(changes, { leaseOwner: null, leaseId: null, leaseUntil: null });
+    const changes: TaskChanges =
+      task.state === 'in_progress'
+        ? endLease(options.to, now)
+        : { state: options.to, updatedAt: now };
     if (options.to === 'todo') changes.attempts = 0;
     const events: NewEvent[] = [
       this.#event('task.transitioned', {
@@ -748,13 +754,7 @@ export class CoordinationService {
     const updated = await this.storage.updateTask(
       id,
       { state: 'in_progress', leaseId: task.leaseId },
-      {
-        state: 'todo',
-        leaseOwner: null,
-        leaseId: null,
-        leaseUntil: null,
-        updatedAt: this.#clock.now(),
-      },
+      endLease('todo', this.#clock.now()),
       {
         events: [
           this.#event('task.released', {
@@ -875,13 +875,7 @@ export class CoordinationService {
     await this.storage.updateTask(
       id,
       { state: 'in_progress', leaseId: task.leaseId },
-      {
-        state: 'blocked',
-        leaseOwner: null,
-        leaseId: null,
-        leaseUntil: null,
-        updatedAt: this.#clock.now(),
-      },
+      endLease('blocked', this.#clock.now()),
       {
         events: [
           this.#event('task.transitioned', {
@@ -918,63 +912,38 @@ export class CoordinationService {
       const expired = await this.storage.listExpiredLeases(now, 500);
       let done = 0;
       for (const task of expired) {
-        const expect = { state: 'in_progress' as const, leaseId: task.leaseId };
-        const lease = { leaseOwner: null, leaseId: null, leaseUntil: null, updatedAt: now };
-        if (task.attempts < task.maxAttempts) {
-          const updated = await this.storage.updateTask(
-            task.id,
-            expect,
-            { ...lease, state: 'todo' },
-            {
-              events: [
-                this.#event('task.lease_expired', {
-                  taskId: task.id,
-                  agentId: task.leaseOwner,
-                  data: {
-                    attempts: task.attempts,
-                    maxAttempts: task.maxAttempts,
-                    leaseId: task.leaseId,
-                    requeued: true,
-                  },
-                }),
-              ],
+        const requeued = task.attempts < task.maxAttempts;
+        const events = [
+          this.#event('task.lease_expired', {
+            taskId: task.id,
+            agentId: task.leaseOwner,
+            data: {
+              attempts: task.attempts,
+              maxAttempts: task.maxAttempts,
+              leaseId: task.leaseId,
+              requeued,
             },
-          );
-          if (updated !== undefined) done++;
-        } else {
-          const escalation = this.#escalationRow(
-            'attempts_exhausted',
-            task.id,
-            task.leaseOwner,
-            null,
-            `Task ${task.id} lost its lease ${task.attempts} times (max ${task.maxAttempts})`,
-          );
-          const updated = await this.storage.updateTask(
-            task.id,
-            expect,
-            { ...lease, state: 'blocked' },
-            {
-              events: [
-                this.#event('task.lease_expired', {
-                  taskId: task.id,
-                  agentId: task.leaseOwner,
-                  data: {
-                    attempts: task.attempts,
-                    maxAttempts: task.maxAttempts,
-                    leaseId: task.leaseId,
-                    requeued: false,
-                  },
-                }),
-                this.#escalationEvent(escalation),
-              ],
-              escalation,
-            },
-          );
-          if (updated !== undefined) {
-            done++;
-            this.counters.escalations++;
-          }
-        }
+          }),
+        ];
+        const escalation = requeued
+          ? undefined
+          : this.#escalationRow(
+              'attempts_exhausted',
+              task.id,
+              task.leaseOwner,
+              null,
+              `Task ${task.id} lost its lease ${task.attempts} times (max ${task.maxAttempts})`,
+            );
+        if (escalation !== undefined) events.push(this.#escalationEvent(escalation));
+        const updated = await this.storage.updateTask(
+          task.id,
+          { state: 'in_progress', leaseId: task.leaseId },
+          endLease(requeued ? 'todo' : 'blocked', now),
+          { events, escalation },
+        );
+        if (updated === undefined) continue;
+        done++;
+        if (escalation !== undefined) this.counters.escalations++;
       }
       this.counters.leasesExpired += done;
       return done;

@@ -1,37 +1,19 @@
-import { type TaskState, toIsoTime, type Violation } from '@exec-kernel/core';
+import { toIsoTime, type Violation } from '@exec-kernel/core';
 import type { AgentRow, EscalationRow, EventRow, TaskRow } from '../model.js';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : toIsoTime(ms));
 
-/** A task as the API shows it: times as ISO-8601, `null` where unset; the lease id is not shown. */
-export interface TaskView {
-  id: string;
-  seq: number;
-  type: string;
-  title: string | null;
-  state: TaskState;
-  priority: number;
-  agentId: string;
-  parentId: string | null;
-  createdById: string | null;
-  depth: number;
-  admission: Record<string, string> | null;
+/**
+ * A task as the API shows it: times as ISO-8601, `null` where unset; the lease id (the holder's
+ * fencing token) and the fired-warning bookkeeping are not shown.
+ */
+export interface TaskView
+  extends Omit<
+    TaskRow,
+    'leaseId' | 'warned' | 'payload' | 'leaseUntil' | 'startedAt' | 'createdAt' | 'updatedAt'
+  > {
   payload: unknown;
-  idempotencyKey: string | null;
-  attempts: number;
-  maxAttempts: number;
-  leaseOwner: string | null;
   leaseUntil: string | null;
-  limits: {
-    maxSteps: number;
-    maxDepth: number;
-    maxDurationSeconds: number;
-    maxTokens: number | null;
-    maxCostUsd: number | null;
-  };
-  stepsTaken: number;
-  tokens: number;
-  costUsd: number;
   startedAt: string | null;
   createdAt: string;
   updatedAt: string;

@@ -29,6 +29,7 @@ import type {
   TaskUpdate,
   UpdateExtras,
 } from './storage.js';
+import { AGENTS, ESCALATIONS, TASKS, type Table } from './tables.js';
 
 /** Options of {@link PostgresStorage}. */
 export interface PostgresStorageOptions {
@@ -223,83 +224,6 @@ const MIGRATIONS: readonly string[] = [
   END $$;
   `,
 ];
-
-/** A table's fields (camelCase) and columns (snake_case), and which fields hold JSON. */
-interface Table {
-  name: string;
-  columns: Readonly<Record<string, string>>;
-  json: ReadonlySet<string>;
-  /** Fields an update may not change. */
-  fixed: ReadonlySet<string>;
-}
-
-const TASKS: Table = {
-  name: 'tasks',
-  columns: {
-    id: 'id',
-    type: 'type',
-    title: 'title',
-    state: 'state',
-    priority: 'priority',
-    agentId: 'agent_id',
-    parentId: 'parent_id',
-    createdById: 'created_by_id',
-    depth: 'depth',
-    admission: 'admission',
-    payload: 'payload',
-    idempotencyKey: 'idempotency_key',
-    attempts: 'attempts',
-    maxAttempts: 'max_attempts',
-    leaseOwner: 'lease_owner',
-    leaseId: 'lease_id',
-    leaseUntil: 'lease_until',
-    limits: 'limits',
-    stepsTaken: 'steps_taken',
-    tokens: 'tokens',
-    costUsd: 'cost_usd',
-    warned: 'warned',
-    startedAt: 'started_at',
-    createdAt: 'created_at',
-    updatedAt: 'updated_at',
-  } satisfies Record<keyof NewTaskRow, string>,
-  json: new Set(['admission', 'payload', 'limits', 'warned']),
-  fixed: new Set(['id', 'seq', 'createdAt']),
-};
-
-const AGENTS: Table = {
-  name: 'agents',
-  columns: {
-    id: 'id',
-    tokenHash: 'token_hash',
-    sleepUntil: 'sleep_until',
-    sleepReason: 'sleep_reason',
-    sleepSince: 'sleep_since',
-    createdAt: 'created_at',
-  } satisfies Record<keyof AgentRow, string>,
-  json: new Set(),
-  fixed: new Set(['id', 'createdAt']),
-};
-
-const ESCALATIONS: Table = {
-  name: 'escalations',
-  columns: {
-    id: 'id',
-    kind: 'kind',
-    status: 'status',
-    taskId: 'task_id',
-    agentId: 'agent_id',
-    violation: 'violation',
-    comment: 'comment',
-    createdAt: 'created_at',
-    acknowledgedAt: 'acknowledged_at',
-    acknowledgedBy: 'acknowledged_by',
-    resolvedAt: 'resolved_at',
-    resolvedBy: 'resolved_by',
-    resolution: 'resolution',
-  } satisfies Record<keyof NewEscalationRow, string>,
-  json: new Set(['violation']),
-  fixed: new Set(['id', 'seq', 'createdAt']),
-};
 
 const CLAIM_SET = (r: ClaimRequest, sql: Sql | Tx): Fragment =>
   sql`state = 'in_progress', lease_owner = ${r.agentId}, lease_id = ${r.leaseId},
@@ -544,20 +468,11 @@ export class PostgresStorage implements Storage {
     event: NewEvent,
   ): Promise<{ task: TaskRow; created: boolean }> {
     const sql = this.#open();
-    const signal: ChangeSignal = task.state === 'todo' ? 'task' : 'event';
     // Any unique violation (id, or agent + idempotency key) inserts nothing; which one it was is
     // read afterwards, in a fresh snapshot that sees a concurrent insert that won the race.
-    const [inserted] = await sql`
-      with ins as (
-        insert into tasks ${sql(columnValues(sql, TASKS, task, true))}
-        on conflict do nothing
-        returning *
-      ), ev as (
-        ${this.#insertEvents(sql, [event], sql`(select 1 from ins)`)}
-      )
-      select * from ins`;
+    const inserted = await this.#insertOnce(TASKS, task, event);
     if (inserted !== undefined) {
-      this.#emit(signal);
+      this.#emit(task.state === 'todo' ? 'task' : 'event');
       return { task: toTask(inserted), created: true };
     }
     if (task.idempotencyKey !== null) {
@@ -804,19 +719,28 @@ export class PostgresStorage implements Storage {
   }
 
   async insertEscalation(escalation: NewEscalationRow, event: NewEvent): Promise<EscalationRow> {
+    const row = await this.#insertOnce(ESCALATIONS, escalation, event);
+    if (row === undefined) throw this.#escalationExists(escalation.id);
+    this.#emit('event');
+    return toEscalation(row);
+  }
+
+  /**
+   * Inserts a row and, in the same statement, its event; nothing at all (and `undefined`) when a
+   * unique key already holds such a row.
+   */
+  async #insertOnce(table: Table, fields: object, event: NewEvent): Promise<Row | undefined> {
     const sql = this.#open();
     const [row] = await sql`
       with x as (
-        insert into escalations ${sql(columnValues(sql, ESCALATIONS, escalation, true))}
+        insert into ${sql(table.name)} ${sql(columnValues(sql, table, fields, true))}
         on conflict do nothing
         returning *
       ), ev as (
         ${this.#insertEvents(sql, [event], sql`(select 1 from x)`)}
       )
       select * from x`;
-    if (row === undefined) throw this.#escalationExists(escalation.id);
-    this.#emit('event');
-    return toEscalation(row);
+    return row;
   }
 
   async getEscalation(id: string): Promise<EscalationRow | undefined> {

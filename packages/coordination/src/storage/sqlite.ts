@@ -30,6 +30,12 @@ import type {
   TaskUpdate,
   UpdateExtras,
 } from './storage.js';
+import {
+  AGENTS as AGENT_TABLE,
+  ESCALATIONS as ESCALATION_TABLE,
+  type Table as SharedTable,
+  TASKS as TASK_TABLE,
+} from './tables.js';
 
 /** Options of {@link SqliteStorage}. */
 export interface SqliteStorageOptions {
@@ -156,106 +162,21 @@ const MIGRATIONS: readonly string[] = [
   `,
 ];
 
-/** A table's fields (camelCase) and columns (snake_case), and which fields hold JSON. */
-interface Table {
-  name: string;
-  columns: Readonly<Record<string, string>>;
-  json: ReadonlySet<string>;
-  /** Fields an update may not change. */
-  fixed: ReadonlySet<string>;
-  /** The select list, aliased back to field names. */
+/** A shared table with its select list, aliased back to field names. */
+interface Table extends SharedTable {
   select: string;
 }
 
-function table(
-  name: string,
-  columns: Record<string, string>,
-  json: string[],
-  fixed: string[],
-  seq: boolean,
-): Table {
-  const fields = Object.entries(columns).map(([field, column]) =>
+function withSelect(table: SharedTable, seq: boolean): Table {
+  const fields = Object.entries(table.columns).map(([field, column]) =>
     field === column ? column : `${column} AS ${field}`,
   );
-  return {
-    name,
-    columns,
-    json: new Set(json),
-    fixed: new Set(fixed),
-    select: (seq ? ['seq', ...fields] : fields).join(', '),
-  };
+  return { ...table, select: (seq ? ['seq', ...fields] : fields).join(', ') };
 }
 
-const TASKS: Table = table(
-  'tasks',
-  {
-    id: 'id',
-    type: 'type',
-    title: 'title',
-    state: 'state',
-    priority: 'priority',
-    agentId: 'agent_id',
-    parentId: 'parent_id',
-    createdById: 'created_by_id',
-    depth: 'depth',
-    admission: 'admission',
-    payload: 'payload',
-    idempotencyKey: 'idempotency_key',
-    attempts: 'attempts',
-    maxAttempts: 'max_attempts',
-    leaseOwner: 'lease_owner',
-    leaseId: 'lease_id',
-    leaseUntil: 'lease_until',
-    limits: 'limits',
-    stepsTaken: 'steps_taken',
-    tokens: 'tokens',
-    costUsd: 'cost_usd',
-    warned: 'warned',
-    startedAt: 'started_at',
-    createdAt: 'created_at',
-    updatedAt: 'updated_at',
-  } satisfies Record<keyof NewTaskRow, string>,
-  ['admission', 'payload', 'limits', 'warned'],
-  ['id', 'createdAt'],
-  true,
-);
-
-const AGENTS: Table = table(
-  'agents',
-  {
-    id: 'id',
-    tokenHash: 'token_hash',
-    sleepUntil: 'sleep_until',
-    sleepReason: 'sleep_reason',
-    sleepSince: 'sleep_since',
-    createdAt: 'created_at',
-  } satisfies Record<keyof AgentRow, string>,
-  [],
-  ['id', 'createdAt'],
-  false,
-);
-
-const ESCALATIONS: Table = table(
-  'escalations',
-  {
-    id: 'id',
-    kind: 'kind',
-    status: 'status',
-    taskId: 'task_id',
-    agentId: 'agent_id',
-    violation: 'violation',
-    comment: 'comment',
-    createdAt: 'created_at',
-    acknowledgedAt: 'acknowledged_at',
-    acknowledgedBy: 'acknowledged_by',
-    resolvedAt: 'resolved_at',
-    resolvedBy: 'resolved_by',
-    resolution: 'resolution',
-  } satisfies Record<keyof NewEscalationRow, string>,
-  ['violation'],
-  ['id', 'createdAt'],
-  true,
-);
+const TASKS = withSelect(TASK_TABLE, true);
+const AGENTS = withSelect(AGENT_TABLE, false);
+const ESCALATIONS = withSelect(ESCALATION_TABLE, true);
 
 /** Where `tasks_parked` applies; a query must repeat it word for word for SQLite to use the index. */
 const PARKED = "state NOT IN ('todo', 'in_progress', 'done')";
