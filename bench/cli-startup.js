@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { median } from './harness.js';
 
 const require = createRequire(import.meta.url);
 const bin = join(require.resolve('@exec-kernel/cli/package.json'), '..', 'dist', 'bin.cjs');
@@ -52,11 +53,6 @@ function timeOnce(args, cwd) {
   if (result.status !== 0) throw new Error(`${args.join(' ')} failed: ${result.stderr}`);
   return ms;
 }
-
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 /** A config an agent's project would have: every section touched, comments included. */
 const CONFIG = `# exec-kernel settings for this project

@@ -61,6 +61,12 @@ export function rng(seed) {
   };
 }
 
+/** The median of a list of numbers. */
+export function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
 /** `1234` → `'1.23k'`-style short numbers for tables. */
 export function fmt(n, digits = 3) {
   if (!Number.isFinite(n)) return String(n);

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { PaperclipAdapter } from '@exec-kernel/paperclip';
 import { buildSync } from 'esbuild';
+import { median } from './harness.js';
 
 const HARNESS = fileURLToPath(
   new URL('../packages/paperclip/test/live/paperclip-server.ts', import.meta.url),
@@ -33,11 +34,6 @@ async function loadHarness() {
   rmSync(dir, { recursive: true, force: true });
   return harness;
 }
-
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 /**
  * Times one call of each; which goes first alternates with `adapterFirst`, so that whatever the
