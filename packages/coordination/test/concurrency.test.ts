@@ -47,9 +47,9 @@ function exited(child: ChildProcess): Promise<void> {
 /** A service process on `db`; resolves once it listens. */
 async function startService(db: string, port = 0): Promise<{ url: string; child: ChildProcess }> {
   const child = node('serve.mjs', [db, String(port)], { ADMIN_TOKEN: ADMIN });
+  let err = '';
   const url = await new Promise<string>((done, fail) => {
     let out = '';
-    let err = '';
     child.stdout?.on('data', (chunk: Buffer) => {
       out += chunk.toString();
       if (out.includes('\n')) done(out.trim());
@@ -58,6 +58,12 @@ async function startService(db: string, port = 0): Promise<{ url: string; child:
       err += chunk.toString();
     });
     child.once('exit', (code) => fail(new Error(`service exited ${code}: ${err}`)));
+  });
+  // A service that dies mid-run shows up as refused connections; say why it died.
+  child.once('exit', (code, signal) => {
+    if (signal !== 'SIGKILL' && signal !== 'SIGTERM' && code !== 0) {
+      console.error(`service at ${url} exited (${code ?? signal}) mid-run: ${err}`);
+    }
   });
   return { url, child };
 }
