@@ -13,7 +13,10 @@ export interface ServerOptions extends ServiceSettings {
    * `postgres://…` URL. Default: `memory`.
    */
   db?: string | Storage | undefined;
-  /** SQLite only: `full` for `synchronous=FULL`, where power loss matters. Default: `normal`. */
+  /**
+   * SQLite: `full` for `synchronous=FULL`, where power loss matters (default `normal`).
+   * PostgreSQL: `normal` for `synchronous_commit = off`, `full` for `on` (default: the server's).
+   */
   durability?: StorageOptions['durability'];
   /** The admin bearer token. Agents get theirs from `POST /v1/agents`. */
   adminToken: string;

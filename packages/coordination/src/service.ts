@@ -32,7 +32,7 @@ import type {
   NewEvent,
   TaskRow,
 } from './model.js';
-import type { Storage, TaskChanges, TaskUpdate } from './storage/storage.js';
+import type { ClaimEvent, Storage, TaskChanges, TaskUpdate } from './storage/storage.js';
 
 /** Rules and limits of a service; every field has a default. */
 export interface ServiceSettings {
@@ -110,6 +110,9 @@ export interface TransitionRequest {
 export type TransitionOutcome =
   | { id: string; ok: true; task: TaskRow; from: TaskState; reason: string }
   | { id: string; ok: false; error: unknown };
+
+/** What deciding a move reads of a task. */
+type MoveSubject = Pick<TaskRow, 'id' | 'state' | 'agentId' | 'leaseId' | 'leaseOwner'>;
 
 interface PreparedMove {
   to: TaskState;
@@ -428,6 +431,7 @@ export class CoordinationService {
         leaseId: lease.id,
         leaseUntil: lease.untilMs,
         now,
+        wake: this.#wakeOnWork(agentId),
       },
       this.#claimedEvent(agentId, lease),
     );
@@ -442,7 +446,6 @@ export class CoordinationService {
       );
     }
     this.counters.claims++;
-    await this.#wakeOnWork(agentId);
     return { task, lease: { id: lease.id, until: toIsoTime(lease.untilMs) } };
   }
 
@@ -463,14 +466,20 @@ export class CoordinationService {
       const now = this.#clock.now();
       const lease = this.#newLease(now, options.leaseSeconds);
       const tasks = await this.storage.claimMany(
-        { agentId, types, leaseId: lease.id, leaseUntil: lease.untilMs, now },
+        {
+          agentId,
+          types,
+          leaseId: lease.id,
+          leaseUntil: lease.untilMs,
+          now,
+          wake: this.#wakeOnWork(agentId),
+        },
         options.max,
         this.#claimedEvent(agentId, lease),
       );
       const view = { id: lease.id, until: toIsoTime(lease.untilMs) };
       if (tasks.length > 0) {
         this.counters.claims += tasks.length;
-        await this.#wakeOnWork(agentId);
         return { tasks, lease: view };
       }
       const left = deadline - this.#clock.now();
@@ -492,17 +501,18 @@ export class CoordinationService {
     return { id: `lse_${randomUUID()}`, untilMs: now + this.#leaseMs(leaseSeconds) };
   }
 
-  #claimedEvent(
-    agentId: string,
-    lease: { id: string; untilMs: number },
-  ): (task: TaskRow) => NewEvent {
-    const leaseUntil = toIsoTime(lease.untilMs);
-    return (t) =>
-      this.#event('task.claimed', {
-        taskId: t.id,
-        agentId,
-        data: { attempts: t.attempts, leaseId: lease.id, leaseUntil },
-      });
+  #claimedEvent(agentId: string, lease: { id: string; untilMs: number }): ClaimEvent {
+    return {
+      type: 'task.claimed',
+      agentId,
+      data: { leaseId: lease.id, leaseUntil: toIsoTime(lease.untilMs) },
+      at: this.#clock.now(),
+    };
+  }
+
+  /** The event of a sleeping claimant woken by the work it took. */
+  #wakeOnWork(agentId: string): NewEvent {
+    return this.#event('agent.wake', { agentId, data: { reason: 'task_available' } });
   }
 
   /** Resolves when a task may have become claimable, after `ms` at the latest, or on abort. */
@@ -524,23 +534,11 @@ export class CoordinationService {
     });
   }
 
-  async #wakeOnWork(agentId: string): Promise<void> {
-    const agent = await this.storage.getAgent(agentId);
-    const now = this.#clock.now();
-    if (agent?.sleepUntil != null && now < agent.sleepUntil) {
-      await this.storage.updateAgent(
-        agentId,
-        { sleepUntil: null, sleepReason: null, sleepSince: null },
-        this.#event('agent.wake', { agentId, data: { reason: 'task_available' } }),
-      );
-    }
-  }
-
   /**
    * Who may move a task: the lease holder while it is `in_progress`; while nobody holds it, the
    * agent that owns it (backlog to todo, say), except into `in_progress`, which takes a claim.
    */
-  #mayMove(caller: Caller, task: TaskRow, to: TaskState, leaseId: string | undefined): void {
+  #mayMove(caller: Caller, task: MoveSubject, to: TaskState, leaseId: string | undefined): void {
     if (caller.kind === 'admin') return;
     if (task.state === 'in_progress') {
       this.#checkLease(caller, task, leaseId);
@@ -573,7 +571,7 @@ export class CoordinationService {
     return this.#checkLease(caller, task, leaseId);
   }
 
-  #checkLease(caller: Caller, task: TaskRow, leaseId: string | undefined): TaskRow {
+  #checkLease<T extends MoveSubject>(caller: Caller, task: T, leaseId: string | undefined): T {
     const id = task.id;
     if (caller.kind === 'admin') return task;
     if (task.state !== 'in_progress' || task.leaseOwner === null) {
@@ -637,8 +635,24 @@ export class CoordinationService {
     id: string,
     options: TransitionRequest,
   ): Promise<{ task: TaskRow; from: TaskState; reason: string }> {
+    const held = this.#heldMove(caller, id, options);
+    if (held !== undefined) {
+      const updated = await this.storage.updateTask(
+        id,
+        held.update.expect,
+        held.update.changes,
+        held.update.extras,
+      );
+      if (updated !== undefined) {
+        this.#countMove(held);
+        return { task: updated, from: 'in_progress', reason: held.reason };
+      }
+    }
     const task = await this.storage.getTask(id);
     if (task === undefined) throw new NotFoundError({ resource: 'task', id });
+    // The lease it names was live when taken; a task no longer leased at all was reaped (or moved
+    // by the admin) since: that is a lost lease, not a move the table refuses.
+    if (held !== undefined && task.state !== 'in_progress') throw this.#lostLease(id);
     const agentId = agentOf(caller);
     return this.#escalating(agentId, id, async () => {
       const move = this.#prepareMove(caller, task, options);
@@ -655,28 +669,76 @@ export class CoordinationService {
   }
 
   /**
-   * Several transitions in one storage transaction (a worker finishing a batch). Each is checked
-   * and applied on its own, exactly as {@link transition} would: the result says, item by item,
-   * what happened, and a refused one (escalated when it is a violation) does not stop the rest.
+   * Several transitions (a worker finishing a batch): those on leases the caller names in one
+   * storage transaction, the rest, read first, in another. Each is checked and applied on its
+   * own, exactly as {@link transition} would: the result says, item by item, what happened, and a
+   * refused one (escalated when it is a violation) does not stop the rest.
    */
   async transitionMany(
     caller: Caller,
     items: ReadonlyArray<TransitionRequest & { id: string }>,
   ): Promise<TransitionOutcome[]> {
-    const agentId = agentOf(caller);
-    const found = await this.storage.getTasks(items.map((item) => item.id));
-    const byId = new Map(found.map((task) => [task.id, task]));
-    const outcomes: Array<TransitionOutcome | undefined> = [];
-    const moves: Array<{ index: number; move: PreparedMove; from: TaskState }> = [];
+    const outcomes: Array<TransitionOutcome | undefined> = items.map(() => undefined);
+    // Moves on held leases first, without a read; any that does not apply is decided again below.
+    const held: Array<{ index: number; move: PreparedMove }> = [];
+    const unread: number[] = [];
     for (const [index, item] of items.entries()) {
+      const move = this.#heldMove(caller, item.id, item);
+      if (move === undefined) unread.push(index);
+      else held.push({ index, move });
+    }
+    if (held.length > 0) {
+      const updated = await this.storage.updateTasks(held.map((h) => h.move.update));
+      for (const [i, { index, move }] of held.entries()) {
+        const task = updated[i];
+        if (task === undefined) {
+          unread.push(index);
+          continue;
+        }
+        this.#countMove(move);
+        outcomes[index] = { id: task.id, ok: true, task, from: 'in_progress', reason: move.reason };
+      }
+    }
+    if (unread.length > 0) {
+      const named = new Set(held.map((h) => h.index));
+      await this.#transitionRead(
+        caller,
+        items,
+        unread.sort((a, b) => a - b),
+        named,
+        outcomes,
+      );
+    }
+    return outcomes as TransitionOutcome[];
+  }
+
+  /**
+   * {@link transitionMany}'s items at `indexes`, each decided on the task as read; `named` are
+   * those whose named lease did not hold (see {@link transition}).
+   */
+  async #transitionRead(
+    caller: Caller,
+    items: ReadonlyArray<TransitionRequest & { id: string }>,
+    indexes: readonly number[],
+    named: ReadonlySet<number>,
+    outcomes: Array<TransitionOutcome | undefined>,
+  ): Promise<void> {
+    const agentId = agentOf(caller);
+    const found = await this.storage.getTasks(
+      indexes.map((index) => (items[index] as { id: string }).id),
+    );
+    const byId = new Map(found.map((task) => [task.id, task]));
+    const moves: Array<{ index: number; move: PreparedMove; from: TaskState }> = [];
+    for (const index of indexes) {
+      const item = items[index] as TransitionRequest & { id: string };
       const task = byId.get(item.id);
       try {
         if (task === undefined) throw new NotFoundError({ resource: 'task', id: item.id });
+        if (named.has(index) && task.state !== 'in_progress') throw this.#lostLease(item.id);
         moves.push({ index, move: this.#prepareMove(caller, task, item), from: task.state });
-        outcomes.push(undefined); // filled below, once the compare-and-set has run
       } catch (error) {
         if (isViolation(error)) await this.#recordViolation(error, agentId, item.id);
-        outcomes.push({ id: item.id, ok: false, error });
+        outcomes[index] = { id: item.id, ok: false, error };
       }
     }
     const updated = await this.storage.updateTasks(moves.map((m) => m.move.update));
@@ -690,14 +752,37 @@ export class CoordinationService {
       this.#countMove(move);
       outcomes[index] = { id: task.id, ok: true, task, from, reason: move.reason };
     }
-    return outcomes as TransitionOutcome[];
+  }
+
+  /**
+   * The move of a worker finishing what it holds, built without reading the task: an agent that
+   * names its lease is taken at its word (the task is `in_progress` under that lease, held by it).
+   * The compare-and-set checks exactly what the move was decided on (state, lease id and holder),
+   * so when it applies, the outcome is the one a read first would have given; when it does not,
+   * or the move is not one the table allows from `in_progress`, the caller reads and decides
+   * again, so refusals always come from the task as stored. `undefined` when there is no word.
+   */
+  #heldMove(caller: Caller, id: string, options: TransitionRequest): PreparedMove | undefined {
+    if (caller.kind !== 'agent' || options.leaseId === undefined) return undefined;
+    const claimed = {
+      id,
+      state: 'in_progress',
+      agentId: caller.agentId,
+      leaseId: options.leaseId,
+      leaseOwner: caller.agentId,
+    } as const;
+    try {
+      return this.#prepareMove(caller, claimed, options);
+    } catch {
+      return undefined;
+    }
   }
 
   /**
    * Checks a move (the table first: a move it forbids is refused as such, whoever asks; then who
    * may make it) and builds its compare-and-set.
    */
-  #prepareMove(caller: Caller, task: TaskRow, options: TransitionRequest): PreparedMove {
+  #prepareMove(caller: Caller, task: MoveSubject, options: TransitionRequest): PreparedMove {
     const id = task.id;
     const agentId = agentOf(caller);
     const reason = validateTransition(task.state, options.to, id);

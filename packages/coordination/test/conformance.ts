@@ -1,7 +1,7 @@
 import { ConflictError } from '@exec-kernel/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { NewEscalationRow, NewEvent, NewTaskRow, TaskRow } from '../src/model.js';
-import type { ChangeSignal, Storage } from '../src/storage/storage.js';
+import type { ChangeSignal, ClaimEvent, Storage } from '../src/storage/storage.js';
 
 /** What an engine's test file hands the suite: a fresh, opened storage, and how to clean up. */
 export interface ConformanceTarget {
@@ -96,8 +96,12 @@ const claimRequest = (agentId: string, fields: Record<string, unknown> = {}) => 
   ...fields,
 });
 
-const claimed = (task: TaskRow) =>
-  event('task.claimed', { taskId: task.id, agentId: task.leaseOwner });
+const claimed: ClaimEvent = {
+  type: 'task.claimed',
+  agentId: 'claimant',
+  data: { leaseId: 'from-the-template', nested: { list: [1, null] } },
+  at: 5_000,
+};
 
 /**
  * The behaviour every storage engine must have. Each engine's test file calls this with a
@@ -294,6 +298,76 @@ export function storageConformance(name: string, create: () => Promise<Conforman
       expect(ids).toHaveLength(30);
       expect(new Set(ids).size).toBe(30);
       expect(racing.every((r) => r.length <= 5)).toBe(true);
+    });
+
+    it("writes each claimed task's event from the template, with its attempt count", async () => {
+      const first = (await storage.insertTask(taskRow({ priority: 1 }), event('e'))).task;
+      const second = (await storage.insertTask(taskRow(), event('e'))).task;
+      const before = (await storage.readEvents(0, 1000)).length;
+      await storage.claimMany(claimRequest('w'), 5, claimed);
+      await storage.updateTask(
+        first.id,
+        { state: 'in_progress' },
+        { state: 'todo', leaseOwner: null, leaseId: null, leaseUntil: null },
+        { events: [] },
+      );
+      await storage.claim(claimRequest('w', { taskId: first.id }), { ...claimed, at: 6_000 });
+      const events = (await storage.readEvents(0, 1000)).slice(before);
+      const data = (attempts: number) => ({ attempts, ...claimed.data });
+      expect(events.map(({ seq: _, ...e }) => e)).toEqual([
+        { type: 'task.claimed', taskId: first.id, agentId: 'claimant', data: data(1), at: 5_000 },
+        { type: 'task.claimed', taskId: second.id, agentId: 'claimant', data: data(1), at: 5_000 },
+        { type: 'task.claimed', taskId: first.id, agentId: 'claimant', data: data(2), at: 6_000 },
+      ]);
+    });
+
+    it('wakes a sleeping claimant in the claim that gives it work, and only then', async () => {
+      const agent = (id: string, sleepUntil: number | null) => ({
+        id,
+        tokenHash: `hash-${id}`,
+        sleepUntil,
+        sleepReason: sleepUntil === null ? null : 'no_tasks',
+        sleepSince: sleepUntil === null ? null : 1_000,
+        createdAt: 1,
+      });
+      await storage.putAgent(agent('sleeper', 9_000));
+      await storage.putAgent(agent('expired', 4_000));
+      await storage.putAgent(agent('unasked', 9_000));
+      const wake = (agentId: string) =>
+        event('agent.wake', { agentId, data: { reason: 'task_available' } });
+      const request = (agentId: string, fields: Record<string, unknown> = {}) =>
+        claimRequest(agentId, { now: 5_000, wake: wake(agentId), ...fields });
+
+      // No work: nobody is woken.
+      expect(await storage.claimMany(request('sleeper'), 3, claimed)).toEqual([]);
+      expect(await storage.claim(request('sleeper'), claimed)).toBeUndefined();
+      expect((await storage.getAgent('sleeper'))?.sleepUntil).toBe(9_000);
+
+      for (let i = 0; i < 5; i++) await storage.insertTask(taskRow(), event('e'));
+      const before = (await storage.readEvents(0, 1000)).length;
+      expect(await storage.claimMany(request('sleeper'), 2, claimed)).toHaveLength(2);
+      expect(await storage.getAgent('sleeper')).toEqual(agent('sleeper', null));
+      const events = (await storage.readEvents(0, 1000)).slice(before);
+      expect(events.map((e) => [e.type, e.agentId])).toEqual([
+        ['task.claimed', 'claimant'],
+        ['task.claimed', 'claimant'],
+        ['agent.wake', 'sleeper'],
+      ]);
+      expect(events[2]?.data).toEqual({ reason: 'task_available' });
+
+      // Awake already (its sleep ran out), or no wake asked for: a claim leaves the agent as is.
+      expect(await storage.claim(request('expired'), claimed)).toBeDefined();
+      expect(await storage.claim(request('unasked', { wake: undefined }), claimed)).toBeDefined();
+      expect(await storage.getAgent('expired')).toEqual(agent('expired', 4_000));
+      expect(await storage.getAgent('unasked')).toEqual(agent('unasked', 9_000));
+      const later = (await storage.readEvents(0, 1000)).slice(before + events.length);
+      expect(later.map((e) => e.type)).toEqual(['task.claimed', 'task.claimed']);
+
+      // A named claim wakes too.
+      const named = (await storage.insertTask(taskRow(), event('e'))).task;
+      await storage.updateAgent('sleeper', { sleepUntil: 9_000 }, undefined);
+      await storage.claim(request('sleeper', { taskId: named.id }), claimed);
+      expect((await storage.getAgent('sleeper'))?.sleepUntil).toBeNull();
     });
 
     it('applies a batch of compare-and-sets each on its own, with their events', async () => {

@@ -3,7 +3,7 @@ import { ConflictError, StoreError } from '@exec-kernel/core';
 import postgres from 'postgres';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { PostgresStorage } from '../src/storage/postgres.js';
-import type { ChangeSignal, ClaimRequest } from '../src/storage/storage.js';
+import type { ChangeSignal, ClaimEvent, ClaimRequest } from '../src/storage/storage.js';
 import { event, storageConformance, taskRow } from './conformance.js';
 import {
   findPostgresBin,
@@ -59,8 +59,7 @@ const claimRequest = (agentId: string, fields: Partial<ClaimRequest> = {}): Clai
   ...fields,
 });
 
-const claimedEvent = (task: { id: string; leaseOwner: string | null }) =>
-  event('task.claimed', { taskId: task.id, agentId: task.leaseOwner });
+const claimedEvent: ClaimEvent = { type: 'task.claimed', agentId: 'w', data: {}, at: 1_000 };
 
 /** Resolves once `check` holds, polling; fails the test after `ms`. */
 async function eventually(check: () => boolean, ms = 3_000): Promise<void> {
@@ -227,26 +226,59 @@ describe('PostgresStorage', () => {
   it('writes nothing when the claim event cannot be written', async () => {
     const storage = await opened(freshSchema());
     const { task } = await storage.insertTask(taskRow(), event('e'));
+    await expect(storage.claim(claimRequest('w'), { ...claimedEvent, at: 1.5 })).rejects.toThrow();
+    const badWake = event('agent.wake', { at: 2.5 });
+    await storage.putAgent({
+      id: 'w',
+      tokenHash: 'h',
+      sleepUntil: Number.MAX_SAFE_INTEGER,
+      sleepReason: 'no_tasks',
+      sleepSince: 1,
+      createdAt: 1,
+    });
     await expect(
-      storage.claim(claimRequest('w'), (t) => ({ ...claimedEvent(t), at: 1.5 })),
+      storage.claim({ ...claimRequest('w'), wake: badWake }, claimedEvent),
     ).rejects.toThrow();
-    await expect(
-      storage.claim(claimRequest('w'), () => {
-        throw new Error('no event for you');
-      }),
-    ).rejects.toThrow('no event for you');
+    expect((await storage.getAgent('w'))?.sleepReason).toBe('no_tasks');
     expect(await storage.getTask(task.id)).toEqual(task);
     expect(await storage.readEvents(0, 10)).toHaveLength(1);
     expect((await storage.claim(claimRequest('w'), claimedEvent))?.id).toBe(task.id);
   });
 
+  it('commits with synchronous_commit off for durability normal, on for full, else as the server does', async () => {
+    const schema = freshSchema();
+    const server = await opened(schema);
+    const commit = async (durability: 'normal' | 'full') => {
+      const storage = new PostgresStorage({ url: URL, schema, max: 1, durability });
+      storages.add(storage);
+      await storage.open();
+      return (await storage.diagnostics()).synchronousCommit;
+    };
+    const [serverDefault] = await admin`show synchronous_commit`;
+    expect((await server.diagnostics()).synchronousCommit).toBe(serverDefault?.synchronous_commit);
+    expect(await commit('normal')).toBe('off');
+    expect(await commit('full')).toBe('on');
+    // Writes still work, and are visible to a storage on the default setting.
+    const fast = new PostgresStorage({ url: URL, schema, max: 1, durability: 'normal' });
+    storages.add(fast);
+    await fast.open();
+    const { task } = await fast.insertTask(taskRow(), event('e'));
+    expect(await server.getTask(task.id)).toEqual(task);
+  });
+
   it('refuses to change a field that is not a column or never changes', async () => {
     const storage = await opened(freshSchema());
     const { task } = await storage.insertTask(taskRow(), event('e'));
-    const changes = { seq: 1 } as Parameters<PostgresStorage['updateTask']>[2];
-    await expect(
-      storage.updateTask(task.id, { state: 'todo' }, changes, { events: [] }),
-    ).rejects.toThrow('tasks.seq cannot be changed');
+    for (const [field, value] of [
+      ['seq', 1],
+      ['agentId', 'someone-else'],
+      ['idempotencyKey', 'another-key'],
+    ] as const) {
+      const changes = { [field]: value } as Parameters<PostgresStorage['updateTask']>[2];
+      await expect(
+        storage.updateTask(task.id, { state: 'todo' }, changes, { events: [] }),
+      ).rejects.toThrow(`tasks.${field} cannot be changed`);
+    }
     expect(await storage.getTask(task.id)).toEqual(task);
   });
 

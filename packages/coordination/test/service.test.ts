@@ -516,6 +516,50 @@ describe('leases', () => {
     );
   });
 
+  it('a worker finishing a task reaped from it hears its lease is gone, and nothing escalates', async () => {
+    await planner.enqueue({ id: 'reaped', type: 'x', admission: ADMISSION });
+    await planner.enqueue({ id: 'kept', type: 'x', admission: ADMISSION });
+    const old = (await worker.claim({ leaseSeconds: 0.1 })) as { lease: { id: string } };
+    await new Promise((r) => setTimeout(r, 400));
+    expect((await admin.getTask('reaped')).state).toBe('todo');
+    const before = (await admin.listEscalations()).escalations.length;
+
+    const error = await refusal<ConflictError>(
+      worker.transition('reaped', 'done', { leaseId: old.lease.id }),
+    );
+    expect(error).toBeInstanceOf(ConflictError);
+    expect(error.message).toBe('The lease on task reaped ended while the request ran');
+
+    // In a batch, and twice in one batch: the second finds the task already done.
+    const { lease } = await worker.claimTask('kept');
+    const outcomes = await worker.transitionMany([
+      { id: 'reaped', to: 'done', leaseId: old.lease.id },
+      { id: 'kept', to: 'done', leaseId: lease.id },
+      { id: 'kept', to: 'done', leaseId: lease.id },
+    ]);
+    expect(outcomes.map((o) => o.ok)).toEqual([false, true, false]);
+    expect(outcomes.map((o) => (o.ok ? o.from : String(o.error)))).toEqual([
+      'ConflictError: The lease on task reaped ended while the request ran',
+      'in_progress',
+      'ConflictError: The lease on task kept ended while the request ran',
+    ]);
+    expect((await admin.getTask('reaped')).state).toBe('todo');
+    expect((await admin.listEscalations()).escalations).toHaveLength(before);
+  });
+
+  it('a claim wakes a sleeping agent, in the log right after the claim', async () => {
+    await planner.enqueue({ id: 'wake-me', type: 'x', admission: ADMISSION });
+    await worker.sleep('worker', { timeoutSeconds: 60, reason: 'no_tasks' });
+    const { events: before } = await admin.events({ limit: 1000 });
+    await worker.claim();
+    expect((await admin.getAgent('worker')).sleepUntil).toBeNull();
+    const { events } = await admin.events({ after: before.at(-1)?.seq ?? 0, limit: 100 });
+    expect(events.map((e) => [e.type, e.agentId, e.data])).toEqual([
+      ['task.claimed', 'worker', expect.objectContaining({ attempts: 1 })],
+      ['agent.wake', 'worker', { reason: 'task_available' }],
+    ]);
+  });
+
   it('release gives the task back to the queue', async () => {
     await planner.enqueue({ id: 'r', type: 'x', admission: ADMISSION });
     const { lease } = (await worker.claim()) as { lease: { id: string } };

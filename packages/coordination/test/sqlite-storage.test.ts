@@ -300,10 +300,13 @@ describe('SqliteStorage: durability and schema', () => {
     const storage = new SqliteStorage({ path: tempFile() });
     await storage.open();
     const { task } = await storage.insertTask(taskRow(), event('task.enqueued'));
-    const sneaky = { id: 'other' } as unknown as { state: 'done' };
-    await expect(
-      storage.updateTask(task.id, { state: 'todo' }, sneaky, { events: [event('x')] }),
-    ).rejects.toThrow(TypeError);
+    for (const sneaky of [{ id: 'other' }, { agentId: 'other' }, { idempotencyKey: 'other' }]) {
+      await expect(
+        storage.updateTask(task.id, { state: 'todo' }, sneaky as unknown as { state: 'done' }, {
+          events: [event('x')],
+        }),
+      ).rejects.toThrow(`tasks.${Object.keys(sneaky)[0]} cannot be updated`);
+    }
     expect(await storage.getTask(task.id)).toEqual(task);
     expect(await storage.readEvents(0, 10)).toHaveLength(1);
     await storage.close();
@@ -389,8 +392,9 @@ describe('SqliteStorage: the claim', () => {
     usesClaimIndex((await storage.diagnostics()).claimPlan);
     usesClaimIndex((await storage.diagnostics(['review'])).claimPlan);
     const claim = (types: string[] | null) =>
-      storage.claim({ agentId: 'w', types, leaseId: 'l', leaseUntil: 9_000, now: 5_000 }, (task) =>
-        event('task.claimed', { taskId: task.id }),
+      storage.claim(
+        { agentId: 'w', types, leaseId: 'l', leaseUntil: 9_000, now: 5_000 },
+        { type: 'task.claimed', agentId: 'w', data: {}, at: 5_000 },
       );
     expect((await claim(['review']))?.id).toBe(late.id);
     expect((await claim(null))?.id).toBe(next.id);

@@ -65,7 +65,11 @@ Databases:
 Options:
   --host <host>       default 127.0.0.1
   --port <port>       default 7420 (0 picks a free port)
-  --durability full   SQLite synchronous=FULL, where power loss matters
+  --durability full   SQLite: synchronous=FULL, where power loss matters
+                      (default normal: a crash of the service loses nothing)
+  --durability normal PostgreSQL: synchronous_commit=off, faster commits; a crash of
+                      the database server may lose its last moments of work
+                      (default: the server's own setting)
 
 The admin token comes from EXEC_KERNEL_COORDINATION_ADMIN_TOKEN, else from (or into) the file
 coordination.admin-token beside the SQLite database. Agents get theirs from POST /v1/agents.

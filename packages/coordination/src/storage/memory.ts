@@ -15,16 +15,18 @@ import type {
   NewTaskRow,
   TaskRow,
 } from '../model.js';
-import type {
-  ChangeSignal,
-  ClaimRequest,
-  Expectation,
-  SpendingDelta,
-  Storage,
-  TaskChanges,
-  TaskFilter,
-  TaskUpdate,
-  UpdateExtras,
+import {
+  type ChangeSignal,
+  type ClaimEvent,
+  type ClaimRequest,
+  claimEventFor,
+  type Expectation,
+  type SpendingDelta,
+  type Storage,
+  type TaskChanges,
+  type TaskFilter,
+  type TaskUpdate,
+  type UpdateExtras,
 } from './storage.js';
 
 const copy = <T>(value: T): T => structuredClone(value);
@@ -147,10 +149,29 @@ export class MemoryStorage implements Storage {
     return counts;
   }
 
-  async claim(
-    request: ClaimRequest,
-    event: (task: TaskRow) => NewEvent,
-  ): Promise<TaskRow | undefined> {
+  async claim(request: ClaimRequest, event: ClaimEvent): Promise<TaskRow | undefined> {
+    const task = this.#claimOne(request, event);
+    if (task === undefined) return undefined;
+    this.#wakeClaimant(request);
+    this.#signal('event');
+    return task;
+  }
+
+  async claimMany(request: ClaimRequest, max: number, event: ClaimEvent): Promise<TaskRow[]> {
+    const claimed: TaskRow[] = [];
+    const next = { ...request, taskId: undefined };
+    while (claimed.length < max) {
+      const task = this.#claimOne(next, event);
+      if (task === undefined) break;
+      claimed.push(task);
+    }
+    if (claimed.length === 0) return claimed;
+    this.#wakeClaimant(request);
+    this.#signal('event');
+    return claimed;
+  }
+
+  #claimOne(request: ClaimRequest, event: ClaimEvent): TaskRow | undefined {
     let next: TaskRow | undefined;
     if (request.taskId !== undefined) {
       const task = this.#tasks.get(request.taskId);
@@ -170,24 +191,19 @@ export class MemoryStorage implements Storage {
     next.attempts += 1;
     next.startedAt ??= request.now;
     next.updatedAt = request.now;
-    this.#append(event(copy(next)));
-    this.#signal('event');
+    this.#append(claimEventFor(event, next));
     return copy(next);
   }
 
-  async claimMany(
-    request: ClaimRequest,
-    max: number,
-    event: (task: TaskRow) => NewEvent,
-  ): Promise<TaskRow[]> {
-    const claimed: TaskRow[] = [];
-    const next = { ...request, taskId: undefined };
-    while (claimed.length < max) {
-      const task = await this.claim(next, event);
-      if (task === undefined) break;
-      claimed.push(task);
-    }
-    return claimed;
+  /** After a claim took work: wakes the claimant if it sleeps (`request.wake`). */
+  #wakeClaimant(request: ClaimRequest): void {
+    const agent = this.#agents.get(request.agentId);
+    if (request.wake === undefined || agent?.sleepUntil == null) return;
+    if (agent.sleepUntil <= request.now) return;
+    agent.sleepUntil = null;
+    agent.sleepReason = null;
+    agent.sleepSince = null;
+    this.#append(request.wake);
   }
 
   async updateTasks(updates: readonly TaskUpdate[]): Promise<Array<TaskRow | undefined>> {

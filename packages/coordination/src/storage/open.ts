@@ -4,7 +4,11 @@ import type { Storage } from './storage.js';
 
 /** Options of {@link openStorage}. */
 export interface StorageOptions {
-  /** SQLite only: `full` for `synchronous=FULL` (power-loss durability). Default: `normal`. */
+  /**
+   * SQLite: `full` for `synchronous=FULL` (power-loss durability); default `normal`. PostgreSQL:
+   * `normal` for `synchronous_commit = off` (faster commits; a database crash may lose its last
+   * moments), `full` for `on`; default the server's setting. Ignored by `memory`.
+   */
   durability?: 'normal' | 'full' | undefined;
 }
 
@@ -33,7 +37,7 @@ export async function openStorage(spec: string, options: StorageOptions = {}): P
     const url = new URL(spec);
     const schema = url.searchParams.get('schema') ?? undefined;
     url.searchParams.delete('schema');
-    return new PostgresStorage({ url: url.href, schema });
+    return new PostgresStorage({ url: url.href, schema, durability: options.durability });
   }
   throw new ConfigError(
     `Unknown database '${spec.replace(/:[^/@:]*@/, ':***@')}': use memory, sqlite:<file> or postgres://…`,

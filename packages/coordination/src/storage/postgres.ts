@@ -20,6 +20,7 @@ import type {
 } from '../model.js';
 import type {
   ChangeSignal,
+  ClaimEvent,
   ClaimRequest,
   Expectation,
   SpendingDelta,
@@ -58,6 +59,20 @@ export interface PostgresStorageOptions {
    * Connections in the pool. Change notifications take two more: one listens, one sends.
    */
   max?: number | undefined;
+  /**
+   * Type: `'normal' | 'full'`
+   *
+   * Default: the server's `synchronous_commit` (`on` unless configured otherwise)
+   *
+   * `normal` sets `synchronous_commit = off` for the service's writes: a commit no longer waits for
+   * its WAL to reach the disk, so each claim and completion is answered sooner (a claim+complete
+   * took 4.5 ms in process here with the flush, 2.5 ms without). A crash of the database server,
+   * or of its machine, may then lose the last moments of commits (at most about three times
+   * `wal_writer_delay`, 600 ms by default): tasks claimed or finished just before come back as
+   * they were, to be run again. Nothing is ever corrupted, and a crash of the service itself
+   * loses nothing. `full` sets `synchronous_commit = on` whatever the server's default.
+   */
+  durability?: 'normal' | 'full' | undefined;
 }
 
 type Sql = postgres.Sql<{ bigint: number }>;
@@ -338,6 +353,7 @@ export class PostgresStorage implements Storage {
   readonly channel: string;
   readonly #url: string;
   readonly #max: number;
+  readonly #durability: 'normal' | 'full' | undefined;
   readonly #signals = new ListenerSet<ChangeSignal>();
   /** Tags this instance's notifications, which it has already signalled itself. */
   readonly #instance = randomUUID().slice(0, 8);
@@ -360,6 +376,7 @@ export class PostgresStorage implements Storage {
     }
     this.#url = options.url;
     this.#max = options.max ?? 10;
+    this.#durability = options.durability;
     this.schema = schema;
     this.channel = `exec_kernel_${schema}`;
     this.location = describe(options.url);
@@ -391,7 +408,13 @@ export class PostgresStorage implements Storage {
     const sql = postgres(this.#url, {
       ...common,
       max: this.#max,
-      connection: { application_name: 'exec-kernel', search_path: `"${this.schema}"` },
+      connection: {
+        application_name: 'exec-kernel',
+        search_path: `"${this.schema}"`,
+        ...(this.#durability === undefined
+          ? {}
+          : { synchronous_commit: this.#durability === 'normal' ? 'off' : 'on' }),
+      },
       types: {
         bigint: {
           to: 20,
@@ -535,60 +558,74 @@ export class PostgresStorage implements Storage {
     return counts;
   }
 
-  async claim(
-    request: ClaimRequest,
-    event: (task: TaskRow) => NewEvent,
-  ): Promise<TaskRow | undefined> {
+  async claim(request: ClaimRequest, event: ClaimEvent): Promise<TaskRow | undefined> {
+    if (request.taskId === undefined) return (await this.claimMany(request, 1, event))[0];
     const sql = this.#open();
-    if (request.taskId === undefined && request.types?.length === 0) return undefined;
-    let pending: Promise<unknown> | undefined;
-    const claimed = await sql.begin(async (tx) => {
-      const [row] =
-        request.taskId === undefined
-          ? await tx`
-              update tasks set ${CLAIM_SET(request, tx)}
-              where id = (${this.#nextTodo(tx, request.types)} for update skip locked)
-              returning *`
-          : await tx`
-              update tasks set ${CLAIM_SET(request, tx)}
-              where id = ${request.taskId} and state = 'todo'
-              returning *`;
-      if (row === undefined) return undefined;
-      const task = toTask(row);
-      // Sent without waiting, so the driver pipelines it with the COMMIT that follows: one round
-      // trip less. Its outcome is awaited below: if it failed, the COMMIT rolled everything back.
-      pending = this.#insertEvents(tx, [event(task)]).execute();
-      pending.catch(() => {});
-      return task;
-    });
-    await pending;
-    if (claimed !== undefined) this.#emit('event');
-    return claimed;
+    const rows = await this.#claimQuery(
+      sql,
+      sql`id = ${request.taskId} and state = 'todo'`,
+      request,
+      event,
+    );
+    if (rows.length === 0) return undefined;
+    this.#emit('event');
+    return toTask(rows[0] as Row);
   }
 
-  async claimMany(
-    request: ClaimRequest,
-    max: number,
-    event: (task: TaskRow) => NewEvent,
-  ): Promise<TaskRow[]> {
+  async claimMany(request: ClaimRequest, max: number, event: ClaimEvent): Promise<TaskRow[]> {
     const sql = this.#open();
     if (request.types?.length === 0 || max < 1) return [];
-    let pending: Promise<unknown> | undefined;
-    const claimed = await sql.begin(async (tx) => {
-      // `= any(array(…))` runs the locking subquery once, whatever plan the UPDATE gets.
-      const rows = await tx`
-        update tasks set ${CLAIM_SET(request, tx)}
-        where id = any(array(${this.#nextTodo(tx, request.types, max)} for update skip locked))
-        returning *`;
-      if (rows.length === 0) return [];
-      const tasks = rows.map(toTask).sort((a, b) => b.priority - a.priority || a.seq - b.seq);
-      pending = this.#insertEvents(tx, tasks.map(event)).execute();
-      pending.catch(() => {});
-      return tasks;
-    });
-    await pending;
-    if (claimed.length > 0) this.#emit('event');
-    return claimed;
+    // `= any(array(…))` runs the locking subquery once, whatever plan the UPDATE gets.
+    const next = this.#nextTodo(sql, request.types, max);
+    const rows = await this.#claimQuery(
+      sql,
+      sql`id = any(array(${next} for update skip locked))`,
+      request,
+      event,
+    );
+    if (rows.length === 0) return [];
+    this.#emit('event');
+    return rows.map(toTask).sort((a, b) => b.priority - a.priority || a.seq - b.seq);
+  }
+
+  /**
+   * The claim of the tasks `which` selects, as one statement (one round trip, one commit): the
+   * update, each task's event built in SQL from the template, and the claimant's wake-up.
+   */
+  #claimQuery(sql: Sql, which: Fragment, request: ClaimRequest, event: ClaimEvent): Promise<Row[]> {
+    const { wake } = request;
+    const wakeUp =
+      wake === undefined
+        ? sql``
+        : sql`, w as (
+            update agents set sleep_until = null, sleep_reason = null, sleep_since = null
+            where id = ${request.agentId} and sleep_until > ${request.now}
+              and exists (select 1 from c)
+            returning id
+          )`;
+    const wakeEvent =
+      wake === undefined
+        ? sql``
+        : sql`union all
+          select ${wake.type}, ${wake.taskId}, ${wake.agentId}, ${sql.json(wake.data as postgres.JSONValue)}::jsonb,
+            ${wake.at}::bigint, 1, 0, 0
+          from w`;
+    return sql`
+      with c as (
+        update tasks set ${CLAIM_SET(request, sql)} where ${which} returning *
+      )${wakeUp}, ev as (
+        insert into events (type, task_id, agent_id, data, at)
+        select type, task_id, agent_id, data, at from (
+          select ${event.type} as type, c.id as task_id, ${event.agentId} as agent_id,
+            ${sql.json(event.data)}::jsonb || jsonb_build_object('attempts', c.attempts) as data,
+            ${event.at}::bigint as at, 0 as k, c.priority, c.seq
+          from c
+          ${wakeEvent}
+        ) x
+        where event_guard()
+        order by k, priority desc, seq
+      )
+      select * from c`;
   }
 
   async updateTask(
@@ -803,6 +840,12 @@ export class PostgresStorage implements Storage {
 
   onChange(listener: (signal: ChangeSignal) => void): Unsubscribe {
     return this.#signals.add(listener);
+  }
+
+  /** The commit setting the service's writes run with (see {@link PostgresStorageOptions.durability}). */
+  async diagnostics(): Promise<{ synchronousCommit: string }> {
+    const [row] = await this.#open()`select current_setting('synchronous_commit') as value`;
+    return { synchronousCommit: String(row?.value) };
   }
 
   /**

@@ -19,16 +19,18 @@ import type {
   NewTaskRow,
   TaskRow,
 } from '../model.js';
-import type {
-  ChangeSignal,
-  ClaimRequest,
-  Expectation,
-  SpendingDelta,
-  Storage,
-  TaskChanges,
-  TaskFilter,
-  TaskUpdate,
-  UpdateExtras,
+import {
+  type ChangeSignal,
+  type ClaimEvent,
+  type ClaimRequest,
+  claimEventFor,
+  type Expectation,
+  type SpendingDelta,
+  type Storage,
+  type TaskChanges,
+  type TaskFilter,
+  type TaskUpdate,
+  type UpdateExtras,
 } from './storage.js';
 import {
   AGENTS as AGENT_TABLE,
@@ -462,22 +464,19 @@ export class SqliteStorage implements Storage {
     return counts;
   }
 
-  async claim(
-    request: ClaimRequest,
-    event: (task: TaskRow) => NewEvent,
-  ): Promise<TaskRow | undefined> {
+  async claim(request: ClaimRequest, event: ClaimEvent): Promise<TaskRow | undefined> {
     const c = this.#open();
     if (request.types?.length === 0) return undefined;
-    const claimed = this.#write(c, () => this.#claimOne(c, request, event));
+    const claimed = this.#write(c, () => {
+      const task = this.#claimOne(c, request, event);
+      if (task !== undefined) this.#wakeClaimant(c, request);
+      return task;
+    });
     if (claimed !== undefined) this.#signal('event');
     return claimed;
   }
 
-  async claimMany(
-    request: ClaimRequest,
-    max: number,
-    event: (task: TaskRow) => NewEvent,
-  ): Promise<TaskRow[]> {
+  async claimMany(request: ClaimRequest, max: number, event: ClaimEvent): Promise<TaskRow[]> {
     const c = this.#open();
     if (request.types?.length === 0) return [];
     const next = { ...request, taskId: undefined };
@@ -491,6 +490,7 @@ export class SqliteStorage implements Storage {
         out.push(task);
         if (out.length >= max) break;
       }
+      if (out.length > 0) this.#wakeClaimant(c, request);
       return out;
     });
     if (claimed.length > 0) this.#signal('event');
@@ -498,11 +498,7 @@ export class SqliteStorage implements Storage {
   }
 
   /** One claim statement and its event, inside the caller's transaction. */
-  #claimOne(
-    c: Connection,
-    request: ClaimRequest,
-    event: (task: TaskRow) => NewEvent,
-  ): TaskRow | undefined {
+  #claimOne(c: Connection, request: ClaimRequest, event: ClaimEvent): TaskRow | undefined {
     const lease = [request.agentId, request.leaseId, request.leaseUntil, request.now, request.now];
     let record: unknown;
     if (request.taskId !== undefined) {
@@ -514,8 +510,20 @@ export class SqliteStorage implements Storage {
     }
     if (record === undefined) return undefined;
     const task = toTask(record as TaskRecord);
-    appendEvent(c, event(task));
+    appendEvent(c, claimEventFor(event, task));
     return task;
+  }
+
+  /** After a claim took work, inside its transaction: wakes the claimant if it sleeps. */
+  #wakeClaimant(c: Connection, request: ClaimRequest): void {
+    if (request.wake === undefined) return;
+    const woken = this.#update(
+      AGENTS,
+      { sleepUntil: null, sleepReason: null, sleepSince: null },
+      'id = ? AND sleep_until > ?',
+      [request.agentId, request.now],
+    );
+    if (woken !== undefined) appendEvent(c, request.wake);
   }
 
   async updateTask(

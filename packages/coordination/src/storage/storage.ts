@@ -4,6 +4,7 @@ import type {
   EscalationRow,
   EscalationStatus,
   EventRow,
+  JsonValue,
   NewEscalationRow,
   NewEvent,
   NewTaskRow,
@@ -32,6 +33,34 @@ export interface ClaimRequest {
   leaseId: string;
   leaseUntil: number;
   now: number;
+  /**
+   * Written, in the same transaction, when the claim takes at least one task while the claimant
+   * sleeps (`sleepUntil` after `now`): the claimant is woken (its sleep fields cleared).
+   */
+  wake?: NewEvent | undefined;
+}
+
+/**
+ * The event a claim writes for each task it takes: the engine sets `taskId` to that task and adds
+ * `attempts` (the task's count, this claim included) to `data`. A template rather than a function
+ * of the task, so that a SQL engine can build the events in the claim's own statement.
+ */
+export interface ClaimEvent {
+  type: string;
+  agentId: string;
+  data: { [key: string]: JsonValue };
+  at: number;
+}
+
+/** The event {@link ClaimEvent} describes, for `task`. */
+export function claimEventFor(template: ClaimEvent, task: TaskRow): NewEvent {
+  return {
+    type: template.type,
+    taskId: task.id,
+    agentId: template.agentId,
+    data: { attempts: task.attempts, ...template.data },
+    at: template.at,
+  };
 }
 
 /** What a compare-and-set update expects to find. `undefined` fields are not checked. */
@@ -41,8 +70,10 @@ export interface Expectation {
   leaseId?: string | null | undefined;
 }
 
-/** Fields an update may change. */
-export type TaskChanges = Partial<Omit<TaskRow, 'id' | 'seq' | 'createdAt'>>;
+/** Fields an update may change (not the owner nor its idempotency key: a retry finds it by them). */
+export type TaskChanges = Partial<
+  Omit<TaskRow, 'id' | 'seq' | 'createdAt' | 'agentId' | 'idempotencyKey'>
+>;
 
 /** What is written with an update, in the same transaction. */
 export interface UpdateExtras {
@@ -103,20 +134,17 @@ export interface Storage {
 
   /**
    * Claims the next `todo` task (highest priority, then oldest), or the one named: sets it
-   * `in_progress` with the lease, counts an attempt, sets `startedAt` on the first claim, and
-   * writes `event(task)`. Concurrent claims never return the same task.
+   * `in_progress` with the lease, counts an attempt, sets `startedAt` on the first claim, writes
+   * the task's {@link ClaimEvent} and wakes a sleeping claimant (`request.wake`). Concurrent
+   * claims never return the same task.
    */
-  claim(request: ClaimRequest, event: (task: TaskRow) => NewEvent): Promise<TaskRow | undefined>;
+  claim(request: ClaimRequest, event: ClaimEvent): Promise<TaskRow | undefined>;
 
   /**
    * Claims up to `max` of the next `todo` tasks, in claim order, in one transaction, all under the
    * request's lease (`request.taskId` is ignored). Concurrent claims never return the same task.
    */
-  claimMany(
-    request: ClaimRequest,
-    max: number,
-    event: (task: TaskRow) => NewEvent,
-  ): Promise<TaskRow[]>;
+  claimMany(request: ClaimRequest, max: number, event: ClaimEvent): Promise<TaskRow[]>;
 
   /**
    * Compare-and-set: applies `changes` (and writes `extras`) only if the task still matches

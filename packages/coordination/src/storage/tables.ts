@@ -43,7 +43,8 @@ export const TASKS: Table = {
     updatedAt: 'updated_at',
   } satisfies Record<keyof NewTaskRow, string>,
   json: new Set(['admission', 'payload', 'limits', 'warned']),
-  fixed: new Set(['id', 'seq', 'createdAt']),
+  // The owner and its idempotency key are who asked for the task: a retried enqueue finds it by them.
+  fixed: new Set(['id', 'seq', 'createdAt', 'agentId', 'idempotencyKey']),
 };
 
 export const AGENTS: Table = {
