@@ -27,6 +27,8 @@ export type {
   NewTaskRow,
   TaskRow,
 } from './model.js';
+export type { NodeFetchOptions } from './node-fetch.js';
+export { createNodeFetch } from './node-fetch.js';
 export type { CoordinationServer, ServerOptions } from './server.js';
 export { startCoordinationServer } from './server.js';
 export type {
