@@ -5,8 +5,9 @@
 //
 // 1. Throughput: a backlog (BENCH_COORD_TASKS, default 3,000, after a warm-up of
 //    BENCH_COORD_WARMUP tasks drained the same way) is drained by W workers (1 and 4), each loop
-//    `claim()` then `transition(id, 'done', { leaseId })`; with B > 1, `claimMany({ max: B })`
-//    then `transitionMany(...)`. Throughput = tasks done / wall time of the drain; latency is per
+//    `claim()` then `transition(id, 'done', { leaseId, next: {} })`, which also claims the next
+//    task, as the worker helper does (BENCH_COORD_NEXT=0: a `claim()` for each task instead);
+//    with B > 1, `claimMany({ max: B })` then `transitionMany(...)`. Throughput = tasks done / wall time of the drain; latency is per
 //    claim request (empty claims at the end excluded); every claimed id is checked for duplicates.
 //    Each (engine, W, B) gets a fresh service process and a fresh database (SQLite file or
 //    PostgreSQL schema). pg-boss 10.4.2 drains the same backlog with `fetch` + `complete` (batched:
@@ -18,9 +19,11 @@
 //    gives one worker's claim+complete rate at that backlog, for both.
 //
 // Environment: BENCH_COORD_TASKS, BENCH_COORD_WARMUP, BENCH_COORD_WORKERS ("1,4"),
-// BENCH_COORD_BATCH (16; 1 measures B=1 only), BENCH_COORD_BACKLOGS ("1000,5000,20000,50000"),
+// BENCH_COORD_BATCH (16; 1 measures B=1 only), BENCH_COORD_NEXT (0: B=1 claims with a request of
+// its own), BENCH_COORD_BACKLOGS ("1000,5000,20000,50000"),
 // BENCH_COORD_BACKLOG_CLAIMS (500), BENCH_COORD_PG (postgres://postgres@127.0.0.1:5432/test),
-// BENCH_COORD_ONLY (comma list of sqlite, postgres, pg-boss, backlog), BENCH_COORD_CPU_PROF (a
+// BENCH_COORD_ONLY (comma list of sqlite, postgres, pg-boss, backlog, and postgres-normal: the
+// service with durability normal, synchronous_commit off; not run by default), BENCH_COORD_CPU_PROF (a
 // directory: service processes run with --cpu-prof and write their profiles there).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -53,6 +56,7 @@ export function coordinationSettings(env = process.env) {
     only: list(env.BENCH_COORD_ONLY, 'sqlite,postgres,pg-boss,backlog'),
     profileDir: env.BENCH_COORD_CPU_PROF,
     enqueueConcurrency: 16,
+    next: env.BENCH_COORD_NEXT !== '0',
   };
 }
 
@@ -176,7 +180,7 @@ async function pool(count, concurrency, job) {
 // --- our service ---------------------------------------------------------------------------------
 
 /** Starts coordination-server.js on `db`; resolves once it prints its URL. */
-async function startService(db, label, settings) {
+async function startService(db, label, settings, durability = '') {
   const adminToken = randomBytes(16).toString('hex');
   const args = settings.profileDir
     ? [
@@ -186,7 +190,12 @@ async function startService(db, label, settings) {
       ]
     : [];
   const child = spawn(process.execPath, [...args, SERVER], {
-    env: { ...process.env, BENCH_COORD_DB: db, BENCH_COORD_ADMIN_TOKEN: adminToken },
+    env: {
+      ...process.env,
+      BENCH_COORD_DB: db,
+      BENCH_COORD_DURABILITY: durability,
+      BENCH_COORD_ADMIN_TOKEN: adminToken,
+    },
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -218,8 +227,11 @@ function enqueueOurs(producer, from, to, concurrency) {
   );
 }
 
-/** W loops of claim + done until the queue is empty. */
-async function drainOurs(clients, batch) {
+/**
+ * W loops of claim + done until the queue is empty. With B = 1 and `next` (the worker helper's
+ * way), each `done` also claims the next task, in one request; without, claim and done are two.
+ */
+async function drainOurs(clients, batch, next = true) {
   const latencies = [];
   const seen = new Set();
   let duplicates = 0;
@@ -233,7 +245,22 @@ async function drainOurs(clients, batch) {
   await Promise.all(
     clients.map(async (client) => {
       for (;;) {
-        if (batch === 1) {
+        if (batch === 1 && next) {
+          let t = performance.now();
+          let claimed = await client.claim();
+          while (claimed !== undefined) {
+            latencies.push(performance.now() - t);
+            note(claimed.task.id);
+            t = performance.now();
+            const moved = await client.transition(claimed.task.id, 'done', {
+              leaseId: claimed.lease.id,
+              next: {},
+            });
+            done++;
+            claimed = moved.next ?? (await client.claim());
+          }
+          return;
+        } else if (batch === 1) {
           const t = performance.now();
           const claimed = await client.claim();
           if (claimed === undefined) return;
@@ -265,14 +292,15 @@ async function ourThroughput(engine, workers, batch, settings) {
   const label = `${engine}-w${workers}-b${batch}`;
   const scratch = engine === 'sqlite' ? mkdtempSync(join(tmpdir(), 'bench-coord-')) : undefined;
   const schema = `bench_coord_${process.pid}_${workers}_${batch}`;
-  const db =
-    engine === 'sqlite'
-      ? `sqlite:${join(scratch, 'queue.db')}`
-      : `${settings.pgUrl}?schema=${schema}`;
-  const service = await startService(db, label, settings);
+  const onPostgres = engine !== 'sqlite';
+  const db = onPostgres
+    ? `${settings.pgUrl}?schema=${schema}`
+    : `sqlite:${join(scratch, 'queue.db')}`;
+  // postgres-normal: the service's commits do not wait for the WAL flush (durability normal).
+  const durability = engine === 'postgres-normal' ? 'normal' : '';
+  const service = await startService(db, label, settings, durability);
   const pgPort = Number(new URL(settings.pgUrl).port || 5432);
-  const monitor =
-    engine === 'postgres' ? postgres(settings.pgUrl, { max: 1, onnotice: () => {} }) : undefined;
+  const monitor = onPostgres ? postgres(settings.pgUrl, { max: 1, onnotice: () => {} }) : undefined;
   try {
     const producer = new CoordinationClient({
       url: service.url,
@@ -287,10 +315,10 @@ async function ourThroughput(engine, workers, batch, settings) {
       return { engine, workers, batch, unavailable: true };
     }
     await enqueueOurs(producer, 0, settings.warmup, settings.enqueueConcurrency);
-    await drainOurs(clients, batch);
+    await drainOurs(clients, batch, settings.next);
     const enqueueMs = await enqueueOurs(producer, 0, settings.tasks, settings.enqueueConcurrency);
     const before = await cpuSnapshot(service.pid, monitor, pgPort);
-    const drain = await drainOurs(clients, batch);
+    const drain = await drainOurs(clients, batch, settings.next);
     const after = await cpuSnapshot(service.pid, monitor, pgPort);
     const result = summarize({ engine, workers, batch, settings, drain, enqueueMs });
     Object.assign(result, cpuPerTask(before, after, drain.done));
@@ -300,7 +328,7 @@ async function ourThroughput(engine, workers, batch, settings) {
     await monitor?.end({ timeout: 5 });
     await service.stop();
     if (scratch) rmSync(scratch, { recursive: true, force: true });
-    if (engine === 'postgres') await dropSchemas(settings.pgUrl, [schema]);
+    if (onPostgres) await dropSchemas(settings.pgUrl, [schema]);
   }
 }
 
@@ -457,8 +485,10 @@ async function backlogLatency(settings) {
       let bossCycleMs = 0;
       let duplicates = 0;
       const seen = new Set();
-      for (let i = 0; i < settings.backlogClaims + 20; i++) {
-        const measured = i >= 20; // 20 unmeasured rounds first
+      // Unmeasured rounds first; more at the first level, so that no level pays the JIT warm-up.
+      const unmeasured = size === settings.backlogs[0] ? 200 : 20;
+      for (let i = 0; i < settings.backlogClaims + unmeasured; i++) {
+        const measured = i >= unmeasured;
         let t = performance.now();
         const claimed = await worker.claim();
         if (measured) ours.push(performance.now() - t);
@@ -525,13 +555,15 @@ async function reachable(pgUrl) {
 
 export async function runCoordination(settings = coordinationSettings()) {
   const started = performance.now();
-  const needsPostgres = ['postgres', 'pg-boss', 'backlog'].filter((s) => settings.only.includes(s));
+  const needsPostgres = ['postgres', 'postgres-normal', 'pg-boss', 'backlog'].filter((s) =>
+    settings.only.includes(s),
+  );
   if (needsPostgres.length > 0 && !(await reachable(settings.pgUrl))) {
     log(`skipping ${needsPostgres.join(', ')}; set BENCH_COORD_PG to a reachable database`);
     settings = { ...settings, only: settings.only.filter((s) => !needsPostgres.includes(s)) };
   }
   const throughput = [];
-  for (const engine of ['sqlite', 'postgres']) {
+  for (const engine of ['sqlite', 'postgres', 'postgres-normal']) {
     if (!settings.only.includes(engine)) continue;
     for (const batch of settings.batches) {
       for (const workers of settings.workers) {

@@ -183,12 +183,12 @@ async function coordination() {
       `(section ran in ${seconds.toFixed(0)} s)`,
   );
   console.log(
-    `${'engine'.padEnd(9)} ${'W'.padStart(2)} ${'B'.padStart(3)} ${'done/s'.padStart(8)} ` +
+    `${'engine'.padEnd(15)} ${'W'.padStart(2)} ${'B'.padStart(3)} ${'done/s'.padStart(8)} ` +
       `${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'done'.padStart(7)} dup ` +
       `${'enqueue/s'.padStart(9)}  CPU µs/task`,
   );
   for (const r of throughput) {
-    const head = `${r.engine.padEnd(9)} ${String(r.workers).padStart(2)} ${String(r.batch).padStart(3)}`;
+    const head = `${r.engine.padEnd(15)} ${String(r.workers).padStart(2)} ${String(r.batch).padStart(3)}`;
     if (r.unavailable) {
       console.log(`${head} batching unavailable (this client has no claimMany)`);
       continue;

@@ -406,10 +406,28 @@ export class CoordinationClient {
     const { results } = await this.#send<{ results: RawTransitionResult[] }>(
       'post',
       'v1/tasks/transition-many',
-      {
-        transitions: items,
-      },
+      { transitions: items },
     );
+    return this.#transitionResults(results);
+  }
+
+  /**
+   * {@link transitionMany}, then, in the same request, a claim of up to `next.max` of the next
+   * tasks (never waiting): a worker finishing a batch gets its next one without a request of its
+   * own. `claims` is empty when nothing was waiting.
+   */
+  async transitionManyThenClaim(
+    items: ReadonlyArray<{ id: string; to: TaskState; leaseId?: string; comment?: string }>,
+    next: { max: number; types?: string[]; leaseSeconds?: number },
+  ): Promise<{ results: TransitionResult[]; claims: Claimed[] }> {
+    const { results, claims } = await this.#send<{
+      results: RawTransitionResult[];
+      claims: Claimed[];
+    }>('post', 'v1/tasks/transition-many', { transitions: items, next });
+    return { results: this.#transitionResults(results), claims };
+  }
+
+  #transitionResults(results: RawTransitionResult[]): TransitionResult[] {
     return results.map((r) =>
       r.ok
         ? {
@@ -459,11 +477,26 @@ export class CoordinationClient {
     return this.#send('post', `v1/tasks/${encodeURIComponent(id)}/heartbeat`, options);
   }
 
+  /**
+   * Moves a task along the lifecycle table. With `next`, the service then claims the next task in
+   * the same request (never waiting), and `next` in the result is that claim, or `null` when
+   * nothing was waiting: a worker's finish-then-claim in one round trip.
+   */
   transition(
     id: string,
     to: TaskState,
-    options: { leaseId?: string; comment?: string } = {},
-  ): Promise<{ task: TaskView; from: TaskState; to: TaskState; reason: string }> {
+    options: {
+      leaseId?: string;
+      comment?: string;
+      next?: { types?: string[]; leaseSeconds?: number };
+    } = {},
+  ): Promise<{
+    task: TaskView;
+    from: TaskState;
+    to: TaskState;
+    reason: string;
+    next?: Claimed | null;
+  }> {
     return this.#send('post', `v1/tasks/${encodeURIComponent(id)}/transition`, { to, ...options });
   }
 
@@ -600,9 +633,16 @@ export class CoordinationClient {
       throw new RangeError(`concurrency must be an integer from 1 to 100, got ${concurrency}`);
     }
     const leaseSeconds = options.leaseSeconds ?? 30;
+    // One at a time, each finish also claims the next task (one round trip for both); the claim
+    // waits here until the loop takes it.
+    let handoff: Claimed | undefined;
+    const next = { ...(options.types === undefined ? {} : { types: options.types }), leaseSeconds };
     const finish: Finish =
       concurrency === 1
-        ? (id, lease, to, lost) => this.#finish(id, lease, to, lost, options)
+        ? async (id, lease, to, lost) => {
+            const ask = options.signal?.aborted ? undefined : next;
+            handoff = await this.#finish(id, lease, to, lost, options, ask);
+          }
         : new BatchFinisher(this, options).finish;
     const running = new Set<Promise<void>>();
     let handled = 0;
@@ -623,7 +663,8 @@ export class CoordinationClient {
           ...(options.signal === undefined ? {} : { signal: options.signal }),
         };
         if (concurrency === 1) {
-          const one = await this.claim(ask);
+          const one = handoff ?? (await this.claim(ask));
+          handoff = undefined;
           claims = one === undefined ? [] : [one];
         } else {
           claims = await this.claimMany({ ...ask, max: free });
@@ -654,6 +695,11 @@ export class CoordinationClient {
       }
     }
     await Promise.all(running);
+    // Stopped with a task claimed for the next round: give it back rather than let its lease run out.
+    const unstarted = handoff as Claimed | undefined;
+    if (unstarted !== undefined) {
+      await this.release(unstarted.task.id, { leaseId: unstarted.lease.id }).catch(() => undefined);
+    }
     return handled;
   }
 
@@ -711,7 +757,8 @@ export class CoordinationClient {
   /**
    * The handler's outcome, sent until the service answers or the lease is gone: work done is not
    * thrown away because the service restarted meanwhile. A send that committed but lost its reply
-   * is recognised on the next try by the task already being where it was sent.
+   * is recognised on the next try by the task already being where it was sent. With `next`, the
+   * same request claims the next task, which is returned.
    */
   async #finish(
     id: string,
@@ -719,13 +766,17 @@ export class CoordinationClient {
     to: TaskState,
     lost: AbortSignal,
     options: WorkOptions,
-  ): Promise<void> {
+    next?: { types?: string[]; leaseSeconds?: number },
+  ): Promise<Claimed | undefined> {
     const until = Date.parse(lease.until);
     for (let attempt = 0; ; attempt++) {
       try {
-        if (attempt > 0 && (await this.getTask(id)).state === to) return;
-        await this.transition(id, to, { leaseId: lease.id });
-        return;
+        if (attempt > 0 && (await this.getTask(id)).state === to) return undefined;
+        const moved = await this.transition(id, to, {
+          leaseId: lease.id,
+          ...(next === undefined ? {} : { next }),
+        });
+        return moved.next ?? undefined;
       } catch (error) {
         if (!isUnavailable(error) || lost.aborted || Date.now() >= until) throw error;
         options.onUnavailable?.(error);

@@ -491,6 +491,32 @@ export class CoordinationService {
     }
   }
 
+  /**
+   * Checks, before anything else runs, that the caller may ask for the next task along with a
+   * request (`next` on a transition): only agents claim.
+   */
+  assertClaimant(caller: Caller): void {
+    this.#claimant(caller);
+  }
+
+  /**
+   * The claim a worker asks for along with finishing its task (`next` on a transition), made once
+   * the transition has committed: up to `max` of the next tasks at once, never waiting.
+   * `undefined` when there were none, or when the claim failed: the transition before it stands
+   * either way, and the worker's own claim, which it makes next, reports the failure.
+   */
+  async claimAfter(
+    caller: Caller,
+    next: Omit<ClaimOptions, 'waitSeconds' | 'signal'> & { max: number },
+  ): Promise<{ tasks: TaskRow[]; lease: Lease } | undefined> {
+    try {
+      const claimed = await this.claimMany(caller, { ...next, waitSeconds: 0 });
+      return claimed.tasks.length === 0 ? undefined : claimed;
+    } catch {
+      return undefined;
+    }
+  }
+
   #claimant(caller: Caller): string {
     if (caller.kind !== 'agent')
       throw new ServiceError(403, 'FORBIDDEN', 'Only agents claim tasks, each as itself');

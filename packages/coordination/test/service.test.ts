@@ -353,6 +353,119 @@ describe('rules enforced server-side, each violation escalated with its Violatio
   });
 });
 
+describe('finishing and claiming in one request', () => {
+  it('claims the next task after the transition commits, or gives null when none waits', async () => {
+    await planner.enqueue({ id: 'n1', type: 'build', admission: ADMISSION, priority: 1 });
+    await planner.enqueue({ id: 'n2', type: 'build', admission: ADMISSION });
+    await planner.enqueue({ id: 'n3', type: 'review', admission: ADMISSION });
+    const first = (await worker.claim()) as { task: { id: string }; lease: { id: string } };
+    expect(first.task.id).toBe('n1');
+    const moved = await worker.transition('n1', 'done', {
+      leaseId: first.lease.id,
+      next: { types: ['build'], leaseSeconds: 5 },
+    });
+    expect(moved).toMatchObject({ task: { id: 'n1', state: 'done' }, from: 'in_progress' });
+    expect(moved.next?.task).toMatchObject({
+      id: 'n2',
+      state: 'in_progress',
+      leaseOwner: 'worker',
+    });
+    expect(Date.parse(moved.next?.lease.until as string) - Date.now()).toBeLessThanOrEqual(5_000);
+    const last = await worker.transition('n2', 'done', {
+      leaseId: moved.next?.lease.id as string,
+      next: { types: ['build'] },
+    });
+    expect(last.next).toBeNull();
+    // Without `next`, the answer has none.
+    const n3 = await worker.claimTask('n3');
+    const plain = await worker.transition('n3', 'done', { leaseId: n3.lease.id });
+    expect(Object.hasOwn(plain, 'next')).toBe(false);
+  });
+
+  it('claims nothing when the transition is refused, and only agents may ask', async () => {
+    await planner.enqueue({ id: 'r1', type: 'build', admission: ADMISSION });
+    await planner.enqueue({ id: 'r2', type: 'build', admission: ADMISSION });
+    const claimed = (await worker.claim()) as { task: { id: string }; lease: { id: string } };
+    const refused = await refusal<KernelError>(
+      worker.transition('r1', 'todo', { leaseId: claimed.lease.id, next: {} }),
+    );
+    expect(KernelError.is(refused) && refused.code).toBe('INVALID_TRANSITION');
+    expect((await admin.getTask('r2')).state).toBe('todo');
+    const asAdmin = await refusal<TransportError>(admin.transition('r1', 'done', { next: {} }));
+    expect(asAdmin).toMatchObject({ status: 403 });
+    expect((await admin.getTask('r1')).state).toBe('in_progress');
+  });
+
+  it('finishes a batch and claims the next ones in the same request', async () => {
+    for (const id of ['m1', 'm2', 'm3', 'm4', 'm5'])
+      await planner.enqueue({ id, type: 'build', admission: ADMISSION });
+    const batch = await worker.claimMany({ max: 2 });
+    const { results, claims } = await worker.transitionManyThenClaim(
+      batch.map((c) => ({ id: c.task.id, to: 'done' as const, leaseId: c.lease.id })),
+      { max: 2 },
+    );
+    expect(results.map((r) => r.ok)).toEqual([true, true]);
+    expect(claims.map((c) => c.task.id)).toEqual(['m3', 'm4']);
+    expect(new Set(claims.map((c) => c.lease.id)).size).toBe(1);
+    const again = await worker.transitionManyThenClaim(
+      claims.map((c) => ({ id: c.task.id, to: 'done' as const, leaseId: c.lease.id })),
+      { max: 5, types: ['review'] },
+    );
+    expect(again.claims).toEqual([]);
+    expect((await admin.getTask('m5')).state).toBe('todo');
+  });
+
+  it('lets the worker helper take each next task from the finish of the last', async () => {
+    for (let i = 0; i < 6; i++)
+      await planner.enqueue({ id: `w-${i}`, type: 'build', admission: ADMISSION });
+    const seen: string[] = [];
+    const handled = await worker.work(
+      async (job) => {
+        seen.push(job.task.id);
+        return 'done';
+      },
+      { untilIdle: true, waitSeconds: 0 },
+    );
+    expect(handled).toBe(6);
+    expect(seen).toEqual(['w-0', 'w-1', 'w-2', 'w-3', 'w-4', 'w-5']);
+    const metrics = await (await app.request('/metrics')).text();
+    const requests = (route: string, status = 200) =>
+      Number(new RegExp(`route="${route}",status="${status}"\\} (\\d+)`).exec(metrics)?.[1] ?? 0);
+    // One claim to start, six finishes that each brought the next, one empty claim to end.
+    expect(requests('/v1/tasks/:id/transition')).toBe(6);
+    expect(requests('/v1/tasks/claim') + requests('/v1/tasks/claim', 204)).toBe(2);
+  });
+
+  it('gives back a task claimed for the next round when the worker stops', async () => {
+    for (const id of ['s1', 's2'])
+      await planner.enqueue({ id, type: 'build', admission: ADMISSION });
+    const stop = new AbortController();
+    // The worker is stopped as the answer to its first finish (which claimed s2) arrives.
+    const stopping = new CoordinationClient({
+      url: 'http://coordination.test',
+      token: tokens.worker as string,
+      retries: 0,
+      fetch: async (input, init) => {
+        const request = input instanceof Request ? input : new Request(input, init);
+        const response = await app.fetch(request);
+        if (request.url.endsWith('/s1/transition')) stop.abort();
+        return response;
+      },
+    });
+    const handled = await stopping.work(async () => 'done', {
+      signal: stop.signal,
+      waitSeconds: 1,
+    });
+    expect(handled).toBe(1);
+    expect((await admin.getTask('s1')).state).toBe('done');
+    expect(await admin.getTask('s2')).toMatchObject({
+      state: 'todo',
+      leaseOwner: null,
+      attempts: 1,
+    });
+  });
+});
+
 describe('batches', () => {
   it('claims up to max under one lease, waiting for the first; an empty list when none came', async () => {
     for (const [id, priority] of [

@@ -173,12 +173,30 @@ const TransitionSchema = z
   .strict()
   .openapi('TransitionRequest');
 
+const NextClaimSchema = z
+  .object({
+    types: z.array(z.string().min(1)).max(100).optional(),
+    leaseSeconds: z.number().positive().optional(),
+  })
+  .strict()
+  .openapi('NextClaim', {
+    description:
+      'Claim the next task in the same request, once the transition has committed (agents only; never waits).',
+  });
+
+const TransitionOneSchema = TransitionSchema.extend({ next: NextClaimSchema.optional() })
+  .strict()
+  .openapi('TransitionOneRequest');
+
 const TransitionManySchema = z
   .object({
     transitions: z
       .array(TransitionSchema.extend({ id: z.string().min(1) }).strict())
       .min(1)
       .max(100),
+    next: NextClaimSchema.extend({ max: z.number().int().min(1).max(100) })
+      .strict()
+      .optional(),
   })
   .strict()
   .openapi('TransitionManyRequest');
@@ -663,6 +681,10 @@ export function createApp(
                 error: ErrorSchema.shape.error.optional(),
               }),
             ),
+            claims: z
+              .array(LeaseResult)
+              .optional()
+              .openapi({ description: 'With `next`: the tasks claimed after the transitions.' }),
           }),
           'What became of each, in order',
         ),
@@ -670,9 +692,11 @@ export function createApp(
       },
     }),
     async (c) => {
-      const { transitions } = c.req.valid('json');
+      const { transitions, next } = c.req.valid('json');
+      const caller = c.get('caller');
+      if (next !== undefined) service.assertClaimant(caller);
       const outcomes = await service.transitionMany(
-        c.get('caller'),
+        caller,
         transitions.map((t) => ({ ...t, to: t.to as TaskState })),
       );
       const results = outcomes.map((o, i) =>
@@ -687,7 +711,10 @@ export function createApp(
             }
           : { id: o.id, ok: false, error: describeError(o.error).body.error },
       );
-      return c.json({ results }, 200);
+      if (next === undefined) return c.json({ results }, 200);
+      const claimed = await service.claimAfter(caller, next);
+      const claims = claimed?.tasks.map((task) => ({ task: taskView(task), lease: claimed.lease }));
+      return c.json({ results, claims: claims ?? [] }, 200);
     },
   );
 
@@ -697,25 +724,42 @@ export function createApp(
       path: '/v1/tasks/{id}/transition',
       summary: 'Move a task along the lifecycle table (lease holder or admin)',
       security: [{ bearer: [] }],
-      request: { params: IdParam, ...body(TransitionSchema) },
+      request: { params: IdParam, ...body(TransitionOneSchema) },
       responses: {
         200: json(
-          z.object({ task: TaskSchema, from: z.string(), to: z.string(), reason: z.string() }),
+          z.object({
+            task: TaskSchema,
+            from: z.string(),
+            to: z.string(),
+            reason: z.string(),
+            next: LeaseResult.nullable()
+              .optional()
+              .openapi({ description: 'With `next`: the task claimed after it, or null.' }),
+          }),
           'Moved',
         ),
         ...errors,
       },
     }),
     async (c) => {
-      const input = c.req.valid('json');
-      const result = await service.transition(c.get('caller'), c.req.valid('param').id, {
+      const { next, ...input } = c.req.valid('json');
+      const caller = c.get('caller');
+      if (next !== undefined) service.assertClaimant(caller);
+      const result = await service.transition(caller, c.req.valid('param').id, {
         ...input,
         to: input.to as TaskState,
       });
-      return c.json(
-        { task: taskView(result.task), from: result.from, to: input.to, reason: result.reason },
-        200,
-      );
+      const moved = {
+        task: taskView(result.task),
+        from: result.from,
+        to: input.to,
+        reason: result.reason,
+      };
+      if (next === undefined) return c.json(moved, 200);
+      const claimed = await service.claimAfter(caller, { ...next, max: 1 });
+      const [task] = claimed?.tasks ?? [];
+      const view = task === undefined ? null : { task: taskView(task), lease: claimed?.lease };
+      return c.json({ ...moved, next: view }, 200);
     },
   );
 
