@@ -31,8 +31,9 @@ export function createNodeFetch(options: NodeFetchOptions = {}): typeof fetch {
   const httpsAgent = options.httpsAgent ?? new https.Agent({ keepAlive: true, timeout: 4_000 });
 
   return async function fetchOverNodeHttp(input, init) {
-    const request =
-      input instanceof Request && init === undefined ? input : new Request(input, init);
+    // ky hands over a Request with an empty init: rebuilding it would cost a body stream.
+    const bare = init === undefined || Object.keys(init).length === 0;
+    const request = input instanceof Request && bare ? input : new Request(input, init);
     const { signal } = request;
     signal.throwIfAborted();
     const url = new URL(request.url);

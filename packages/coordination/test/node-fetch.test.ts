@@ -88,6 +88,9 @@ describe('createNodeFetch', () => {
     expect(response.body).toBeNull();
     expect(response.headers.get('x-note')).toBe('nothing');
     expect(seen.at(-1)).toMatchObject({ method: 'DELETE', url: '/empty', body: '' });
+    // As ky calls it: a Request with its body, and an empty init.
+    const posted = await fetch(new Request(`${base}/echo`, { method: 'POST', body: 'as ky' }), {});
+    expect(await posted.json()).toEqual({ echo: 'as ky' });
   });
 
   it('keeps the connection alive between requests', async () => {

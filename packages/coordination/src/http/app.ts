@@ -757,8 +757,11 @@ export function createApp(
       };
       if (next === undefined) return c.json(moved, 200);
       const claimed = await service.claimAfter(caller, { ...next, max: 1 });
-      const [task] = claimed?.tasks ?? [];
-      const view = task === undefined ? null : { task: taskView(task), lease: claimed?.lease };
+      const task = claimed?.tasks[0];
+      const view =
+        claimed === undefined || task === undefined
+          ? null
+          : { task: taskView(task), lease: claimed.lease };
       return c.json({ ...moved, next: view }, 200);
     },
   );
