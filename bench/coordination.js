@@ -13,14 +13,15 @@
 //    PostgreSQL schema). pg-boss 10.4.2 drains the same backlog with `fetch` + `complete` (batched:
 //    `fetch({ batchSize: B })` + `complete(ids)`), a fresh queue per (W, B), in its own schema.
 // 2. Claim latency vs backlog (PostgreSQL): the backlog is held at each level (filled fast, then
-//    one task re-enqueued after each completion), both tables are ANALYZEd, then
+//    one task re-enqueued after each completion), both schemas' tables are VACUUM ANALYZEd, then
 //    BENCH_COORD_BACKLOG_CLAIMS claims are taken, ours and pg-boss's alternating so that machine
 //    noise hits both alike. The time of each claim+complete pair (refills not counted) also
 //    gives one worker's claim+complete rate at that backlog, for both.
 //
 // Environment: BENCH_COORD_TASKS, BENCH_COORD_WARMUP, BENCH_COORD_WORKERS ("1,4"),
 // BENCH_COORD_BATCH (16; 1 measures B=1 only), BENCH_COORD_NEXT (0: B=1 claims with a request of
-// its own), BENCH_COORD_BACKLOGS ("1000,5000,20000,50000"),
+// its own), BENCH_COORD_FETCH (global: workers use Node's built-in fetch, not the client's
+// node:http default), BENCH_COORD_BACKLOGS ("1000,5000,20000,50000"),
 // BENCH_COORD_BACKLOG_CLAIMS (500), BENCH_COORD_PG (postgres://postgres@127.0.0.1:5432/test),
 // BENCH_COORD_ONLY (comma list of sqlite, postgres, pg-boss, backlog, and postgres-normal: the
 // service with durability normal, synchronous_commit off; not run by default), BENCH_COORD_CPU_PROF (a
@@ -57,6 +58,8 @@ export function coordinationSettings(env = process.env) {
     profileDir: env.BENCH_COORD_CPU_PROF,
     enqueueConcurrency: 16,
     next: env.BENCH_COORD_NEXT !== '0',
+    // BENCH_COORD_FETCH=global: the workers' clients send through Node's built-in fetch.
+    transport: env.BENCH_COORD_FETCH === 'global' ? { fetch: globalThis.fetch } : {},
   };
 }
 
@@ -309,7 +312,7 @@ async function ourThroughput(engine, workers, batch, settings) {
     const clients = [];
     for (let w = 0; w < workers; w++) {
       const { token } = await service.admin.registerAgent(`worker-${w}`);
-      clients.push(new CoordinationClient({ url: service.url, token }));
+      clients.push(new CoordinationClient({ url: service.url, token, ...settings.transport }));
     }
     if (batch > 1 && typeof clients[0].claimMany !== 'function') {
       return { engine, workers, batch, unavailable: true };
@@ -438,9 +441,15 @@ async function bossThroughput(boss, workers, batch, settings, monitor) {
 
 // --- claim latency vs backlog (PostgreSQL) -------------------------------------------------------
 
+/**
+ * VACUUM ANALYZE of every table of a schema: fresh statistics, and the vacuum that the fill's
+ * inserts would otherwise trigger in the background, in the middle of one engine's measurement.
+ */
 async function analyzeSchema(sql, schema) {
   const tables = await sql`select tablename from pg_tables where schemaname = ${schema}`;
-  for (const { tablename } of tables) await sql.unsafe(`analyze "${schema}"."${tablename}"`);
+  for (const { tablename } of tables) {
+    await sql.unsafe(`vacuum (analyze) "${schema}"."${tablename}"`);
+  }
 }
 
 async function backlogLatency(settings) {
