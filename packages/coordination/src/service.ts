@@ -431,7 +431,7 @@ export class CoordinationService {
         leaseId: lease.id,
         leaseUntil: lease.untilMs,
         now,
-        wake: this.#wakeOnWork(agentId),
+        wake: this.#wokenByWorkEvent(agentId),
       },
       this.#claimedEvent(agentId, lease),
     );
@@ -472,7 +472,7 @@ export class CoordinationService {
           leaseId: lease.id,
           leaseUntil: lease.untilMs,
           now,
-          wake: this.#wakeOnWork(agentId),
+          wake: this.#wokenByWorkEvent(agentId),
         },
         options.max,
         this.#claimedEvent(agentId, lease),
@@ -537,7 +537,7 @@ export class CoordinationService {
   }
 
   /** The event of a sleeping claimant woken by the work it took. */
-  #wakeOnWork(agentId: string): NewEvent {
+  #wokenByWorkEvent(agentId: string): NewEvent {
     return this.#event('agent.wake', { agentId, data: { reason: 'task_available' } });
   }
 
