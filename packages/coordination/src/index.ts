@@ -47,8 +47,10 @@ export type { StorageOptions } from './storage/open.js';
 export { openStorage } from './storage/open.js';
 export type {
   ChangeSignal,
+  ClaimEvent,
   ClaimRequest,
   Expectation,
+  FollowingClaim,
   SpendingDelta,
   Storage,
   TaskChanges,

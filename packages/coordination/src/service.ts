@@ -32,7 +32,13 @@ import type {
   NewEvent,
   TaskRow,
 } from './model.js';
-import type { ClaimEvent, Storage, TaskChanges, TaskUpdate } from './storage/storage.js';
+import type {
+  ClaimEvent,
+  FollowingClaim,
+  Storage,
+  TaskChanges,
+  TaskUpdate,
+} from './storage/storage.js';
 
 /** Rules and limits of a service; every field has a default. */
 export interface ServiceSettings {
@@ -96,6 +102,15 @@ export interface ClaimOptions {
   /** How long to wait for a task when none is waiting (capped by the service). */
   waitSeconds?: number | undefined;
   signal?: AbortSignal | undefined;
+}
+
+/** The claim asked for along with a transition (`next`): up to `max` tasks, never waiting. */
+export type NextClaim = Omit<ClaimOptions, 'waitSeconds' | 'signal'> & { max: number };
+
+/** Tasks claimed under one lease. */
+export interface Claimed {
+  tasks: TaskRow[];
+  lease: Lease;
 }
 
 /** A move asked of {@link CoordinationService.transition}. */
@@ -492,29 +507,47 @@ export class CoordinationService {
   }
 
   /**
-   * Checks, before anything else runs, that the caller may ask for the next task along with a
-   * request (`next` on a transition): only agents claim.
+   * The claim after a transition when the storage did not make it with the moves: up to `max` of
+   * the next tasks, never waiting. `undefined` when there were none, or when the claim failed: the
+   * transition before it stands either way, and the worker's own claim, which it makes next,
+   * reports the failure.
    */
-  assertClaimant(caller: Caller): void {
-    this.#claimant(caller);
-  }
-
-  /**
-   * The claim a worker asks for along with finishing its task (`next` on a transition), made once
-   * the transition has committed: up to `max` of the next tasks at once, never waiting.
-   * `undefined` when there were none, or when the claim failed: the transition before it stands
-   * either way, and the worker's own claim, which it makes next, reports the failure.
-   */
-  async claimAfter(
-    caller: Caller,
-    next: Omit<ClaimOptions, 'waitSeconds' | 'signal'> & { max: number },
-  ): Promise<{ tasks: TaskRow[]; lease: Lease } | undefined> {
+  async #claimAfter(caller: Caller, next: NextClaim): Promise<Claimed | undefined> {
     try {
       const claimed = await this.claimMany(caller, { ...next, waitSeconds: 0 });
       return claimed.tasks.length === 0 ? undefined : claimed;
     } catch {
       return undefined;
     }
+  }
+
+  /** The claim after a transition, for the storage to make in the transition's own transaction. */
+  #followingClaim(agentId: string, next: NextClaim): { claim: FollowingClaim; lease: Lease } {
+    const now = this.#clock.now();
+    const lease = this.#newLease(now, next.leaseSeconds);
+    const types = next.types === undefined || next.types.length === 0 ? null : next.types;
+    return {
+      claim: {
+        request: {
+          agentId,
+          types,
+          leaseId: lease.id,
+          leaseUntil: lease.untilMs,
+          now,
+          wake: this.#wokenByWorkEvent(agentId),
+        },
+        max: next.max,
+        event: this.#claimedEvent(agentId, lease),
+      },
+      lease: { id: lease.id, until: toIsoTime(lease.untilMs) },
+    };
+  }
+
+  /** What a following claim took, counted; `undefined` when it took nothing. */
+  #tookNext(tasks: TaskRow[] | undefined, lease: Lease): Claimed | undefined {
+    if (tasks === undefined || tasks.length === 0) return undefined;
+    this.counters.claims += tasks.length;
+    return { tasks, lease };
   }
 
   #claimant(caller: Caller): string {
@@ -674,11 +707,51 @@ export class CoordinationService {
         return { task: updated, from: 'in_progress', reason: held.reason };
       }
     }
+    return await this.#transitionAsRead(caller, id, options, held !== undefined);
+  }
+
+  /**
+   * {@link transition}, then the caller's next task (`next`): on a lease the caller names, both in
+   * one storage transaction, and the claim only if the move applied. `next` in the result is
+   * `undefined` when no task was claimed. Only agents may ask.
+   */
+  async transitionThenClaim(
+    caller: Caller,
+    id: string,
+    options: TransitionRequest,
+    next: NextClaim,
+  ): Promise<{ task: TaskRow; from: TaskState; reason: string; next: Claimed | undefined }> {
+    const agentId = this.#claimant(caller);
+    const held = this.#heldMove(caller, id, options);
+    if (held !== undefined) {
+      const { claim, lease } = this.#followingClaim(agentId, next);
+      const { tasks, claimed } = await this.storage.updateThenClaim([held.update], claim);
+      const [updated] = tasks;
+      if (updated !== undefined) {
+        this.#countMove(held);
+        const took = this.#tookNext(claimed, lease);
+        return { task: updated, from: 'in_progress', reason: held.reason, next: took };
+      }
+    }
+    const moved = await this.#transitionAsRead(caller, id, options, held !== undefined);
+    return { ...moved, next: await this.#claimAfter(caller, next) };
+  }
+
+  /**
+   * {@link transition} decided on the task as read. `named` says the caller named a lease that
+   * did not hold.
+   */
+  async #transitionAsRead(
+    caller: Caller,
+    id: string,
+    options: TransitionRequest,
+    named: boolean,
+  ): Promise<{ task: TaskRow; from: TaskState; reason: string }> {
     const task = await this.storage.getTask(id);
     if (task === undefined) throw new NotFoundError({ resource: 'task', id });
     // The lease it names was live when taken; a task no longer leased at all was reaped (or moved
     // by the admin) since: that is a lost lease, not a move the table refuses.
-    if (held !== undefined && task.state !== 'in_progress') throw this.#lostLease(id);
+    if (named && task.state !== 'in_progress') throw this.#lostLease(id);
     const agentId = agentOf(caller);
     return this.#escalating(agentId, id, async () => {
       const move = this.#prepareMove(caller, task, options);
@@ -704,7 +777,39 @@ export class CoordinationService {
     caller: Caller,
     items: ReadonlyArray<TransitionRequest & { id: string }>,
   ): Promise<TransitionOutcome[]> {
+    return (await this.#transitionMany(caller, items, undefined)).outcomes;
+  }
+
+  /**
+   * {@link transitionMany}, then the caller's next tasks (`next`), claimed in the transaction of
+   * the moves on named leases when there are any, after all of them otherwise. `next` in the
+   * result is `undefined` when no task was claimed. Only agents may ask.
+   */
+  async transitionManyThenClaim(
+    caller: Caller,
+    items: ReadonlyArray<TransitionRequest & { id: string }>,
+    next: NextClaim,
+  ): Promise<{ outcomes: TransitionOutcome[]; next: Claimed | undefined }> {
+    const agentId = this.#claimant(caller);
+    const done = await this.#transitionMany(caller, items, this.#followingClaim(agentId, next));
+    // A claim made with the moves that took nothing found the queue empty: no second try.
+    if (done.tried) return { outcomes: done.outcomes, next: done.claimed };
+    return { outcomes: done.outcomes, next: await this.#claimAfter(caller, next) };
+  }
+
+  /**
+   * The moves of {@link transitionMany}, with `following` claimed in the transaction of the moves
+   * on named leases. `tried` says that claim was made (some of those moves applied); `claimed` is
+   * what it took, `undefined` for nothing.
+   */
+  async #transitionMany(
+    caller: Caller,
+    items: ReadonlyArray<TransitionRequest & { id: string }>,
+    following: { claim: FollowingClaim; lease: Lease } | undefined,
+  ): Promise<{ outcomes: TransitionOutcome[]; claimed: Claimed | undefined; tried: boolean }> {
     const outcomes: Array<TransitionOutcome | undefined> = items.map(() => undefined);
+    let claimed: Claimed | undefined;
+    let tried = false;
     // Moves on held leases first, without a read; any that does not apply is decided again below.
     const held: Array<{ index: number; move: PreparedMove }> = [];
     const unread: number[] = [];
@@ -714,7 +819,16 @@ export class CoordinationService {
       else held.push({ index, move });
     }
     if (held.length > 0) {
-      const updated = await this.storage.updateTasks(held.map((h) => h.move.update));
+      const updates = held.map((h) => h.move.update);
+      let updated: Array<TaskRow | undefined>;
+      if (following === undefined) {
+        updated = await this.storage.updateTasks(updates);
+      } else {
+        const result = await this.storage.updateThenClaim(updates, following.claim);
+        updated = result.tasks;
+        tried = result.claimed !== undefined;
+        claimed = this.#tookNext(result.claimed, following.lease);
+      }
       for (const [i, { index, move }] of held.entries()) {
         const task = updated[i];
         if (task === undefined) {
@@ -735,7 +849,7 @@ export class CoordinationService {
         outcomes,
       );
     }
-    return outcomes as TransitionOutcome[];
+    return { outcomes: outcomes as TransitionOutcome[], claimed, tried };
   }
 
   /**

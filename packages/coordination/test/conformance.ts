@@ -398,6 +398,121 @@ export function storageConformance(name: string, create: () => Promise<Conforman
       const events = (await storage.readEvents(0, 1000)).slice(before);
       expect(events.map((e) => e.taskId)).toEqual([a.id, c.id]);
       expect(await storage.updateTasks([])).toEqual([]);
+      // The same task twice: the first applies, the second finds it moved.
+      const reopen = {
+        id: a.id,
+        expect: { state: 'done' as const },
+        changes: { state: 'todo' as const, updatedAt: 8_000 },
+        extras: { events: [] },
+      };
+      const twice = await storage.updateTasks([reopen, reopen]);
+      expect(twice.map((r) => r?.state)).toEqual(['todo', undefined]);
+    });
+
+    it('finishes and claims the next in one write, only when an update applied, never a task it names', async () => {
+      const tasks: TaskRow[] = [];
+      for (let i = 0; i < 5; i++)
+        tasks.push((await storage.insertTask(taskRow(), event('e'))).task);
+      const [a, b, c, d, e] = tasks as [TaskRow, TaskRow, TaskRow, TaskRow, TaskRow];
+      const held = await storage.claimMany(claimRequest('w', { leaseId: 'held' }), 2, claimed);
+      expect(held.map((t) => t.id)).toEqual([a.id, b.id]);
+      await storage.putAgent({
+        id: 'w',
+        tokenHash: 'hash-w',
+        sleepUntil: 9_000,
+        sleepReason: 'no_tasks',
+        sleepSince: 1_000,
+        createdAt: 1,
+      });
+      const move = (t: TaskRow, leaseId: string, to: 'done' | 'todo') => ({
+        id: t.id,
+        expect: { state: 'in_progress' as const, leaseId },
+        changes: { state: to, leaseOwner: null, leaseId: null, leaseUntil: null, updatedAt: 7_000 },
+        extras: { events: [event('task.transitioned', { taskId: t.id, data: { to } })] },
+      });
+      const next = (max: number) => ({
+        request: claimRequest('w', {
+          leaseId: `next-${max}`,
+          wake: event('agent.wake', { agentId: 'w', data: { reason: 'task_available' } }),
+        }),
+        max,
+        event: claimed,
+      });
+      const log = async () => (await storage.readEvents(0, 1000)).length;
+
+      // The update does not apply: nothing is claimed, nothing written.
+      let before = await log();
+      expect(await storage.updateThenClaim([move(a, 'not-the-lease', 'done')], next(1))).toEqual({
+        tasks: [undefined],
+        claimed: undefined,
+      });
+      expect(await log()).toBe(before);
+      expect((await storage.getTask(c.id))?.state).toBe('todo');
+
+      // It applies: the claim follows, passing over the task just put back though it is oldest.
+      before = await log();
+      const one = await storage.updateThenClaim([move(a, 'held', 'todo')], next(2));
+      expect(one.tasks.map((t) => [t?.id, t?.state])).toEqual([[a.id, 'todo']]);
+      expect(one.claimed?.map((t) => [t.id, t.state, t.leaseId, t.leaseOwner, t.attempts])).toEqual(
+        [
+          [c.id, 'in_progress', 'next-2', 'w', 1],
+          [d.id, 'in_progress', 'next-2', 'w', 1],
+        ],
+      );
+      const written = (await storage.readEvents(0, 1000)).slice(before);
+      expect(written.map((ev) => [ev.type, ev.taskId])).toEqual([
+        ['task.transitioned', a.id],
+        ['task.claimed', c.id],
+        ['task.claimed', d.id],
+        ['agent.wake', null],
+      ]);
+      expect(written[1]?.data).toEqual({ ...claimed.data, attempts: 1 });
+      expect((await storage.getAgent('w'))?.sleepUntil).toBeNull();
+
+      // A batch: one applies, so the claim is made, but not of a task the batch names.
+      before = await log();
+      const two = await storage.updateThenClaim(
+        [move(b, 'held', 'done'), move(a, 'not-the-lease', 'done')],
+        next(5),
+      );
+      expect(two.tasks.map((t) => t?.state)).toEqual(['done', undefined]);
+      expect(two.claimed?.map((t) => t.id)).toEqual([e.id]);
+      expect((await storage.readEvents(0, 1000)).slice(before).map((ev) => ev.taskId)).toEqual([
+        b.id,
+        e.id,
+      ]);
+      expect((await storage.getTask(a.id))?.state).toBe('todo');
+
+      // None applies: no claim, though a task waits.
+      expect(
+        await storage.updateThenClaim(
+          [move(b, 'held', 'done'), move(c, 'not-the-lease', 'done')],
+          next(5),
+        ),
+      ).toEqual({ tasks: [undefined, undefined], claimed: undefined });
+      expect((await storage.getTask(a.id))?.state).toBe('todo');
+
+      // Moves that differ: each applies on its own, the claim still passes over what they name.
+      const f = (await storage.insertTask(taskRow(), event('e'))).task;
+      const g = (await storage.insertTask(taskRow(), event('e'))).task;
+      await storage.claim(claimRequest('w', { taskId: f.id, leaseId: 'held-2' }), claimed);
+      await storage.claim(claimRequest('w', { taskId: g.id, leaseId: 'held-2' }), claimed);
+      before = await log();
+      const mixed = await storage.updateThenClaim(
+        [move(f, 'held-2', 'done'), move(g, 'held-2', 'todo')],
+        next(2),
+      );
+      expect(mixed.tasks.map((t) => [t?.id, t?.state])).toEqual([
+        [f.id, 'done'],
+        [g.id, 'todo'],
+      ]);
+      expect(mixed.claimed?.map((t) => t.id)).toEqual([a.id]);
+      const order = (await storage.readEvents(0, 1000)).slice(before);
+      expect(order.map((ev) => [ev.type, ev.taskId])).toEqual([
+        ['task.transitioned', f.id],
+        ['task.transitioned', g.id],
+        ['task.claimed', a.id],
+      ]);
     });
 
     it('keeps startedAt from the first claim and counts every attempt', async () => {

@@ -173,9 +173,27 @@ describe('PostgresStorage', () => {
     const rows = await admin.unsafe(
       `select version from "${schema}".schema_migrations order by version`,
     );
-    expect(rows.map((r) => r.version)).toEqual([1]);
+    expect(rows.map((r) => r.version)).toEqual([1, 2]);
     await instances[0]?.insertTask(taskRow(), event('e'));
     expect((await instances[3]?.countTasks())?.todo).toBe(1);
+  });
+
+  it('keeps the event guard an SQL function the planner inlines into the writes', async () => {
+    const schema = freshSchema();
+    await opened(schema);
+    const [guard] = await admin.unsafe(
+      `select l.lanname, p.proconfig from pg_proc p join pg_language l on l.oid = p.prolang
+       where p.proname = 'event_guard' and p.pronamespace = '"${schema}"'::regnamespace`,
+    );
+    expect(guard).toEqual({ lanname: 'sql', proconfig: null });
+    // Inlined, the plan shows the guard's body rather than a call to event_guard().
+    const plan = await admin.begin(async (tx) => {
+      await tx.unsafe(`set local search_path to "${schema}"`);
+      return await tx.unsafe('explain verbose select 1 where event_guard()');
+    });
+    const text = plan.map((row) => row['QUERY PLAN']).join('\n');
+    expect(text).toContain('pg_advisory_xact_lock_shared');
+    expect(text).not.toContain('event_guard');
   });
 
   it('refuses a schema migrated by a newer build', async () => {

@@ -415,6 +415,23 @@ describe('finishing and claiming in one request', () => {
     expect((await admin.getTask('m5')).state).toBe('todo');
   });
 
+  it('claims after a move decided on the task as read, when no lease is named', async () => {
+    for (const id of ['u1', 'u2', 'u3', 'u4'])
+      await planner.enqueue({ id, type: 'build', admission: ADMISSION });
+    await worker.claimTask('u1');
+    const moved = await worker.transition('u1', 'done', { next: {} });
+    expect([moved.task.state, moved.next?.task.id]).toEqual(['done', 'u2']);
+    const batch = await worker.transitionManyThenClaim(
+      [
+        { id: 'u2', to: 'done' },
+        { id: 'u3', to: 'done' },
+      ],
+      { max: 3 },
+    );
+    expect(batch.results.map((r) => r.ok)).toEqual([true, false]);
+    expect(batch.claims.map((c) => c.task.id)).toEqual(['u3', 'u4']);
+  });
+
   it('lets the worker helper take each next task from the finish of the last', async () => {
     for (let i = 0; i < 6; i++)
       await planner.enqueue({ id: `w-${i}`, type: 'build', admission: ADMISSION });

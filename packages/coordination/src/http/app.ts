@@ -694,11 +694,11 @@ export function createApp(
     async (c) => {
       const { transitions, next } = c.req.valid('json');
       const caller = c.get('caller');
-      if (next !== undefined) service.assertClaimant(caller);
-      const outcomes = await service.transitionMany(
-        caller,
-        transitions.map((t) => ({ ...t, to: t.to as TaskState })),
-      );
+      const items = transitions.map((t) => ({ ...t, to: t.to as TaskState }));
+      const { outcomes, next: claimed } =
+        next === undefined
+          ? { outcomes: await service.transitionMany(caller, items), next: undefined }
+          : await service.transitionManyThenClaim(caller, items, next);
       const results = outcomes.map((o, i) =>
         o.ok
           ? {
@@ -712,7 +712,6 @@ export function createApp(
           : { id: o.id, ok: false, error: describeError(o.error).body.error },
       );
       if (next === undefined) return c.json({ results }, 200);
-      const claimed = await service.claimAfter(caller, next);
       const claims = claimed?.tasks.map((task) => ({ task: taskView(task), lease: claimed.lease }));
       return c.json({ results, claims: claims ?? [] }, 200);
     },
@@ -744,11 +743,12 @@ export function createApp(
     async (c) => {
       const { next, ...input } = c.req.valid('json');
       const caller = c.get('caller');
-      if (next !== undefined) service.assertClaimant(caller);
-      const result = await service.transition(caller, c.req.valid('param').id, {
-        ...input,
-        to: input.to as TaskState,
-      });
+      const id = c.req.valid('param').id;
+      const move = { ...input, to: input.to as TaskState };
+      const result =
+        next === undefined
+          ? { ...(await service.transition(caller, id, move)), next: undefined }
+          : await service.transitionThenClaim(caller, id, move, { ...next, max: 1 });
       const moved = {
         task: taskView(result.task),
         from: result.from,
@@ -756,7 +756,7 @@ export function createApp(
         reason: result.reason,
       };
       if (next === undefined) return c.json(moved, 200);
-      const claimed = await service.claimAfter(caller, { ...next, max: 1 });
+      const claimed = result.next;
       const task = claimed?.tasks[0];
       const view =
         claimed === undefined || task === undefined

@@ -21,6 +21,7 @@ import {
   type ClaimRequest,
   claimEventFor,
   type Expectation,
+  type FollowingClaim,
   type SpendingDelta,
   type Storage,
   type TaskChanges,
@@ -158,10 +159,19 @@ export class MemoryStorage implements Storage {
   }
 
   async claimMany(request: ClaimRequest, max: number, event: ClaimEvent): Promise<TaskRow[]> {
+    return this.#claimMany(request, max, event, undefined);
+  }
+
+  #claimMany(
+    request: ClaimRequest,
+    max: number,
+    event: ClaimEvent,
+    except: ReadonlySet<string> | undefined,
+  ): TaskRow[] {
     const claimed: TaskRow[] = [];
     const next = { ...request, taskId: undefined };
     while (claimed.length < max) {
-      const task = this.#claimOne(next, event);
+      const task = this.#claimOne(next, event, except);
       if (task === undefined) break;
       claimed.push(task);
     }
@@ -171,14 +181,18 @@ export class MemoryStorage implements Storage {
     return claimed;
   }
 
-  #claimOne(request: ClaimRequest, event: ClaimEvent): TaskRow | undefined {
+  #claimOne(
+    request: ClaimRequest,
+    event: ClaimEvent,
+    except?: ReadonlySet<string>,
+  ): TaskRow | undefined {
     let next: TaskRow | undefined;
     if (request.taskId !== undefined) {
       const task = this.#tasks.get(request.taskId);
       if (task?.state === 'todo') next = task;
     } else {
       for (const task of this.#tasks.values()) {
-        if (task.state !== 'todo') continue;
+        if (task.state !== 'todo' || except?.has(task.id)) continue;
         if (request.types !== null && !request.types.includes(task.type)) continue;
         if (next === undefined || claimOrder(task, next) < 0) next = task;
       }
@@ -207,6 +221,10 @@ export class MemoryStorage implements Storage {
   }
 
   async updateTasks(updates: readonly TaskUpdate[]): Promise<Array<TaskRow | undefined>> {
+    return this.#updateMany(updates);
+  }
+
+  #updateMany(updates: readonly TaskUpdate[]): Array<TaskRow | undefined> {
     // All or nothing, as in one transaction: a duplicate escalation id refuses the whole batch.
     const escalations = updates.flatMap((u) =>
       u.extras.escalation === undefined ? [] : [u.extras.escalation.id],
@@ -214,10 +232,17 @@ export class MemoryStorage implements Storage {
     for (const [i, id] of escalations.entries()) {
       if (this.#escalations.has(id) || escalations.indexOf(id) !== i) throw escalationExists(id);
     }
-    const results: Array<TaskRow | undefined> = [];
-    for (const u of updates)
-      results.push(await this.updateTask(u.id, u.expect, u.changes, u.extras));
-    return results;
+    return updates.map((u) => this.#updateOne(u.id, u.expect, u.changes, u.extras));
+  }
+
+  async updateThenClaim(
+    updates: readonly TaskUpdate[],
+    claim: FollowingClaim,
+  ): Promise<{ tasks: Array<TaskRow | undefined>; claimed: TaskRow[] | undefined }> {
+    const tasks = this.#updateMany(updates);
+    if (tasks.every((task) => task === undefined)) return { tasks, claimed: undefined };
+    const named = new Set(updates.map((u) => u.id));
+    return { tasks, claimed: this.#claimMany(claim.request, claim.max, claim.event, named) };
   }
 
   async updateTask(
@@ -226,6 +251,15 @@ export class MemoryStorage implements Storage {
     changes: TaskChanges,
     extras: UpdateExtras,
   ): Promise<TaskRow | undefined> {
+    return this.#updateOne(id, expect, changes, extras);
+  }
+
+  #updateOne(
+    id: string,
+    expect: Expectation,
+    changes: TaskChanges,
+    extras: UpdateExtras,
+  ): TaskRow | undefined {
     const task = this.#tasks.get(id);
     if (task === undefined || !matches(task, expect)) return undefined;
     if (extras.escalation !== undefined && this.#escalations.has(extras.escalation.id))

@@ -25,6 +25,7 @@ import {
   type ClaimRequest,
   claimEventFor,
   type Expectation,
+  type FollowingClaim,
   type SpendingDelta,
   type Storage,
   type TaskChanges,
@@ -238,11 +239,13 @@ const CLAIM_SET =
   "state = 'in_progress', lease_owner = ?, lease_id = ?, lease_until = ?, attempts = attempts + 1, started_at = coalesce(started_at, ?), updated_at = ?";
 
 /** The claim: one statement, the next open task in the partial index's order. */
-function claimNextSql(typeCount: number | null): string {
+function claimNextSql(typeCount: number | null, except = false): string {
   const types = typeCount === null ? '' : ` AND type IN (${Array(typeCount).fill('?').join(', ')})`;
+  // The ids to pass over, as one JSON array: one statement serves any number of them.
+  const passOver = except ? ' AND id NOT IN (SELECT value FROM json_each(?))' : '';
   // INDEXED BY pins the plan: statistics from a later ANALYZE can never move the claim onto a
   // primary-key walk over finished tasks, and a schema that breaks the index fails at open().
-  return `UPDATE tasks SET ${CLAIM_SET} WHERE seq = (SELECT seq FROM tasks INDEXED BY tasks_claim WHERE state = 'todo'${types} ORDER BY priority DESC, seq LIMIT 1) RETURNING ${TASKS.select}`;
+  return `UPDATE tasks SET ${CLAIM_SET} WHERE seq = (SELECT seq FROM tasks INDEXED BY tasks_claim WHERE state = 'todo'${types}${passOver} ORDER BY priority DESC, seq LIMIT 1) RETURNING ${TASKS.select}`;
 }
 
 const SYNCHRONOUS = ['OFF', 'NORMAL', 'FULL', 'EXTRA'];
@@ -479,34 +482,53 @@ export class SqliteStorage implements Storage {
   async claimMany(request: ClaimRequest, max: number, event: ClaimEvent): Promise<TaskRow[]> {
     const c = this.#open();
     if (request.types?.length === 0) return [];
-    const next = { ...request, taskId: undefined };
-    const claimed = this.#write(c, () => {
-      const out: TaskRow[] = [];
-      for (
-        let task = this.#claimOne(c, next, event);
-        task !== undefined;
-        task = this.#claimOne(c, next, event)
-      ) {
-        out.push(task);
-        if (out.length >= max) break;
-      }
-      if (out.length > 0) this.#wakeClaimant(c, request);
-      return out;
-    });
+    const claimed = this.#write(c, () => this.#claimMany(c, request, max, event, []));
     if (claimed.length > 0) this.#signal('event');
     return claimed;
   }
 
+  /** Up to `max` claims (never of the tasks in `except`), inside the caller's transaction. */
+  #claimMany(
+    c: Connection,
+    request: ClaimRequest,
+    max: number,
+    event: ClaimEvent,
+    except: readonly string[],
+  ): TaskRow[] {
+    const next = { ...request, taskId: undefined };
+    const out: TaskRow[] = [];
+    if (request.types?.length === 0) return out;
+    for (
+      let task = this.#claimOne(c, next, event, except);
+      task !== undefined;
+      task = this.#claimOne(c, next, event, except)
+    ) {
+      out.push(task);
+      if (out.length >= max) break;
+    }
+    if (out.length > 0) this.#wakeClaimant(c, request);
+    return out;
+  }
+
   /** One claim statement and its event, inside the caller's transaction. */
-  #claimOne(c: Connection, request: ClaimRequest, event: ClaimEvent): TaskRow | undefined {
+  #claimOne(
+    c: Connection,
+    request: ClaimRequest,
+    event: ClaimEvent,
+    except: readonly string[] = [],
+  ): TaskRow | undefined {
     const lease = [request.agentId, request.leaseId, request.leaseUntil, request.now, request.now];
     let record: unknown;
     if (request.taskId !== undefined) {
       record = c.claimNamed.get(...lease, request.taskId);
-    } else if (request.types === null) {
+    } else if (request.types === null && except.length === 0) {
       record = c.claimNext.get(...lease);
     } else {
-      record = this.#statement(claimNextSql(request.types.length)).get(...lease, ...request.types);
+      const types = request.types ?? [];
+      const passOver = except.length === 0 ? [] : [JSON.stringify(except)];
+      record = this.#statement(
+        claimNextSql(request.types === null ? null : types.length, passOver.length > 0),
+      ).get(...lease, ...types, ...passOver);
     }
     if (record === undefined) return undefined;
     const task = toTask(record as TaskRecord);
@@ -544,6 +566,23 @@ export class SqliteStorage implements Storage {
     if (results.some((r) => r?.state === 'todo')) this.#signal('task');
     else if (results.some((r) => r !== undefined)) this.#signal('event');
     return results;
+  }
+
+  async updateThenClaim(
+    updates: readonly TaskUpdate[],
+    claim: FollowingClaim,
+  ): Promise<{ tasks: Array<TaskRow | undefined>; claimed: TaskRow[] | undefined }> {
+    const c = this.#open();
+    const result = this.#write(c, () => {
+      const tasks = updates.map((u) => this.#updateOne(c, u));
+      if (tasks.every((task) => task === undefined)) return { tasks, claimed: undefined };
+      const named = updates.map((u) => u.id);
+      return { tasks, claimed: this.#claimMany(c, claim.request, claim.max, claim.event, named) };
+    });
+    const { tasks } = result;
+    if (tasks.some((r) => r?.state === 'todo')) this.#signal('task');
+    else if (tasks.some((r) => r !== undefined)) this.#signal('event');
+    return result;
   }
 
   /** One compare-and-set and what goes with it, inside the caller's transaction. */

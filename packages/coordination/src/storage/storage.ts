@@ -89,6 +89,13 @@ export interface TaskUpdate {
   extras: UpdateExtras;
 }
 
+/** The claim {@link Storage.updateThenClaim} makes after its updates. */
+export interface FollowingClaim {
+  request: ClaimRequest;
+  max: number;
+  event: ClaimEvent;
+}
+
 /** Counters for spending. */
 export interface SpendingDelta {
   steps: number;
@@ -162,6 +169,17 @@ export interface Storage {
    * (`undefined`) on its own, as {@link updateTask} would.
    */
   updateTasks(updates: readonly TaskUpdate[]): Promise<Array<TaskRow | undefined>>;
+
+  /**
+   * {@link updateTasks}, then, in the same transaction and only when at least one update applied,
+   * {@link claimMany} (`claim.request.taskId` is ignored): a worker finishing its work and taking
+   * the next in one commit. The claim never takes a task named in `updates`. `claimed` is
+   * `undefined` when no update applied, so no claim was made.
+   */
+  updateThenClaim(
+    updates: readonly TaskUpdate[],
+    claim: FollowingClaim,
+  ): Promise<{ tasks: Array<TaskRow | undefined>; claimed: TaskRow[] | undefined }>;
 
   /** Adds spending to each task (a task and its budget ancestors) and writes `event`. */
   addSpending(
