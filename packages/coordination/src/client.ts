@@ -8,7 +8,7 @@ import {
 } from '@exec-kernel/core';
 import ky, { HTTPError, type KyInstance, TimeoutError } from 'ky';
 import type { AgentView, EscalationView, EventView, TaskView } from './http/views.js';
-import { createNodeFetch } from './node-fetch.js';
+import { createNodeFetch, HANDOVER, Handover } from './node-fetch.js';
 import type { EnqueueInput, Lease } from './service.js';
 
 /** Options of {@link CoordinationClient}. */
@@ -292,10 +292,13 @@ export class CoordinationClient {
   readonly url: string;
   readonly #ky: KyInstance;
   readonly #timeoutMs: number;
+  /** Requests go through the client's own fetch, so bodies can skip web streams (see Handover). */
+  readonly #handsOver: boolean;
 
   constructor(options: ClientOptions) {
     this.url = options.url.replace(/\/+$/, '');
     this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#handsOver = options.fetch === undefined;
     this.#ky = ky.create({
       prefixUrl: this.url,
       headers: { authorization: `Bearer ${options.token}`, accept: 'application/json' },
@@ -795,10 +798,22 @@ export class CoordinationClient {
     extra: { extraTimeoutMs?: number; signal?: AbortSignal | undefined } = {},
   ): Promise<T> {
     const url = `${this.url}/${path}`;
+    const handover = this.#handsOver
+      ? new Handover(json === undefined ? undefined : JSON.stringify(json))
+      : undefined;
+    const body =
+      handover === undefined
+        ? json === undefined
+          ? {}
+          : { json }
+        : {
+            [HANDOVER]: handover,
+            ...(json === undefined ? {} : { headers: { 'content-type': 'application/json' } }),
+          };
     try {
       const response = await this.#ky(path, {
         method,
-        ...(json === undefined ? {} : { json }),
+        ...body,
         ...(query === undefined ? {} : { searchParams: query }),
         ...(extra.extraTimeoutMs === undefined
           ? {}
@@ -806,18 +821,26 @@ export class CoordinationClient {
         ...(extra.signal === undefined ? {} : { signal: extra.signal }),
       });
       if (response.status === 204) return undefined as T;
+      if (handover?.text !== undefined) return JSON.parse(handover.text) as T;
       return (await response.json()) as T;
     } catch (error) {
-      throw await this.#rebuild(error, method.toUpperCase(), url);
+      throw await this.#rebuild(error, method.toUpperCase(), url, handover);
     }
   }
 
   /** The server's `{ error: { code, message, … } }` as a core error; never a header or the token. */
-  async #rebuild(error: unknown, method: string, url: string): Promise<unknown> {
+  async #rebuild(
+    error: unknown,
+    method: string,
+    url: string,
+    handover: Handover | undefined,
+  ): Promise<unknown> {
     if (error instanceof HTTPError) {
       let body: { error?: ErrorPayload } = {};
       try {
-        body = (await error.response.json()) as typeof body;
+        body = (
+          handover?.text === undefined ? await error.response.json() : JSON.parse(handover.text)
+        ) as typeof body;
       } catch {
         // Not our JSON (a proxy's page): the status says it all.
       }

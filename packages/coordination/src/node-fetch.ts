@@ -10,6 +10,30 @@ export interface NodeFetchOptions {
   httpsAgent?: https.Agent | undefined;
 }
 
+/**
+ * The `init` key of a {@link Handover}. ky passes `fetch` every option it does not know, by
+ * reference, which is how the client's own requests carry one.
+ */
+export const HANDOVER = 'execKernelHandover';
+
+/**
+ * A request body and the response's text passed between the coordination client and
+ * {@link createNodeFetch} beside the `Request` and `Response`, which then carry no body. Each body
+ * costs a web stream (and a request body a tee and a cancel when ky clones and finishes it): more
+ * CPU per request than the request itself, measured here. Internal: fetches of other callers
+ * never see one.
+ */
+export class Handover {
+  /** The request body, serialized (the client sets its content type). */
+  readonly body: string | undefined;
+  /** The response body as text, once the response has ended; not set for an event stream. */
+  text: string | undefined;
+
+  constructor(body: string | undefined) {
+    this.body = body;
+  }
+}
+
 /** Statuses whose responses have no body, whatever the server sends. */
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
 
@@ -31,8 +55,10 @@ export function createNodeFetch(options: NodeFetchOptions = {}): typeof fetch {
   const httpsAgent = options.httpsAgent ?? new https.Agent({ keepAlive: true, timeout: 4_000 });
 
   return async function fetchOverNodeHttp(input, init) {
-    // ky hands over a Request with an empty init: rebuilding it would cost a body stream.
-    const bare = init === undefined || Object.keys(init).length === 0;
+    const handover = (init as Record<string, unknown> | undefined)?.[HANDOVER];
+    const handed = handover instanceof Handover ? handover : undefined;
+    // ky hands over a Request and only options of its own: rebuilding it would cost a body stream.
+    const bare = init === undefined || Object.keys(init).every((key) => key === HANDOVER);
     const request = input instanceof Request && bare ? input : new Request(input, init);
     const { signal } = request;
     signal.throwIfAborted();
@@ -43,7 +69,12 @@ export function createNodeFetch(options: NodeFetchOptions = {}): typeof fetch {
     }
     const headers: Record<string, string> = {};
     for (const [name, value] of request.headers) headers[name] = value;
-    const body = request.body === null ? undefined : Buffer.from(await request.arrayBuffer());
+    const body =
+      handed?.body !== undefined
+        ? Buffer.from(handed.body)
+        : request.body === null
+          ? undefined
+          : Buffer.from(await request.arrayBuffer());
     if (body !== undefined) headers['content-length'] = String(body.byteLength);
 
     return await new Promise<Response>((resolve, reject) => {
@@ -78,7 +109,13 @@ export function createNodeFetch(options: NodeFetchOptions = {}): typeof fetch {
           incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
           incoming.once('end', () => {
             signal.removeEventListener('abort', onAbort);
-            resolve(new Response(Buffer.concat(chunks), init));
+            const whole = Buffer.concat(chunks);
+            if (handed === undefined) {
+              resolve(new Response(whole, init));
+              return;
+            }
+            handed.text = whole.toString('utf8');
+            resolve(new Response(null, init));
           });
           incoming.once('error', fail);
           incoming.once('close', () => {

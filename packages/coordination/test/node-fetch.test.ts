@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createNodeFetch } from '../src/node-fetch.js';
+import { createNodeFetch, HANDOVER, Handover } from '../src/node-fetch.js';
 
 let server: http.Server;
 let base: string;
@@ -91,6 +91,25 @@ describe('createNodeFetch', () => {
     // As ky calls it: a Request with its body, and an empty init.
     const posted = await fetch(new Request(`${base}/echo`, { method: 'POST', body: 'as ky' }), {});
     expect(await posted.json()).toEqual({ echo: 'as ky' });
+  });
+
+  it('carries a handed-over body both ways without putting it in the Request or Response', async () => {
+    const fetch = createNodeFetch();
+    const handover = new Handover('{"hello":"wörld"}');
+    const request = new Request(`${base}/echo`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+    });
+    const response = await fetch(request, { [HANDOVER]: handover } as RequestInit);
+    expect(seen.at(-1)).toMatchObject({ method: 'POST', body: '{"hello":"wörld"}' });
+    expect(seen.at(-1)?.headers['content-length']).toBe(
+      String(Buffer.byteLength('{"hello":"wörld"}')),
+    );
+    expect([response.status, response.body]).toEqual([201, null]);
+    expect(JSON.parse(handover.text as string)).toEqual({ echo: '{"hello":"wörld"}' });
+    // Anything else in init is a fetch's own: the Request is built from it, with its body.
+    const plain = await fetch(`${base}/echo`, { method: 'POST', body: 'mine' });
+    expect(await plain.json()).toEqual({ echo: 'mine' });
   });
 
   it('keeps the connection alive between requests', async () => {

@@ -1,5 +1,5 @@
 import { request as httpRequest } from 'node:http';
-import { TransportError } from '@exec-kernel/core';
+import { NotFoundError, TaskAdmissionError, TransportError } from '@exec-kernel/core';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { CoordinationClient } from '../src/client.js';
 import { type CoordinationServer, startCoordinationServer } from '../src/server.js';
@@ -19,6 +19,20 @@ afterEach(() => server.close());
 it('binds 127.0.0.1 by default and answers over real HTTP', async () => {
   expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
   expect(await admin.health()).toMatchObject({ status: 'ok', storage: 'memory' });
+});
+
+it('sends bodies and rebuilds refusals over real HTTP on the default transport', async () => {
+  const { token } = await admin.registerAgent('planner');
+  const planner = new CoordinationClient({ url: server.url, token, retries: 0 });
+  const { task } = await planner.enqueue({ id: 'real-1', type: 'build', admission: ADMISSION });
+  expect(task).toMatchObject({ id: 'real-1', state: 'todo', agentId: 'planner' });
+  const missing = await planner.getTask('no-such-task').catch((e: unknown) => e);
+  expect(missing).toBeInstanceOf(NotFoundError);
+  const refused = await planner.enqueue({ type: 'build' } as never).catch((e: unknown) => e);
+  expect(refused).toBeInstanceOf(TaskAdmissionError);
+  expect(refused).toMatchObject({ code: 'TASK_ADMISSION' });
+  const stranger = new CoordinationClient({ url: server.url, token: 'wrong', retries: 0 });
+  expect(await stranger.getTask('real-1').catch((e: unknown) => e)).toMatchObject({ status: 401 });
 });
 
 it('refuses an oversized body over real HTTP, declared or chunked, and nothing is created', async () => {
