@@ -471,7 +471,7 @@ export class CoordinationService {
    */
   async claimMany(
     caller: Caller,
-    options: ClaimOptions & { max: number },
+    options: ClaimOptions & { max: number; exceptIds?: readonly string[] | undefined },
   ): Promise<{ tasks: TaskRow[]; lease: Lease }> {
     const agentId = this.#claimant(caller);
     const deadline =
@@ -488,6 +488,7 @@ export class CoordinationService {
           leaseUntil: lease.untilMs,
           now,
           wake: this.#wokenByWorkEvent(agentId),
+          exceptIds: options.exceptIds,
         },
         options.max,
         this.#claimedEvent(agentId, lease),
@@ -508,13 +509,21 @@ export class CoordinationService {
 
   /**
    * The claim after a transition when the storage did not make it with the moves: up to `max` of
-   * the next tasks, never waiting. `undefined` when there were none, or when the claim failed: the
+   * the next tasks, never waiting, none of `movedIds`. `undefined` when there were none, or when the claim failed: the
    * transition before it stands either way, and the worker's own claim, which it makes next,
    * reports the failure.
    */
-  async #claimAfter(caller: Caller, next: NextClaim): Promise<Claimed | undefined> {
+  async #claimAfter(
+    caller: Caller,
+    next: NextClaim,
+    movedIds: readonly string[],
+  ): Promise<Claimed | undefined> {
     try {
-      const claimed = await this.claimMany(caller, { ...next, waitSeconds: 0 });
+      const claimed = await this.claimMany(caller, {
+        ...next,
+        waitSeconds: 0,
+        exceptIds: movedIds,
+      });
       return claimed.tasks.length === 0 ? undefined : claimed;
     } catch {
       return undefined;
@@ -734,7 +743,7 @@ export class CoordinationService {
       }
     }
     const moved = await this.#transitionAsRead(caller, id, options, held !== undefined);
-    return { ...moved, next: await this.#claimAfter(caller, next) };
+    return { ...moved, next: await this.#claimAfter(caller, next, [id]) };
   }
 
   /**
@@ -794,7 +803,8 @@ export class CoordinationService {
     const done = await this.#transitionMany(caller, items, this.#followingClaim(agentId, next));
     // A claim made with the moves that took nothing found the queue empty: no second try.
     if (done.tried) return { outcomes: done.outcomes, next: done.claimed };
-    return { outcomes: done.outcomes, next: await this.#claimAfter(caller, next) };
+    const moved = items.map((item) => item.id);
+    return { outcomes: done.outcomes, next: await this.#claimAfter(caller, next, moved) };
   }
 
   /**

@@ -409,6 +409,23 @@ export function storageConformance(name: string, create: () => Promise<Conforman
       expect(twice.map((r) => r?.state)).toEqual(['todo', undefined]);
     });
 
+    it('passes over the tasks a claim is told to, however high they rank', async () => {
+      const [a, b, c] = [
+        (await storage.insertTask(taskRow({ priority: 5 }), event('e'))).task,
+        (await storage.insertTask(taskRow(), event('e'))).task,
+        (await storage.insertTask(taskRow(), event('e'))).task,
+      ];
+      const one = await storage.claimMany(claimRequest('w', { exceptIds: [a.id] }), 1, claimed);
+      expect(one.map((t) => t.id)).toEqual([b.id]);
+      const rest = await storage.claimMany(
+        claimRequest('w', { exceptIds: [a.id, c.id], types: ['build'] }),
+        5,
+        claimed,
+      );
+      expect(rest).toEqual([]);
+      expect((await storage.claim(claimRequest('w', { exceptIds: [] }), claimed))?.id).toBe(a.id);
+    });
+
     it('finishes and claims the next in one write, only when an update applied, never a task it names', async () => {
       const tasks: TaskRow[] = [];
       for (let i = 0; i < 5; i++)

@@ -159,14 +159,14 @@ export class MemoryStorage implements Storage {
   }
 
   async claimMany(request: ClaimRequest, max: number, event: ClaimEvent): Promise<TaskRow[]> {
-    return this.#claimMany(request, max, event, undefined);
+    return this.#claimMany(request, max, event, new Set(request.exceptIds));
   }
 
   #claimMany(
     request: ClaimRequest,
     max: number,
     event: ClaimEvent,
-    except: ReadonlySet<string> | undefined,
+    except: ReadonlySet<string>,
   ): TaskRow[] {
     const claimed: TaskRow[] = [];
     const next = { ...request, taskId: undefined };
@@ -241,7 +241,7 @@ export class MemoryStorage implements Storage {
   ): Promise<{ tasks: Array<TaskRow | undefined>; claimed: TaskRow[] | undefined }> {
     const tasks = this.#updateMany(updates);
     if (tasks.every((task) => task === undefined)) return { tasks, claimed: undefined };
-    const named = new Set(updates.map((u) => u.id));
+    const named = new Set([...(claim.request.exceptIds ?? []), ...updates.map((u) => u.id)]);
     return { tasks, claimed: this.#claimMany(claim.request, claim.max, claim.event, named) };
   }
 

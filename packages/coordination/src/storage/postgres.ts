@@ -589,7 +589,7 @@ export class PostgresStorage implements Storage {
     const sql = this.#open();
     if (request.types?.length === 0 || max < 1) return [];
     // `= any(array(…))` runs the locking subquery once, whatever plan the UPDATE gets.
-    const next = this.#nextTodo(sql, request.types, max);
+    const next = this.#nextTodo(sql, request.types, max, request.exceptIds);
     const rows = await this.#claimQuery(
       sql,
       sql`id = any(array(${next} for update skip locked))`,
@@ -712,12 +712,10 @@ export class PostgresStorage implements Storage {
         );
         if (rows.every((row) => row === undefined)) return { rows, claimed: undefined };
         const { request, max, event } = claim;
-        const next = this.#nextTodo(
-          tx,
-          request.types,
-          max,
-          updates.map((u) => u.id),
-        );
+        const next = this.#nextTodo(tx, request.types, max, [
+          ...(request.exceptIds ?? []),
+          ...updates.map((u) => u.id),
+        ]);
         const which = tx`id = any(array(${next} for update skip locked))`;
         return { rows, claimed: await this.#claimQuery(tx, which, request, event) };
       }));
@@ -766,7 +764,7 @@ export class PostgresStorage implements Storage {
         sql,
         request.types,
         max,
-        updates.map((u) => u.id),
+        [...(request.exceptIds ?? []), ...updates.map((u) => u.id)],
         applied,
       );
       const { wakeUp, wakeEvent } = this.#wakeParts(sql, request);
@@ -815,7 +813,13 @@ export class PostgresStorage implements Storage {
     { request, max, event }: FollowingClaim,
   ): Promise<Row[]> {
     const applied = sql`(select 1 from u)`;
-    const next = this.#nextTodo(sql, request.types, max, [update.id], applied);
+    const next = this.#nextTodo(
+      sql,
+      request.types,
+      max,
+      [...(request.exceptIds ?? []), update.id],
+      applied,
+    );
     const { wakeUp, wakeEvent } = this.#wakeParts(sql, request);
     return await sql`
       with ${this.#updateCtes(sql, update)}, c as (

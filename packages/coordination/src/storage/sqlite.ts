@@ -482,7 +482,9 @@ export class SqliteStorage implements Storage {
   async claimMany(request: ClaimRequest, max: number, event: ClaimEvent): Promise<TaskRow[]> {
     const c = this.#open();
     if (request.types?.length === 0) return [];
-    const claimed = this.#write(c, () => this.#claimMany(c, request, max, event, []));
+    const claimed = this.#write(c, () =>
+      this.#claimMany(c, request, max, event, request.exceptIds ?? []),
+    );
     if (claimed.length > 0) this.#signal('event');
     return claimed;
   }
@@ -576,7 +578,7 @@ export class SqliteStorage implements Storage {
     const result = this.#write(c, () => {
       const tasks = updates.map((u) => this.#updateOne(c, u));
       if (tasks.every((task) => task === undefined)) return { tasks, claimed: undefined };
-      const named = updates.map((u) => u.id);
+      const named = [...(claim.request.exceptIds ?? []), ...updates.map((u) => u.id)];
       return { tasks, claimed: this.#claimMany(c, claim.request, claim.max, claim.event, named) };
     });
     const { tasks } = result;

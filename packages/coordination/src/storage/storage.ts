@@ -30,6 +30,8 @@ export interface ClaimRequest {
   types: string[] | null;
   /** Claim this task only (if it is `todo`), instead of the next one. */
   taskId?: string | undefined;
+  /** Pass over these tasks, even when they are next (ignored with `taskId`). */
+  exceptIds?: readonly string[] | undefined;
   leaseId: string;
   leaseUntil: number;
   now: number;
@@ -173,7 +175,8 @@ export interface Storage {
   /**
    * {@link updateTasks}, then, in the same transaction and only when at least one update applied,
    * {@link claimMany} (`claim.request.taskId` is ignored): a worker finishing its work and taking
-   * the next in one commit. The claim never takes a task named in `updates`. `claimed` is
+   * the next in one commit. The claim never takes a task named in `updates` (nor one of
+   * `claim.request.exceptIds`). `claimed` is
    * `undefined` when no update applied, so no claim was made.
    */
   updateThenClaim(
