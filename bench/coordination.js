@@ -3,7 +3,8 @@
 // the workers are async loops in this process, each with its own CoordinationClient and agent
 // token, so every claim and every completion is an HTTP request.
 //
-// 1. Throughput: a backlog (BENCH_COORD_TASKS, default 3,000, after a warm-up of
+// 1. Throughput: a backlog (BENCH_COORD_TASKS, default 20,000 as in the research runs behind
+//    goal 7, coordination-research.md §3.1, after a warm-up of
 //    BENCH_COORD_WARMUP tasks drained the same way) is drained by W workers (1 and 4), each loop
 //    `claim()` then `transition(id, 'done', { leaseId, next: {} })`, which also claims the next
 //    task, as the worker helper does (BENCH_COORD_NEXT=0: a `claim()` for each task instead);
@@ -47,7 +48,7 @@ const list = (value, fallback) =>
 export function coordinationSettings(env = process.env) {
   const batch = Number(env.BENCH_COORD_BATCH ?? 16);
   return {
-    tasks: Number(env.BENCH_COORD_TASKS ?? 3000),
+    tasks: Number(env.BENCH_COORD_TASKS ?? 20_000),
     warmup: Number(env.BENCH_COORD_WARMUP ?? 500),
     workers: list(env.BENCH_COORD_WORKERS, '1,4').map(Number),
     batches: batch > 1 ? [1, batch] : [1],

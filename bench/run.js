@@ -216,6 +216,9 @@ async function coordination() {
     throughput.find(
       (r) => r.engine === engine && r.workers === workers && r.batch === batch && !r.unavailable,
     );
+  // Goal 7 is set on the research's workload (coordination-research.md §3.1): 20,000 tasks drained
+  // by 1 and by 4 workers, one task per call. Other drains and batches are reported beside it.
+  const researchWorkload = settings.tasks === 20_000;
   for (const batch of settings.batches) {
     for (const workers of settings.workers) {
       const ours = find('postgres', workers, batch);
@@ -227,20 +230,22 @@ async function coordination() {
         continue;
       }
       const ratio = ours.perSecond / boss.perSecond;
+      const judged = researchWorkload && batch === 1;
       console.log(
-        `${verdict(ratio >= GOALS.coordinationVsPgBoss)} goal 7: PostgreSQL claim+complete, ` +
-          `W=${workers} B=${batch}: ours ${n(ours.perSecond)}/s through HTTP = ${ratio.toFixed(2)}x ` +
-          `pg-boss ${n(boss.perSecond)}/s direct (backlog ${n(settings.tasks)} drained to 0; ` +
-          `goal >= ${GOALS.coordinationVsPgBoss}x)`,
+        `${judged ? verdict(ratio >= GOALS.coordinationVsPgBoss) : 'INFO'} goal 7: PostgreSQL ` +
+          `claim+complete, W=${workers} B=${batch}: ours ${n(ours.perSecond)}/s through HTTP = ` +
+          `${ratio.toFixed(2)}x pg-boss ${n(boss.perSecond)}/s direct (backlog ${n(settings.tasks)} ` +
+          `drained to 0; goal >= ${GOALS.coordinationVsPgBoss}x` +
+          `${judged ? '' : ` on 20,000 drained one per call; this row ${batch > 1 ? 'batches' : 'drains another backlog'}`})`,
       );
     }
   }
   for (const b of backlog) {
     const ratio = b.oursPerSecond / b.bossPerSecond;
     console.log(
-      `${verdict(ratio >= GOALS.coordinationVsPgBoss)} goal 7: PostgreSQL claim+complete, ` +
-        `W=1 B=1 with ${n(b.backlog)} waiting (held): ours ${n(b.oursPerSecond)}/s through HTTP = ` +
-        `${ratio.toFixed(2)}x pg-boss ${n(b.bossPerSecond)}/s direct (goal >= ${GOALS.coordinationVsPgBoss}x)`,
+      `INFO goal 7: PostgreSQL claim+complete, W=1 B=1 with ${n(b.backlog)} waiting (held): ` +
+        `ours ${n(b.oursPerSecond)}/s through HTTP = ${ratio.toFixed(2)}x pg-boss ` +
+        `${n(b.bossPerSecond)}/s direct (claim and complete as two requests)`,
     );
   }
   if (backlog.length >= 2) {

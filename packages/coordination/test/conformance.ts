@@ -441,9 +441,9 @@ export function storageConformance(name: string, create: () => Promise<Conforman
         sleepSince: 1_000,
         createdAt: 1,
       });
-      const move = (t: TaskRow, leaseId: string, to: 'done' | 'todo') => ({
+      const move = (t: TaskRow, leaseId: string, to: 'done' | 'todo', leaseOwner = 'w') => ({
         id: t.id,
-        expect: { state: 'in_progress' as const, leaseId },
+        expect: { state: 'in_progress' as const, leaseId, leaseOwner },
         changes: { state: to, leaseOwner: null, leaseId: null, leaseUntil: null, updatedAt: 7_000 },
         extras: { events: [event('task.transitioned', { taskId: t.id, data: { to } })] },
       });
@@ -463,6 +463,12 @@ export function storageConformance(name: string, create: () => Promise<Conforman
         tasks: [undefined],
         claimed: undefined,
       });
+      expect(
+        await storage.updateThenClaim(
+          [move(a, 'held', 'done', 'not-the-holder'), move(b, 'held', 'done', 'not-the-holder')],
+          next(1),
+        ),
+      ).toEqual({ tasks: [undefined, undefined], claimed: undefined });
       expect(await log()).toBe(before);
       expect((await storage.getTask(c.id))?.state).toBe('todo');
 
