@@ -476,24 +476,9 @@ export class CoordinationService {
     const agentId = this.#claimant(caller);
     const deadline =
       this.#clock.now() + Math.min(options.waitSeconds ?? 0, this.#maxWaitSeconds) * 1000;
-    const types = options.types === undefined || options.types.length === 0 ? null : options.types;
     while (true) {
-      const now = this.#clock.now();
-      const lease = this.#newLease(now, options.leaseSeconds);
-      const tasks = await this.storage.claimMany(
-        {
-          agentId,
-          types,
-          leaseId: lease.id,
-          leaseUntil: lease.untilMs,
-          now,
-          wake: this.#wokenByWorkEvent(agentId),
-          exceptIds: options.exceptIds,
-        },
-        options.max,
-        this.#claimedEvent(agentId, lease),
-      );
-      const view = { id: lease.id, until: toIsoTime(lease.untilMs) };
+      const { claim, lease: view } = this.#newClaim(agentId, options);
+      const tasks = await this.storage.claimMany(claim.request, options.max, claim.event);
       if (tasks.length > 0) {
         this.counters.claims += tasks.length;
         return { tasks, lease: view };
@@ -509,9 +494,9 @@ export class CoordinationService {
 
   /**
    * The claim after a transition when the storage did not make it with the moves: up to `max` of
-   * the next tasks, never waiting, none of `movedIds`. `undefined` when there were none, or when the claim failed: the
-   * transition before it stands either way, and the worker's own claim, which it makes next,
-   * reports the failure.
+   * the next tasks, never waiting, none of `movedIds`. `undefined` when there were none, or when
+   * the claim failed: the transition before it stands either way, and the worker's own claim,
+   * which it makes next, reports the failure.
    */
   async #claimAfter(
     caller: Caller,
@@ -530,8 +515,14 @@ export class CoordinationService {
     }
   }
 
-  /** The claim after a transition, for the storage to make in the transition's own transaction. */
-  #followingClaim(agentId: string, next: NextClaim): { claim: FollowingClaim; lease: Lease } {
+  /**
+   * A claim of up to `max` tasks under a new lease, as the storage takes it: on its own, or after
+   * a transition, in that transaction.
+   */
+  #newClaim(
+    agentId: string,
+    next: NextClaim & { exceptIds?: readonly string[] | undefined },
+  ): { claim: FollowingClaim; lease: Lease } {
     const now = this.#clock.now();
     const lease = this.#newLease(now, next.leaseSeconds);
     const types = next.types === undefined || next.types.length === 0 ? null : next.types;
@@ -544,6 +535,7 @@ export class CoordinationService {
           leaseUntil: lease.untilMs,
           now,
           wake: this.#wokenByWorkEvent(agentId),
+          exceptIds: next.exceptIds,
         },
         max: next.max,
         event: this.#claimedEvent(agentId, lease),
@@ -733,7 +725,7 @@ export class CoordinationService {
     const agentId = this.#claimant(caller);
     const held = this.#heldMove(caller, id, options);
     if (held !== undefined) {
-      const { claim, lease } = this.#followingClaim(agentId, next);
+      const { claim, lease } = this.#newClaim(agentId, next);
       const { tasks, claimed } = await this.storage.updateThenClaim([held.update], claim);
       const [updated] = tasks;
       if (updated !== undefined) {
@@ -800,7 +792,7 @@ export class CoordinationService {
     next: NextClaim,
   ): Promise<{ outcomes: TransitionOutcome[]; next: Claimed | undefined }> {
     const agentId = this.#claimant(caller);
-    const done = await this.#transitionMany(caller, items, this.#followingClaim(agentId, next));
+    const done = await this.#transitionMany(caller, items, this.#newClaim(agentId, next));
     // A claim made with the moves that took nothing found the queue empty: no second try.
     if (done.tried) return { outcomes: done.outcomes, next: done.claimed };
     const moved = items.map((item) => item.id);
