@@ -57,7 +57,7 @@ export function createNodeFetch(options: NodeFetchOptions = {}): typeof fetch {
   return async function fetchOverNodeHttp(input, init) {
     const handover = (init as Record<string, unknown> | undefined)?.[HANDOVER];
     const handed = handover instanceof Handover ? handover : undefined;
-    // ky hands over a Request and only options of its own: rebuilding it would cost a body stream.
+    // ky hands over a Request, and in init only the handover: rebuilding it would cost a body stream.
     const bare = init === undefined || Object.keys(init).every((key) => key === HANDOVER);
     const request = input instanceof Request && bare ? input : new Request(input, init);
     const { signal } = request;

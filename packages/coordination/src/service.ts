@@ -792,10 +792,12 @@ export class CoordinationService {
     next: NextClaim,
   ): Promise<{ outcomes: TransitionOutcome[]; next: Claimed | undefined }> {
     const agentId = this.#claimant(caller);
-    const done = await this.#transitionMany(caller, items, this.#newClaim(agentId, next));
+    // Every task the request names, not only those moved with the claim: the rest move after it.
+    const moved = items.map((item) => item.id);
+    const following = this.#newClaim(agentId, { ...next, exceptIds: moved });
+    const done = await this.#transitionMany(caller, items, following);
     // A claim made with the moves that took nothing found the queue empty: no second try.
     if (done.tried) return { outcomes: done.outcomes, next: done.claimed };
-    const moved = items.map((item) => item.id);
     return { outcomes: done.outcomes, next: await this.#claimAfter(caller, next, moved) };
   }
 

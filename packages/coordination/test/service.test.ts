@@ -434,6 +434,23 @@ describe('finishing and claiming in one request', () => {
     expect((await admin.getTask('u3')).state).toBe('todo');
   });
 
+  it('never claims, with a batch, a task the same batch moves after the claim', async () => {
+    await planner.enqueue({ id: 'v1', type: 'build', admission: ADMISSION });
+    await worker.enqueue({ id: 'mine', type: 'build', admission: ADMISSION, priority: 9 });
+    await planner.enqueue({ id: 'v2', type: 'build', admission: ADMISSION });
+    const held = await worker.claimTask('v1');
+    const { results, claims } = await worker.transitionManyThenClaim(
+      [
+        { id: 'v1', to: 'done', leaseId: held.lease.id },
+        { id: 'mine', to: 'cancelled' },
+      ],
+      { max: 2 },
+    );
+    expect(results.map((r) => r.ok)).toEqual([true, true]);
+    expect(claims.map((c) => c.task.id)).toEqual(['v2']);
+    expect((await admin.getTask('mine')).state).toBe('cancelled');
+  });
+
   it('lets the worker helper take each next task from the finish of the last', async () => {
     for (let i = 0; i < 6; i++)
       await planner.enqueue({ id: `w-${i}`, type: 'build', admission: ADMISSION });

@@ -176,8 +176,8 @@ export interface Storage {
    * {@link updateTasks}, then, in the same transaction and only when at least one update applied,
    * {@link claimMany} (`claim.request.taskId` is ignored): a worker finishing its work and taking
    * the next in one commit. The claim never takes a task named in `updates` (nor one of
-   * `claim.request.exceptIds`). `claimed` is
-   * `undefined` when no update applied, so no claim was made.
+   * `claim.request.exceptIds`). `claimed` is `undefined` when no update applied, so no claim was
+   * made.
    */
   updateThenClaim(
     updates: readonly TaskUpdate[],
