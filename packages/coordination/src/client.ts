@@ -77,7 +77,10 @@ export interface WorkOptions {
   concurrency?: number | undefined;
   /** Return when a claim finds nothing, instead of waiting for more. Default: `false`. */
   untilIdle?: boolean | undefined;
-  /** Called with the error of a handler that threw (its task is then blocked and escalated). */
+  /**
+   * Called with the error of a handler that threw. Its task is then blocked and escalated, or,
+   * when the error is the service not answering one of the handler's calls, given back.
+   */
   onError?: ((error: unknown, job: Job) => void) | undefined;
   /**
    * Called each time the service does not answer (down, restarting, overloaded). The worker then
@@ -627,7 +630,8 @@ export class CoordinationClient {
   /**
    * Works tasks one at a time: claim (waiting for work), heartbeat while the handler runs, then
    * move the task to the state the handler returns (default `done`). A handler that throws gets
-   * its task blocked (which escalates it) and the worker carries on. Returns how many tasks it
+   * its task blocked (which escalates it) and the worker carries on, except when what it threw
+   * is the service not answering one of its calls: that task goes back to the queue. Returns how many tasks it
    * handled, when `signal` aborts or (with `untilIdle`) when a claim finds nothing.
    */
   async work(handler: JobHandler, options: WorkOptions = {}): Promise<number> {
@@ -748,8 +752,14 @@ export class CoordinationClient {
       // Past its budget the service has blocked the task already.
       const alreadyBlocked = KernelError.is(error) && error.code === 'BUDGET_EXCEEDED';
       if (!moved && !lost.signal.aborted && !alreadyBlocked) {
-        const message = error instanceof Error ? error.message : String(error);
-        await job.transition('blocked', `Worker failed: ${message}`).catch(() => undefined);
+        if (isUnavailable(error)) {
+          // The service did not answer the handler: nothing is wrong with the task. It goes back
+          // to the queue, or, if the service is still away, comes back when its lease runs out.
+          await this.release(task.id, { leaseId: lease.id }).catch(() => undefined);
+        } else {
+          const message = error instanceof Error ? error.message : String(error);
+          await job.transition('blocked', `Worker failed: ${message}`).catch(() => undefined);
+        }
       }
     } finally {
       clearInterval(timer);

@@ -162,7 +162,12 @@ async function workBacklog(
   await until(
     `all ${TASKS} tasks are done`,
     async () => (await doneCount(urls[0] as string).catch(() => 0)) === TASKS,
-  );
+  ).catch(async (error: unknown) => {
+    // Say where the rest are: a task blocked by its worker reads differently from one still held.
+    const text = await (await fetch(`${urls[0]}/metrics`)).text();
+    const states = text.match(/^exec_kernel_tasks\{state="\w+"\} [1-9]\d*$/gm) ?? [];
+    throw new Error(`${(error as Error).message} (${states.join(', ')})`);
+  });
   for (const agent of agents) agent.child.kill('SIGTERM');
   await Promise.all(agents.map((a) => exited(a.child)));
 
@@ -297,7 +302,10 @@ describe.skipIf(findPostgresBin() === undefined)(
         },
       });
       expect({ sawUnhealthy, recovered }).toEqual({ sawUnhealthy: true, recovered: true });
-      expect(outcome.redeliveries).toBeLessThanOrEqual(AGENTS);
+      // Only work in flight when the database went comes round again, at most two per agent: the
+      // task in its hands (its handler's call failed, or its finish outlasted the lease) and a
+      // claim that committed as the reply was lost (the one a finish makes with `next`, too).
+      expect(outcome.redeliveries).toBeLessThanOrEqual(2 * AGENTS);
       // biome-ignore lint/suspicious/noConsole: the run reports its re-deliveries
       console.log(
         `PostgreSQL restart: ${outcome.redeliveries} re-deliveries, ${outcome.unavailable} unavailable answers`,

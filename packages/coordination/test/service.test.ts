@@ -995,6 +995,46 @@ describe('the worker helper', () => {
     });
   });
 
+  it('gives a task back, not blocked, when its handler failed only because the service did not answer', async () => {
+    await planner.enqueue({ id: 'outage', type: 'build', admission: ADMISSION });
+    let refused = 0;
+    const flaky = new CoordinationClient({
+      url: 'http://coordination.test',
+      token: tokens.worker as string,
+      retries: 0,
+      fetch: async (input, init) => {
+        const request = input instanceof Request ? input : new Request(input, init);
+        if (request.url.endsWith('/steps') && refused++ === 0) {
+          const body = { error: { code: 'UNAVAILABLE', message: 'The storage does not answer' } };
+          return Response.json(body, { status: 503 });
+        }
+        return app.fetch(request);
+      },
+    });
+    const errors: unknown[] = [];
+    const handled = await flaky.work(
+      async (job) => {
+        await job.step();
+        return 'done';
+      },
+      { untilIdle: true, waitSeconds: 0, onError: (e) => errors.push(e) },
+    );
+    expect(handled).toBe(2);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ code: 'TRANSPORT', status: 503 });
+    expect(await admin.getTask('outage')).toMatchObject({ state: 'done', attempts: 2 });
+    expect((await admin.listEscalations()).escalations).toEqual([]);
+    const { events } = await admin.events({ limit: 1000 });
+    expect(events.filter((e) => e.taskId === 'outage').map((e) => e.type)).toEqual([
+      'task.enqueued',
+      'task.claimed',
+      'task.released',
+      'task.claimed',
+      'task.step',
+      'task.transitioned',
+    ]);
+  });
+
   it('runs several tasks at once, claiming and finishing them in batches', async () => {
     for (let i = 0; i < 12; i++)
       await planner.enqueue({ id: `b-${i}`, type: 'build', admission: ADMISSION });
