@@ -33,12 +33,22 @@ let worker: CoordinationClient;
 let tokens: Record<string, string>;
 
 function clientFor(token: string): CoordinationClient {
+  return clientAround(token, (_request, pass) => pass());
+}
+
+/** A client on the in-process app whose requests `around` sees first, answering or passing on. */
+function clientAround(
+  token: string,
+  around: (request: Request, pass: () => Promise<Response>) => Promise<Response>,
+): CoordinationClient {
   return new CoordinationClient({
     url: 'http://coordination.test',
     token,
     retries: 0,
-    fetch: (input, init) =>
-      Promise.resolve(app.fetch(input instanceof Request ? input : new Request(input, init))),
+    fetch: (input, init) => {
+      const request = input instanceof Request ? input : new Request(input, init);
+      return around(request, () => Promise.resolve(app.fetch(request)));
+    },
   });
 }
 
@@ -477,16 +487,10 @@ describe('finishing and claiming in one request', () => {
       await planner.enqueue({ id, type: 'build', admission: ADMISSION });
     const stop = new AbortController();
     // The worker is stopped as the answer to its first finish (which claimed s2) arrives.
-    const stopping = new CoordinationClient({
-      url: 'http://coordination.test',
-      token: tokens.worker as string,
-      retries: 0,
-      fetch: async (input, init) => {
-        const request = input instanceof Request ? input : new Request(input, init);
-        const response = await app.fetch(request);
-        if (request.url.endsWith('/s1/transition')) stop.abort();
-        return response;
-      },
+    const stopping = clientAround(tokens.worker as string, async (request, pass) => {
+      const response = await pass();
+      if (request.url.endsWith('/s1/transition')) stop.abort();
+      return response;
     });
     const handled = await stopping.work(async () => 'done', {
       signal: stop.signal,
@@ -998,18 +1002,12 @@ describe('the worker helper', () => {
   it('gives a task back, not blocked, when its handler failed only because the service did not answer', async () => {
     await planner.enqueue({ id: 'outage', type: 'build', admission: ADMISSION });
     let refused = 0;
-    const flaky = new CoordinationClient({
-      url: 'http://coordination.test',
-      token: tokens.worker as string,
-      retries: 0,
-      fetch: async (input, init) => {
-        const request = input instanceof Request ? input : new Request(input, init);
-        if (request.url.endsWith('/steps') && refused++ === 0) {
-          const body = { error: { code: 'UNAVAILABLE', message: 'The storage does not answer' } };
-          return Response.json(body, { status: 503 });
-        }
-        return app.fetch(request);
-      },
+    const flaky = clientAround(tokens.worker as string, async (request, pass) => {
+      if (request.url.endsWith('/steps') && refused++ === 0) {
+        const body = { error: { code: 'UNAVAILABLE', message: 'The storage does not answer' } };
+        return Response.json(body, { status: 503 });
+      }
+      return pass();
     });
     const errors: unknown[] = [];
     const handled = await flaky.work(
