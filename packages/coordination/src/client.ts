@@ -631,8 +631,8 @@ export class CoordinationClient {
    * Works tasks one at a time: claim (waiting for work), heartbeat while the handler runs, then
    * move the task to the state the handler returns (default `done`). A handler that throws gets
    * its task blocked (which escalates it) and the worker carries on, except when what it threw
-   * is the service not answering one of its calls: that task goes back to the queue. Returns how many tasks it
-   * handled, when `signal` aborts or (with `untilIdle`) when a claim finds nothing.
+   * is the service not answering one of its calls: that task goes back to the queue. Returns how
+   * many tasks it handled, when `signal` aborts or (with `untilIdle`) when a claim finds nothing.
    */
   async work(handler: JobHandler, options: WorkOptions = {}): Promise<number> {
     const concurrency = options.concurrency ?? 1;

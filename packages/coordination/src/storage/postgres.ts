@@ -677,15 +677,9 @@ export class PostgresStorage implements Storage {
     if (updates.length > 1 && alike(updates)) {
       rows = this.#byItem(updates.length, await this.#alikeQuery(sql, updates, undefined));
     } else {
-      // Sent together, so the driver pipelines them on the transaction's connection.
-      rows = await sql.begin((tx) =>
-        Promise.all(updates.map(async (u) => (await this.#updateQuery(tx, u))[0])),
-      );
+      rows = await sql.begin((tx) => this.#updateEach(tx, updates));
     }
-    const results = rows.map((row) => (row === undefined ? undefined : toTask(row)));
-    if (results.some((r) => r?.state === 'todo')) this.#emit('task');
-    else if (results.some((r) => r !== undefined)) this.#emit('event');
-    return results;
+    return this.#updated(rows);
   }
 
   async updateThenClaim(
@@ -707,9 +701,7 @@ export class PostgresStorage implements Storage {
         : stages.filter((row) => row.stage === 'c');
     } else {
       ({ rows, claimed } = await sql.begin(async (tx) => {
-        const rows = await Promise.all(
-          updates.map(async (u) => (await this.#updateQuery(tx, u))[0]),
-        );
+        const rows = await this.#updateEach(tx, updates);
         if (rows.every((row) => row === undefined)) return { rows, claimed: undefined };
         const { request, max, event } = claim;
         const next = this.#nextTodo(tx, request.types, max, [
@@ -720,13 +712,23 @@ export class PostgresStorage implements Storage {
         return { rows, claimed: await this.#claimQuery(tx, which, request, event) };
       }));
     }
+    return {
+      tasks: this.#updated(rows),
+      claimed: claimed?.map(toTask).sort((a, b) => b.priority - a.priority || a.seq - b.seq),
+    };
+  }
+
+  /** Each update as its own statement in the transaction, sent together (the driver pipelines). */
+  #updateEach(tx: Tx, updates: readonly TaskUpdate[]): Promise<Array<Row | undefined>> {
+    return Promise.all(updates.map(async (u) => (await this.#updateQuery(tx, u))[0]));
+  }
+
+  /** The tasks updates returned, signalled: `task` when one went back to the queue. */
+  #updated(rows: ReadonlyArray<Row | undefined>): Array<TaskRow | undefined> {
     const tasks = rows.map((row) => (row === undefined ? undefined : toTask(row)));
     if (tasks.some((task) => task?.state === 'todo')) this.#emit('task');
     else if (tasks.some((task) => task !== undefined)) this.#emit('event');
-    return {
-      tasks,
-      claimed: claimed?.map(toTask).sort((a, b) => b.priority - a.priority || a.seq - b.seq),
-    };
+    return tasks;
   }
 
   /** The updated rows of a statement's result (`stage` 'u', numbered `n_`), by update. */
