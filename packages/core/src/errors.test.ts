@@ -5,6 +5,7 @@ import {
   ConflictError,
   formatAmount,
   IdleEnforcementError,
+  InvalidInputError,
   InvalidTransitionError,
   KernelError,
   LoopDetectionError,
@@ -35,6 +36,7 @@ const samples: KernelError[] = [
   new TransportError({ method: 'GET', url: 'http://127.0.0.1/api/x', status: 503 }),
   new NotFoundError({ resource: 'task', id: 't9' }),
   new StoreError({ path: '/s/state.json', problem: 'newer_version', version: 2 }),
+  new InvalidInputError({ field: 'task id', problem: 'must not be blank' }),
 ];
 
 describe('KernelError', () => {
@@ -50,6 +52,7 @@ describe('KernelError', () => {
       ['TransportError', 'TRANSPORT'],
       ['NotFoundError', 'NOT_FOUND'],
       ['StoreError', 'STORE'],
+      ['InvalidInputError', 'INVALID_INPUT'],
     ]);
     for (const e of samples) {
       expect(e).toBeInstanceOf(KernelError);

@@ -11,7 +11,8 @@ export type KernelErrorCode =
   | 'CONFLICT'
   | 'TRANSPORT'
   | 'NOT_FOUND'
-  | 'STORE';
+  | 'STORE'
+  | 'INVALID_INPUT';
 
 /** Options every kernel error accepts. */
 export interface KernelErrorOptions {
@@ -459,6 +460,41 @@ export class NotFoundError extends KernelError {
   }
 }
 
+/** Fields of an {@link InvalidInputError}. */
+export interface InvalidInputDetails {
+  /** What was given, in words: `task id`, `agent id`, `--max-steps`. */
+  field: string;
+  /** What is wrong with it, e.g. `must not be blank`. Never the value itself. */
+  problem: string;
+}
+
+/**
+ * A value a caller gave is not one exec-kernel accepts: an id that is blank, too long or holds
+ * control characters, a number out of range. The message names the field and the problem, never
+ * the value (it may be huge or hold terminal escapes).
+ */
+export class InvalidInputError extends KernelError {
+  override name = 'InvalidInputError' as const;
+  declare readonly code: 'INVALID_INPUT';
+  readonly field: string;
+  readonly problem: string;
+
+  constructor(details: InvalidInputDetails, options: KernelErrorOptions = {}) {
+    super(
+      'INVALID_INPUT',
+      options.message ?? `Invalid ${details.field}: ${details.problem}`,
+      compact(details),
+      options,
+    );
+    this.field = details.field;
+    this.problem = details.problem;
+  }
+
+  static override is(value: unknown): value is InvalidInputError {
+    return hasCode(value, 'INVALID_INPUT');
+  }
+}
+
 /** Why a state store refused to read or write. */
 export type StoreProblem = 'newer_version' | 'corrupt' | 'locked' | 'io';
 
@@ -534,6 +570,8 @@ export function reviveKernelError(json: {
       return new NotFoundError(d, options);
     case 'STORE':
       return new StoreError(d, options);
+    case 'INVALID_INPUT':
+      return new InvalidInputError(d, options);
     default:
       return new KernelError(json.code as KernelErrorCode, json.message, json.details ?? {});
   }

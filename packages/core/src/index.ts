@@ -7,6 +7,7 @@ export type {
   ConfigProblem,
   ConflictDetails,
   IdleEnforcementDetails,
+  InvalidInputDetails,
   InvalidTransitionDetails,
   KernelErrorCode,
   KernelErrorJSON,
@@ -25,6 +26,7 @@ export {
   ConflictError,
   formatAmount,
   IdleEnforcementError,
+  InvalidInputError,
   InvalidTransitionError,
   KernelError,
   LoopDetectionError,
@@ -34,6 +36,7 @@ export {
   TaskAdmissionError,
   TransportError,
 } from './errors.js';
+export { checkId, idProblem, isValidId, MAX_ID_LENGTH } from './ids.js';
 export type { Unsubscribe } from './listener-set.js';
 export { ListenerSet } from './listener-set.js';
 export {

@@ -22,6 +22,7 @@ export type ViolationKind =
   | 'transport'
   | 'not_found'
   | 'store'
+  | 'invalid_input'
   | 'other';
 
 /**
@@ -68,6 +69,8 @@ function kindOf(error: KernelError): ViolationKind {
       return 'not_found';
     case 'STORE':
       return 'store';
+    case 'INVALID_INPUT':
+      return 'invalid_input';
     default:
       return 'other';
   }
