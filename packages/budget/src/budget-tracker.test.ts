@@ -1,7 +1,13 @@
 import { BudgetExceededError, ManualClock, NotFoundError } from '@exec-kernel/core';
 import { describe, expect, it } from 'vitest';
 import { type BudgetEvent, BudgetTracker, type BudgetWarning } from './budget-tracker.js';
-import { assertWithinBudget, DEFAULT_LIMITS, evaluateBudget, resolveLimits } from './limits.js';
+import {
+  assertWithinBudget,
+  DEFAULT_LIMITS,
+  evaluateBudget,
+  LIMIT_MAXIMUMS,
+  resolveLimits,
+} from './limits.js';
 
 function exceeded(fn: () => unknown): BudgetExceededError {
   try {
@@ -33,6 +39,9 @@ describe('BudgetTracker: steps', () => {
     expect(exceeded(() => tracker.recordStep('t', 5)).observed).toBe(15);
     expect(() => tracker.recordStep('t', 0.5)).toThrow(RangeError);
     expect(() => tracker.recordStep('t', -1)).toThrow(RangeError);
+    expect(() => tracker.recordStep('t', 1e20)).toThrow(
+      'Step count must be at most 1000000000, got 100000000000000000000',
+    );
   });
 
   it('refuses unknown tasks and double starts', () => {
@@ -263,6 +272,11 @@ describe('pure limit functions', () => {
     expect(() => resolveLimits({ maxSteps: 2.5 })).toThrow(RangeError);
     expect(() => resolveLimits({ maxSteps: null })).toThrow('maxSteps cannot be unlimited');
     expect(() => resolveLimits({ maxDurationSeconds: Number.NaN })).toThrow(RangeError);
+    expect(resolveLimits({ maxSteps: LIMIT_MAXIMUMS.maxSteps }).maxSteps).toBe(1_000_000_000);
+    expect(() => resolveLimits({ maxSteps: 1e20 })).toThrow(
+      'Budget limit maxSteps must be at most 1000000000, got 100000000000000000000',
+    );
+    expect(() => resolveLimits({ maxTokens: 2 ** 60 })).toThrow('maxTokens must be at most');
     expect(() => new BudgetTracker({ defaults: { maxDepth: -3 } })).toThrow(RangeError);
     expect(new BudgetTracker({ defaults: { maxSteps: 7 } }).startTask('t').limits.maxSteps).toBe(7);
   });

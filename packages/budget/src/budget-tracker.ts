@@ -14,6 +14,7 @@ import {
   type BudgetUsage,
   DEFAULT_LIMITS,
   evaluateBudget,
+  LIMIT_MAXIMUMS,
   resolveLimits,
 } from './limits.js';
 
@@ -276,11 +277,13 @@ function checkWarnAt(value: number): number {
   return value;
 }
 
-function checkAmount(name: string, value: number, integer: boolean): number {
+// One call may add at most what the largest limit of its kind allows, so counters stay exact.
+function checkAmount(name: string, value: number, integer: boolean, max: number): number {
   if (!(Number.isFinite(value) && value >= 0) || (integer && !Number.isInteger(value))) {
     const kind = integer ? 'a non-negative integer' : 'a non-negative finite number';
     throw new RangeError(`${name} must be ${kind}, got ${value}`);
   }
+  if (value > max) throw new RangeError(`${name} must be at most ${max}, got ${value}`);
   return value;
 }
 
@@ -372,7 +375,7 @@ export class BudgetTracker {
    * @throws NotFoundError when the task is not being tracked.
    */
   recordStep(taskId: string, count = 1): BudgetState {
-    checkAmount('Step count', count, true);
+    checkAmount('Step count', count, true, LIMIT_MAXIMUMS.maxSteps);
     const state = this.#require(taskId);
     for (let s: BudgetState | undefined = state; s !== undefined; s = s.parent) s._add(count, 0, 0);
     if (!this.#records.isEmpty) this.#records.emit({ type: 'step', taskId, count });
@@ -390,8 +393,8 @@ export class BudgetTracker {
    * @throws NotFoundError when the task is not being tracked.
    */
   recordUsage(taskId: string, usage: { tokens?: number; costUsd?: number }): BudgetState {
-    const tokens = checkAmount('Token count', usage.tokens ?? 0, true);
-    const costUsd = checkAmount('Cost', usage.costUsd ?? 0, false);
+    const tokens = checkAmount('Token count', usage.tokens ?? 0, true, LIMIT_MAXIMUMS.maxTokens);
+    const costUsd = checkAmount('Cost', usage.costUsd ?? 0, false, LIMIT_MAXIMUMS.maxCostUsd);
     const state = this.#require(taskId);
     for (let s: BudgetState | undefined = state; s !== undefined; s = s.parent)
       s._add(0, tokens, costUsd);

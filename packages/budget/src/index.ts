@@ -18,5 +18,6 @@ export {
   budgetReadings,
   DEFAULT_LIMITS,
   evaluateBudget,
+  LIMIT_MAXIMUMS,
   resolveLimits,
 } from './limits.js';

@@ -26,6 +26,19 @@ export const DEFAULT_LIMITS: Readonly<BudgetLimits> = Object.freeze({
   maxCostUsd: null,
 });
 
+/**
+ * The largest value each limit accepts. Past these a number is a typo or an attack, not a budget
+ * (`1e20` steps would print as `200000000000000000000 %`), and every amount stays a safe integer
+ * when counters add up. The CLI, the config file and the coordination service all refuse more.
+ */
+export const LIMIT_MAXIMUMS: Readonly<Record<keyof BudgetLimits, number>> = Object.freeze({
+  maxSteps: 1_000_000_000,
+  maxDepth: 10_000,
+  maxDurationSeconds: 1_000_000_000,
+  maxTokens: 1_000_000_000_000_000,
+  maxCostUsd: 1_000_000_000,
+});
+
 /** What a task has spent so far. Any field left out is not checked. */
 export interface BudgetUsage {
   stepsTaken?: number | undefined;
@@ -43,7 +56,8 @@ const LIMIT_KEYS = Object.keys(DEFAULT_LIMITS) as (keyof BudgetLimits)[];
 
 /**
  * Fills `input` from `defaults` and checks every value. Counts must be non-negative integers,
- * seconds and dollars non-negative numbers; only tokens and cost may be unlimited (`null`/`Infinity`).
+ * seconds and dollars non-negative numbers, none above its {@link LIMIT_MAXIMUMS} entry; only
+ * tokens and cost may be unlimited (`null`/`Infinity`).
  *
  * @throws RangeError naming the first bad limit.
  */
@@ -66,6 +80,10 @@ export function resolveLimits(
     ) {
       const kind = INTEGER_LIMITS.has(key) ? 'a non-negative integer' : 'a non-negative number';
       throw new RangeError(`Budget limit ${key} must be ${kind}, got ${String(value)}`);
+    } else if (value > LIMIT_MAXIMUMS[key]) {
+      throw new RangeError(
+        `Budget limit ${key} must be at most ${LIMIT_MAXIMUMS[key]}, got ${String(value)}`,
+      );
     }
     (limits as Record<string, number | null>)[key] = value;
   }
