@@ -496,7 +496,13 @@ export class InvalidInputError extends KernelError {
 }
 
 /** Why a state store refused to read or write. */
-export type StoreProblem = 'newer_version' | 'corrupt' | 'locked' | 'io';
+export type StoreProblem =
+  | 'newer_version'
+  | 'corrupt'
+  | 'locked'
+  | 'lock_lost'
+  | 'permission'
+  | 'io';
 
 /** Fields of a {@link StoreError}. */
 export interface StoreErrorDetails {
@@ -505,9 +511,18 @@ export interface StoreErrorDetails {
   problem: StoreProblem;
   /** For `newer_version`: the format version found in the file. */
   version?: number | undefined;
+  /** For `permission` and `io`: whether reading or writing failed. */
+  access?: 'read' | 'write' | undefined;
+  /** For `permission` and `io`: the system error code, e.g. `EACCES` or `ENOSPC`. */
+  reason?: string | undefined;
+  /** For `permission`: the folder or file the user may not write to (or read). */
+  target?: string | undefined;
+  /** For `lock_lost`: after how long a lock counts as stale, in ms. */
+  staleLockMs?: number | undefined;
 }
 
 function storeMessage(d: StoreErrorDetails): string {
+  const reason = d.reason === undefined ? '' : ` (${d.reason})`;
   switch (d.problem) {
     case 'newer_version':
       return `State file ${d.path} has format version ${d.version}, newer than this exec-kernel reads; upgrade @exec-kernel/memory to use it`;
@@ -515,12 +530,23 @@ function storeMessage(d: StoreErrorDetails): string {
       return `State file ${d.path} is not a valid exec-kernel state file`;
     case 'locked':
       return `State file ${d.path} stayed locked by another process; try again`;
+    case 'lock_lost':
+      return `State file ${d.path} was not written: this process stalled past the ${d.staleLockMs ?? '?'} ms stale-lock limit and another process took over its lock; nothing was lost, run the command again`;
+    case 'permission':
+      return d.access === 'read'
+        ? `State file ${d.path} cannot be read: permission denied on ${d.target ?? d.path}${reason}`
+        : `State file ${d.path} cannot be written: permission denied on ${d.target ?? d.path}${reason}`;
     case 'io':
-      return `State file ${d.path} could not be read or written`;
+      return d.access === undefined
+        ? `State file ${d.path} could not be read or written${reason}`
+        : `State file ${d.path} could not be ${d.access === 'read' ? 'read' : 'written'}${reason}`;
   }
 }
 
-/** A state store could not be read or written: a newer format, a damaged file, a lock that never freed. */
+/**
+ * A state store could not be read or written: a newer format, a damaged file, a lock that never
+ * freed, a lock lost while stalled, a folder the user may not write to, or another system error.
+ */
 export class StoreError extends KernelError {
   override name = 'StoreError' as const;
   declare readonly code: 'STORE';

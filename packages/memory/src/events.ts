@@ -1,5 +1,5 @@
 import type { BudgetEvent } from '@exec-kernel/budget';
-import { NotFoundError } from '@exec-kernel/core';
+import { checkId, NotFoundError } from '@exec-kernel/core';
 import { type IdleEvent, type TransitionEvent, validateTransition } from '@exec-kernel/lifecycle';
 import type { RegisterEvent } from '@exec-kernel/loop';
 import type { JsonValue, MemoryState, TaskNote, TaskRecord } from './state.js';
@@ -76,6 +76,8 @@ function applyBudget(state: MemoryState, event: BudgetEvent): void {
  * @throws InvalidTransitionError when a recorded move is no longer valid from the stored state
  *   (another process moved the task meanwhile).
  * @throws NotFoundError when budget spending names a task whose budget the state does not hold.
+ * @throws InvalidInputError when a new task, agent, type or context key breaks core's id rule
+ *   (`checkId`); records already stored are read as they are.
  */
 export function applyEvent(state: MemoryState, e: MemoryEvent): void {
   switch (e.type) {
@@ -93,6 +95,10 @@ export function applyEvent(state: MemoryState, e: MemoryEvent): void {
     }
     case 'register': {
       const { node, depth } = e.event;
+      checkId(node.agentId, 'agent id');
+      checkId(node.taskType, 'task type');
+      if (node.parentTaskId !== undefined) checkId(node.parentTaskId, 'parent task id');
+      if (node.createdByTaskId !== undefined) checkId(node.createdByTaskId, 'creator task id');
       const task = state.ensureTask(node.taskId, e.at);
       task.agentId = node.agentId;
       task.taskType = node.taskType;
@@ -125,9 +131,17 @@ export function applyEvent(state: MemoryState, e: MemoryEvent): void {
       return;
     }
     case 'context': {
+      checkId(e.key, 'context key');
       const task = state.ensureTask(e.taskId, e.at);
+      // Defined, not assigned: a key such as `__proto__` is kept like any other, never a prototype.
       if (e.value === undefined) delete task.context[e.key];
-      else task.context[e.key] = e.value;
+      else
+        Object.defineProperty(task.context, e.key, {
+          value: e.value,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
       task.updatedAt = e.at;
       return;
     }

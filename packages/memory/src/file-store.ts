@@ -1,16 +1,7 @@
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  unlinkSync,
-  writeFileSync,
-} from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
-import { KernelError, StoreError } from '@exec-kernel/core';
-import { lock } from 'proper-lockfile';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { StoreError } from '@exec-kernel/core';
+import { acquireFileLock } from './file-lock.js';
 import { MemoryState } from './state.js';
 import type { StateStore } from './store.js';
 
@@ -22,23 +13,29 @@ export interface FileStoreOptions {
    */
   lockTimeoutMs?: number | undefined;
   /**
-   * A lock not refreshed for this long is taken as left by a dead process and broken.
-   * Default: `10000` ms (the lock is refreshed every half of it while held).
+   * A lock held this long is taken as stale (its holder stalled or died) and may be broken. A
+   * holder whose lock was broken writes nothing (`StoreError` `lock_lost`). A lock whose holder
+   * was a process of this machine that no longer runs is broken at once.
+   * Default: `10000` ms.
    */
   staleLockMs?: number | undefined;
 }
 
-let writes = 0;
+function errnoOf(error: unknown): string | undefined {
+  return (error as NodeJS.ErrnoException | undefined)?.code;
+}
 
-function isMissing(error: unknown): boolean {
-  return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+function isPermission(code: string | undefined): boolean {
+  return code === 'EACCES' || code === 'EPERM' || code === 'EROFS';
 }
 
 /**
  * A JSON state file shared safely by many processes (agents calling the CLI at once). Every update
  * is a read-modify-write under a lock; the new state goes to a temporary file that is fsynced and
  * renamed over the old one, so a crash at any moment leaves either the old or the new file, never a
- * torn one, and no concurrent update is lost. Reads need no lock.
+ * torn one, and no concurrent update is lost. The lock is fenced: a process that stalls while it
+ * holds it (a suspended shell, a paused VM) and finds it broken on waking writes nothing, so the
+ * file is never replaced by a state its writer did not read. Reads need no lock.
  *
  * @example
  * ```ts
@@ -69,89 +66,40 @@ export class FileStore implements StateStore {
     try {
       text = readFileSync(this.location, 'utf8');
     } catch (error) {
-      if (isMissing(error)) return new MemoryState([], [], this.location);
-      throw new StoreError({ path: this.location, problem: 'io' }, { cause: error });
+      const reason = errnoOf(error);
+      if (reason === 'ENOENT') return new MemoryState([], [], this.location);
+      const problem = isPermission(reason) ? 'permission' : 'io';
+      throw new StoreError(
+        { path: this.location, problem, access: 'read', reason, target: this.location },
+        { cause: error },
+      );
     }
     return MemoryState.fromText(text, this.location);
   }
 
   async update<T>(mutate: (state: MemoryState) => T): Promise<T> {
-    const release = await this.#lock();
+    const folder = dirname(this.location);
+    try {
+      mkdirSync(folder, { recursive: true });
+    } catch (error) {
+      const reason = errnoOf(error);
+      const problem = isPermission(reason) ? 'permission' : 'io';
+      throw new StoreError(
+        { path: this.location, problem, access: 'write', reason, target: folder },
+        { cause: error },
+      );
+    }
+    const lock = await acquireFileLock(this.location, {
+      timeoutMs: this.#lockTimeoutMs,
+      staleMs: this.#staleLockMs,
+    });
     try {
       const state = this.#read();
       const result = mutate(state);
-      if (state.changed) this.#write(state);
+      if (state.changed) lock.replace(state.toText());
       return result;
     } finally {
-      // A release that fails (the lock was already broken as stale) must not hide our result.
-      await release().catch(() => undefined);
-    }
-  }
-
-  async #lock(): Promise<() => Promise<void>> {
-    const dir = dirname(this.location);
-    try {
-      mkdirSync(dir, { recursive: true });
-    } catch (error) {
-      throw new StoreError({ path: this.location, problem: 'io' }, { cause: error });
-    }
-    const minTimeout = 2;
-    const maxTimeout = 50;
-    try {
-      return await lock(this.location, {
-        realpath: false,
-        lockfilePath: `${this.location}.lock`,
-        stale: this.#staleLockMs,
-        update: this.#staleLockMs / 2,
-        retries: {
-          // Enough attempts to cover lockTimeoutMs at the longest wait between them.
-          retries: Math.ceil(this.#lockTimeoutMs / maxTimeout),
-          minTimeout,
-          maxTimeout,
-          factor: 1.5,
-          randomize: true,
-        },
-        // If another process breaks our lock as stale we still finish the write we are in: the
-        // rename keeps the file whole, and the default (throwing from a timer) would crash.
-        onCompromised: () => undefined,
-      });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ELOCKED') {
-        throw new StoreError({ path: this.location, problem: 'locked' }, { cause: error });
-      }
-      throw new StoreError({ path: this.location, problem: 'io' }, { cause: error });
-    }
-  }
-
-  #write(state: MemoryState): void {
-    const dir = dirname(this.location);
-    // Unique per process and write; node:crypto is not worth its load time for this.
-    const unique = `${process.pid}.${Date.now().toString(36)}.${(writes++).toString(36)}`;
-    const temp = join(dir, `.${basename(this.location)}.${unique}.tmp`);
-    try {
-      const fd = openSync(temp, 'w');
-      try {
-        writeFileSync(fd, state.toText());
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      renameSync(temp, this.location);
-      // fsync the directory so the rename itself survives a power cut.
-      const dirFd = openSync(dir, 'r');
-      try {
-        fsyncSync(dirFd);
-      } finally {
-        closeSync(dirFd);
-      }
-    } catch (error) {
-      try {
-        unlinkSync(temp);
-      } catch {
-        // Already gone, or never made.
-      }
-      if (KernelError.is(error)) throw error;
-      throw new StoreError({ path: this.location, problem: 'io' }, { cause: error });
+      lock.release();
     }
   }
 }

@@ -1,5 +1,11 @@
 import type { BudgetLimits } from '@exec-kernel/budget';
-import { type BudgetType, isTaskState, StoreError, type TaskState } from '@exec-kernel/core';
+import {
+  type BudgetType,
+  checkId,
+  isTaskState,
+  StoreError,
+  type TaskState,
+} from '@exec-kernel/core';
 import type { SleepRecord, TransitionRecord, WakeRecord } from '@exec-kernel/lifecycle';
 import { RecordMap } from './record-map.js';
 
@@ -161,10 +167,15 @@ export class MemoryState {
     this.#changed = true;
   }
 
-  /** The task's record, created in `initial` state (default `todo`) when it is not known yet. */
+  /**
+   * The task's record, created in `initial` state (default `todo`) when it is not known yet.
+   *
+   * @throws InvalidInputError when a task not known yet has an id that breaks core's id rule.
+   */
   ensureTask(taskId: string, now: string, initial: TaskState = 'todo'): TaskRecord {
     let task = this.tasks.get(taskId);
     if (task === undefined) {
+      checkId(taskId, 'task id');
       task = {
         taskId,
         createdAt: now,
@@ -180,10 +191,15 @@ export class MemoryState {
     return task;
   }
 
-  /** The agent's record, created when it is not known yet. */
+  /**
+   * The agent's record, created when it is not known yet.
+   *
+   * @throws InvalidInputError when an agent not known yet has an id that breaks core's id rule.
+   */
   ensureAgent(agentId: string): AgentRecord {
     let agent = this.agents.get(agentId);
     if (agent === undefined) {
+      checkId(agentId, 'agent id');
       agent = { agentId };
       this.agents.set(agentId, agent);
     }

@@ -93,6 +93,32 @@ describe('TaskMemory.transaction', () => {
     expect(JSON.stringify(await store.read())).toBe(before);
   });
 
+  it('refuses ids, types and context keys that break the id rule, and saves nothing', async () => {
+    const { memory, store } = setup();
+    await memory.transaction((s) => s.loop.checkNewTask('a', 'x', 'plan'));
+    const before = JSON.stringify(await store.read());
+    const refused = [
+      [() => memory.transaction((s) => s.loop.checkNewTask('b\nc', 'x', 'plan')), 'task id'],
+      [() => memory.transaction((s) => s.loop.checkNewTask('b', ' ', 'plan')), 'agent id'],
+      [() => memory.transaction((s) => s.loop.checkNewTask('b', 'x', '\u001b[2J')), 'task type'],
+      [
+        () =>
+          memory.transaction((s) => s.loop.checkNewTask('b', 'x', 'plan', { parentTaskId: '' })),
+        'parent task id',
+      ],
+      [() => memory.note('x'.repeat(100_000), 'hi'), 'task id'],
+      [() => memory.setContext('a', '', 1), 'context key'],
+      [
+        () => memory.transaction((s) => s.idle.sleep({ agentId: 'a\u0000', timeoutSeconds: 5 })),
+        'agent id',
+      ],
+    ] as const;
+    for (const [attempt, field] of refused) {
+      await expect(attempt()).rejects.toMatchObject({ code: 'INVALID_INPUT', field });
+    }
+    expect(JSON.stringify(await store.read())).toBe(before);
+  });
+
   it('remembers sleep until wake, and marks terminal tasks finished for the loop detector', async () => {
     const { memory, clock } = setup({ maxNodes: 2 });
     await memory.transaction((s) => s.idle.sleep({ agentId: 'worker', timeoutSeconds: 60 }));

@@ -1,11 +1,12 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { StoreError } from '@exec-kernel/core';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FileStore } from '../src/file-store.js';
+import { MemoryState } from '../src/state.js';
 import { TaskMemory } from '../src/task-memory.js';
 
 const run = promisify(execFile);
@@ -88,17 +89,110 @@ describe('FileStore', () => {
     }
   });
 
-  it('gives up on a lock that stays held, and breaks a stale one', async () => {
-    await mkdir(`${file}.lock`, { recursive: true });
+  it('waits for a lock a live process holds, and breaks it once stale', async () => {
+    // A lock as a running process holds it: its token's folder with the owner file inside.
+    const owner = join(`${file}.lock`, `${process.pid}-held`);
+    await mkdir(owner, { recursive: true });
+    await writeFile(
+      join(owner, 'owner.json'),
+      JSON.stringify({ pid: process.pid, host: hostname() }),
+    );
     const store = new FileStore(file, { lockTimeoutMs: 300 });
     const e = await storeError(store.update((s) => s.touch()));
     expect(e.problem).toBe('locked');
     expect(e.message).toContain('stayed locked by another process');
     const old = new Date(Date.now() - 60_000);
-    await utimes(`${file}.lock`, old, old);
+    await utimes(join(owner, 'owner.json'), old, old);
+    await store.update((s) => s.ensureTask('t', 'now'));
+    expect((await store.read()).tasks.has('t')).toBe(true);
+    await expect(readdir(dir + '/state')).resolves.toEqual(['state.json']);
+  });
+
+  it('breaks at once a fresh lock whose holder no longer runs', async () => {
+    const gone = spawn(process.execPath, ['-e', '']);
+    const pid = gone.pid as number;
+    await new Promise((r) => gone.once('exit', r));
+    const owner = join(`${file}.lock`, `${pid}-dead`);
+    await mkdir(owner, { recursive: true });
+    await writeFile(join(owner, 'owner.json'), JSON.stringify({ pid, host: hostname() }));
+    // Far inside both the stale limit and the timeout: only the dead holder explains success.
+    const store = new FileStore(file, { lockTimeoutMs: 500, staleLockMs: 60_000 });
     await store.update((s) => s.ensureTask('t', 'now'));
     expect((await store.read()).tasks.has('t')).toBe(true);
   });
+
+  it('keeps a context key named __proto__ (or constructor) like any other, polluting nothing', async () => {
+    const memory = new TaskMemory(new FileStore(file));
+    await memory.transaction((s) => s.loop.checkNewTask('t1', 'a', 'x'));
+    await memory.setContext('t1', '__proto__', { polluted: true });
+    await memory.setContext('t1', 'constructor', 'c');
+    await memory.setContext('t1', 'hasOwnProperty', 1);
+    const context = (await new TaskMemory(new FileStore(file)).getTask('t1'))?.context ?? {};
+    expect(Object.keys(context)).toEqual(['__proto__', 'constructor', 'hasOwnProperty']);
+    expect(Object.getOwnPropertyDescriptor(context, '__proto__')?.value).toEqual({
+      polluted: true,
+    });
+    expect(Object.getPrototypeOf(context)).toBe(Object.prototype);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    await memory.setContext('t1', '__proto__', undefined);
+    expect(Object.keys((await memory.getTask('t1'))?.context ?? {})).toEqual([
+      'constructor',
+      'hasOwnProperty',
+    ]);
+  });
+
+  it('removes what killed writers left beside the file, but not what live ones are using', async () => {
+    const store = new FileStore(file, { staleLockMs: 60_000 });
+    await store.update((s) => s.ensureTask('t', 'now'));
+    const gone = spawn(process.execPath, ['-e', '']);
+    const dead = gone.pid as number;
+    await new Promise((r) => gone.once('exit', r));
+    const state = join(dir, 'state');
+    // An older version's temporary file (20 MiB in the report), a half-made lock and a broken one
+    // of dead processes; a live process's lock in the making; someone else's file.
+    await writeFile(join(state, `.state.json.${dead}.m1x2.0.tmp`), 'x'.repeat(1 << 20));
+    await mkdir(join(state, `.state.json.${dead}-abc.acquire`, `${dead}-abc`), { recursive: true });
+    await mkdir(join(state, `.state.json.${dead}-def.broken`, `${dead}-def`), { recursive: true });
+    await mkdir(join(state, `.state.json.${process.pid}-live.acquire`));
+    await writeFile(join(state, 'notes.txt'), 'mine');
+    await store.update((s) => s.ensureTask('t2', 'now'));
+    expect((await readdir(state)).sort()).toEqual([
+      `.state.json.${process.pid}-live.acquire`,
+      'notes.txt',
+      'state.json',
+    ]);
+  });
+
+  it('says at once, in one line, that a folder it may not write to is not a lock to wait for', async () => {
+    await mkdir(join(dir, 'state'));
+    await writeFile(file, new MemoryState().toText());
+    // Root writes anywhere, so as root the writer runs as nobody against a folder root owns.
+    const asRoot = process.getuid?.() === 0;
+    await chmod(dir, 0o755);
+    await chmod(join(dir, 'state'), asRoot ? 0o755 : 0o555);
+    await chmod(file, 0o644);
+    const started = Date.now();
+    const result = await new Promise<{ code: number | null; stderr: string }>((done) => {
+      const child = spawn(process.execPath, [fixture('step-worker.mjs'), file, 't1', '1'], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
+      });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+      });
+      child.once('exit', (code) => done({ code, stderr }));
+    });
+    await chmod(join(dir, 'state'), 0o755);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain(
+      `State file ${file} cannot be written: permission denied on ${join(dir, 'state')} (EACCES)`,
+    );
+    expect(result.stderr).not.toContain('locked');
+    // Told at once: not after the 30 s lock timeout.
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(await readdir(join(dir, 'state'))).toEqual(['state.json']);
+  }, 40_000);
 });
 
 describe('FileStore under concurrent processes', () => {
@@ -126,10 +220,11 @@ describe('FileStore under concurrent processes', () => {
       writer.kill('SIGKILL');
       await new Promise((r) => writer.once('exit', r));
 
-      const store = new FileStore(file, { staleLockMs: 2_000 });
+      // A stale limit far beyond the test: the dead writer's lock is broken because it is dead.
+      const store = new FileStore(file, { staleLockMs: 600_000, lockTimeoutMs: 5_000 });
       const state = await store.read();
       expect([...state.tasks.keys()].filter((id) => id.startsWith('task-'))).toHaveLength(2000);
-      // The killed writer's lock is broken once stale; the next update goes through.
+      // The killed writer's lock is broken at once; the next update goes through.
       await store.update((s) => s.ensureTask(`after-${delay}`, 'now'));
       expect((await store.read()).tasks.has(`after-${delay}`)).toBe(true);
     }
@@ -137,4 +232,49 @@ describe('FileStore under concurrent processes', () => {
     // Temporary files of killed writers may remain; they never replace the state file.
     expect(leftovers.every((f) => f.startsWith('.state.json.'))).toBe(true);
   }, 120_000);
+});
+
+describe('FileStore when a lock holder stalls', () => {
+  it('never writes over a state it did not read: a holder stopped past the stale limit is refused on waking', async () => {
+    const memory = new TaskMemory(new FileStore(file));
+    await memory.transaction((s) => s.budget.startTask('shared', { maxSteps: 1_000_000 }));
+    await run(process.execPath, [fixture('step-worker.mjs'), file, 'shared', '2']);
+
+    const stalled = spawn(process.execPath, [fixture('stall-step.mjs'), file, 'shared', '1000'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    stalled.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('holding') && !stalled.killed) stalled.kill('SIGSTOP');
+    });
+    stalled.stderr.on('data', (chunk: Buffer) => {
+      err += chunk.toString();
+    });
+    const exited = new Promise<number | null>((r) => stalled.once('exit', (code) => r(code)));
+    await vi.waitFor(() => expect(out).toContain('holding'), { timeout: 10_000 });
+    // Stopped inside its update: the lock is the stalled process's.
+    const [holder] = await readdir(`${file}.lock`);
+    expect(holder?.startsWith(`${stalled.pid}-`)).toBe(true);
+
+    // Three more steps, one process each: the first breaks the stale lock after 1 s.
+    const others = await Promise.all(
+      [0, 1, 2].map(() =>
+        run(process.execPath, [fixture('step-worker.mjs'), file, 'shared', '1', '1000']),
+      ),
+    );
+    stalled.kill('SIGCONT');
+    expect(await exited).toBe(1);
+    expect(err).toContain('STORE: State file');
+    expect(err).toContain(
+      'another process took over its lock; nothing was lost, run the command again',
+    );
+    expect(out).not.toContain('step ');
+
+    const printed = others.map((o) => o.stdout.trim()).sort();
+    expect(printed).toEqual(['step 3', 'step 4', 'step 5']);
+    expect((await memory.getTask('shared'))?.budget?.stepsTaken).toBe(5);
+    expect(await readdir(join(dir, 'state'))).toEqual(['state.json']);
+  }, 60_000);
 });
