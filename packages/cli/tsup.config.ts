@@ -4,13 +4,7 @@ import { base } from '../../tsup.config.ts';
 // Everything the CLI runs is bundled into it: the kernels, config and the store. It installs
 // with no dependencies.
 const bundled: Options = {
-  noExternal: [/^@exec-kernel\//, 'valibot', 'proper-lockfile', 'yaml', 'ky'],
-  esbuildOptions(options) {
-    // graceful-fs only retries EMFILE, which a short-lived process never hits: plain fs spares
-    // loading node:stream and patching fs at every start. signal-exit (via proper-lockfile) only
-    // uses node:assert to check arguments; a shim spares its ~5 ms load.
-    options.alias = { 'graceful-fs': 'node:fs', assert: './src/_assert-shim.ts' };
-  },
+  noExternal: [/^@exec-kernel\//, 'valibot', 'yaml', 'ky'],
 };
 
 // Loaded apart from the binary, only by the calls that need them: package -> dist/<file>.cjs.
@@ -38,7 +32,6 @@ export default defineConfig([
     ...bundled,
     entry: ['src/bin.ts'],
     esbuildOptions(options) {
-      bundled.esbuildOptions?.(options, { format: 'cjs' });
       // import() becomes require(), so loading those files does not start the ESM loader either.
       options.supported = { 'dynamic-import': false };
     },

@@ -105,7 +105,7 @@ describe('FileStore', () => {
     await utimes(join(owner, 'owner.json'), old, old);
     await store.update((s) => s.ensureTask('t', 'now'));
     expect((await store.read()).tasks.has('t')).toBe(true);
-    await expect(readdir(dir + '/state')).resolves.toEqual(['state.json']);
+    await expect(readdir(`${dir}/state`)).resolves.toEqual(['state.json']);
   });
 
   it('breaks at once a fresh lock whose holder no longer runs', async () => {
