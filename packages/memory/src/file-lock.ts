@@ -1,5 +1,6 @@
 import {
   closeSync,
+  fchmodSync,
   fsyncSync,
   mkdirSync,
   openSync,
@@ -247,6 +248,13 @@ function held(
 
   return {
     replace(text: string): void {
+      // The new file keeps the old one's permissions: a state file made private stays private.
+      let mode: number | undefined;
+      try {
+        mode = statSync(target).mode & 0o777;
+      } catch {
+        // No file yet: the default permissions.
+      }
       let fd: number;
       try {
         fd = openSync(temp, 'w');
@@ -257,6 +265,7 @@ function held(
       }
       try {
         try {
+          if (mode !== undefined) fchmodSync(fd, mode);
           writeFileSync(fd, text);
           fsyncSync(fd);
         } finally {

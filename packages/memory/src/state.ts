@@ -84,7 +84,12 @@ function checkTask(value: unknown, location: string): TaskRecord {
   if (
     typeof task?.taskId !== 'string' ||
     !isTaskState(task.state) ||
-    !Array.isArray(task.history)
+    !Array.isArray(task.history) ||
+    // Updates append to notes and define keys on context: a hand edit must not break them.
+    !Array.isArray(task.notes) ||
+    typeof task.context !== 'object' ||
+    task.context === null ||
+    Array.isArray(task.context)
   ) {
     throw corrupt(location);
   }

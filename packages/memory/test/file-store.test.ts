@@ -1,5 +1,15 @@
 import { execFile, spawn } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -77,9 +87,19 @@ describe('FileStore', () => {
     expect(await readFile(file, 'utf8')).toBe(newer);
   });
 
+  it('keeps the permissions a user gave the file', async () => {
+    const store = new FileStore(file);
+    await store.update((s) => s.ensureTask('t1', 'now'));
+    await chmod(file, 0o600);
+    await store.update((s) => s.ensureTask('t2', 'now'));
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+  });
+
   it('refuses a damaged file', async () => {
     await mkdir(join(dir, 'state'));
     for (const text of [
+      '{"version":1,"tasks":[{"taskId":"t","state":"todo","history":[],"notes":[],"context":null}],"agents":[]}',
+      '{"version":1,"tasks":[{"taskId":"t","state":"todo","history":[],"context":{}}],"agents":[]}',
       '{"version": 1, "tasks": [',
       '[]',
       '{"version":1,"tasks":[{"taskId":"t","state":"open","history":[]}],"agents":[]}',
