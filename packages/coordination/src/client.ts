@@ -45,6 +45,7 @@ export interface BudgetWarningView {
 /** One claimed task, as the worker helper hands it to a handler. */
 export interface Job {
   readonly task: TaskView;
+  /** The lease; its `until` moves with each heartbeat the service accepts. */
   readonly lease: Lease;
   /**
    * Aborted when the lease is gone (it expired, or another claim took the task: `signal.reason`
@@ -807,13 +808,15 @@ export class CoordinationClient {
   }
 
   async #handle(
-    { task, lease }: Claimed,
+    { task, lease: claimed }: Claimed,
     handler: JobHandler,
     leaseSeconds: number,
     options: WorkOptions,
     finish: Finish,
     abandon: AbortSignal,
   ): Promise<void> {
+    // Its end moves with each heartbeat: a report retried through an outage goes on until then.
+    const lease: Lease = { ...claimed };
     // `lost`: the lease is gone, nothing more is reported. `seen`: what the handler is told,
     // the lease gone or the worker stopping; a stop keeps the lease and still reports.
     const lost = new AbortController();
@@ -839,10 +842,15 @@ export class CoordinationClient {
     let moved = false;
     const timer = setInterval(
       () => {
-        this.heartbeat(task.id, { leaseId: lease.id, leaseSeconds }).catch((error: unknown) => {
-          if (isLeaseGone(error) || (error instanceof TransportError && error.status === 403))
-            loseLease(error);
-        });
+        this.heartbeat(task.id, { leaseId: lease.id, leaseSeconds }).then(
+          (beat) => {
+            lease.until = beat.lease.until;
+          },
+          (error: unknown) => {
+            if (isLeaseGone(error) || (error instanceof TransportError && error.status === 403))
+              loseLease(error);
+          },
+        );
       },
       (leaseSeconds * 1000) / 3,
     );
@@ -911,7 +919,6 @@ export class CoordinationClient {
     options: WorkOptions,
     next?: { types?: string[]; leaseSeconds?: number },
   ): Promise<Claimed | undefined> {
-    const until = Date.parse(lease.until);
     for (let attempt = 0; ; attempt++) {
       try {
         if (attempt > 0 && (await this.getTask(id)).state === to) return undefined;
@@ -921,7 +928,9 @@ export class CoordinationClient {
         });
         return moved.next ?? undefined;
       } catch (error) {
-        if (!isUnavailable(error) || lost.aborted || Date.now() >= until) throw error;
+        // `lease.until` follows the heartbeats, which go on meanwhile.
+        if (!isUnavailable(error) || lost.aborted || Date.now() >= Date.parse(lease.until))
+          throw error;
         options.onUnavailable?.(error);
         await pause(backoffMs(attempt), lost);
       }

@@ -53,7 +53,25 @@ interface Running {
   url: string;
   service: CoordinationService;
   clock: ManualClock;
+  /** Stops answering HTTP (the port refuses connections); the service and its data stay. */
+  goAway(): Promise<void>;
+  /** Answers HTTP again, on the same port. */
+  comeBack(): Promise<void>;
   close(): Promise<void>;
+}
+
+function listen(app: ReturnType<typeof createApp>, port: number): Promise<Server> {
+  return new Promise<Server>((resolve) => {
+    const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port }, () =>
+      resolve(s as Server),
+    ) as Server;
+  });
+}
+
+function shut(server: Server): Promise<void> {
+  const closed = new Promise<void>((r) => server.close(() => r()));
+  server.closeAllConnections();
+  return closed;
 }
 
 /** The service over real HTTP on 127.0.0.1, its clock in the test's hands, no reaper of its own. */
@@ -68,21 +86,23 @@ async function startService(db: string): Promise<Running> {
   });
   await service.start();
   const app = createApp(service);
-  const server = await new Promise<Server>((resolve) => {
-    const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () =>
-      resolve(s as Server),
-    ) as Server;
-  });
+  let server: Server | undefined = await listen(app, 0);
   const { port } = server.address() as AddressInfo;
+  const goAway = async () => {
+    if (server !== undefined) await shut(server);
+    server = undefined;
+  };
   return {
     url: `http://127.0.0.1:${port}`,
     service,
     clock,
+    goAway,
+    async comeBack() {
+      server ??= await listen(app, port);
+    },
     async close() {
       service.abortWaits();
-      const closed = new Promise((r) => server.close(r));
-      server.closeAllConnections();
-      await closed;
+      await goAway();
       await service.stop();
     },
   };
@@ -660,6 +680,48 @@ describe.each(Object.keys(ENGINES))('leases and the worker on %s', (engine) => {
       expect(await admin.getTask('expired')).toMatchObject({ state: 'in_progress' });
       expect(await running.service.reapExpiredLeases()).toBe(1);
       expect(await admin.getTask('expired')).toMatchObject({ state: 'todo', leaseOwner: null });
+    });
+  });
+
+  describe('a report sent through an outage', () => {
+    it('is retried until the lease as heartbeats renewed it ends, not the lease first claimed', {
+      timeout: 30_000,
+    }, async () => {
+      await enqueue('long');
+      const started = deferred<string>();
+      const proceed = deferred();
+      let unavailable = 0;
+      running.clock.set(Date.now());
+      const work = as('a').work(
+        async (job) => {
+          started.resolve(job.lease.until);
+          await proceed.promise;
+          return 'done';
+        },
+        {
+          untilIdle: true,
+          waitSeconds: 0,
+          leaseSeconds: 3,
+          onUnavailable: () => {
+            unavailable++;
+          },
+        },
+      );
+      const first = Date.parse(await started.promise);
+      // The handler runs past its first lease, kept by heartbeats (every second; the service's
+      // time follows the real one meanwhile).
+      await until('the first lease is over and a heartbeat has renewed it', async () => {
+        running.clock.set(Date.now());
+        const { leaseUntil } = await admin.getTask('long');
+        return Date.now() > first + 200 && Date.parse(leaseUntil ?? '0') > Date.now() + 1_000;
+      });
+      await running.goAway();
+      proceed.resolve();
+      await until('the worker meets the outage', () => unavailable > 0);
+      await running.comeBack();
+      expect(await work).toBe(1);
+      expect(await admin.getTask('long')).toMatchObject({ state: 'done', leaseOwner: null });
+      expect(await doneMoves('long')).toHaveLength(1);
     });
   });
 
