@@ -14,6 +14,8 @@ export { CoordinationClient, isUnavailable } from './client.js';
 export type { ForwardedEscalation } from './escalation-sink.js';
 export { coordinationSink } from './escalation-sink.js';
 export type { AgentView, EscalationView, EventView, TaskView } from './http/views.js';
+export type { LeaseEndReason } from './lease.js';
+export { isLeaseGone } from './lease.js';
 export type { NodeFetchOptions } from './node-fetch.js';
 export { createNodeFetch } from './node-fetch.js';
 export type { EnqueueInput, Lease } from './service.js';

@@ -1,5 +1,4 @@
 import {
-  ConflictError,
   KernelError,
   reviveKernelError,
   type TaskState,
@@ -8,6 +7,7 @@ import {
 } from '@exec-kernel/core';
 import ky, { HTTPError, type KyInstance, TimeoutError } from 'ky';
 import type { AgentView, EscalationView, EventView, TaskView } from './http/views.js';
+import { isLeaseGone } from './lease.js';
 import { createNodeFetch, HANDOVER, Handover } from './node-fetch.js';
 import type { EnqueueInput, Lease } from './service.js';
 
@@ -45,8 +45,15 @@ export interface BudgetWarningView {
 /** One claimed task, as the worker helper hands it to a handler. */
 export interface Job {
   readonly task: TaskView;
+  /** The lease; its `until` moves with each heartbeat the service accepts. */
   readonly lease: Lease;
-  /** Aborted when the lease is lost (another claim took the task) or the worker stops. */
+  /**
+   * Aborted when the lease is gone (it expired, or another claim took the task: `signal.reason`
+   * is then the service's `ConflictError`, see `isLeaseGone`), or when the worker is stopping
+   * (`reason` is the stop signal's). A handler that stops early on it may throw its reason (or an
+   * `AbortError`): while the worker is stopping, that gives the task back to the queue instead
+   * of blocking it.
+   */
   readonly signal: AbortSignal;
   /** Records steps against the task's budget (throws BudgetExceededError past it). */
   step(count?: number): Promise<BudgetWarningView[]>;
@@ -67,8 +74,20 @@ export interface WorkOptions {
   leaseSeconds?: number | undefined;
   /** How long each claim waits for work. Default: `20` s. */
   waitSeconds?: number | undefined;
-  /** Stops the worker (the task in hand is finished or blocked first). */
+  /**
+   * Stops the worker. It claims nothing more, and gives back (releases) what it claimed and did
+   * not start; each task in hand is finished first: its handler sees `job.signal` abort, keeps
+   * its lease (heartbeats go on) and is reported as usual when it returns, its next claim not
+   * asked for. Then `work()` returns.
+   */
   signal?: AbortSignal | undefined;
+  /**
+   * How long, once `signal` aborts, to wait for handlers still running. Past it the worker gives
+   * their tasks back to the queue and returns; a handler that is still running is not awaited and
+   * what it returns is not reported, so its task may run again elsewhere while it does. Default:
+   * no limit (wait for every handler, however long it takes).
+   */
+  graceSeconds?: number | undefined;
   /**
    * How many tasks to run at once (1–100). Above 1 the worker claims as many as it has free slots
    * in one request (`claimMany`) and reports finished tasks together (`transitionMany`), which
@@ -78,8 +97,9 @@ export interface WorkOptions {
   /** Return when a claim finds nothing, instead of waiting for more. Default: `false`. */
   untilIdle?: boolean | undefined;
   /**
-   * Called with the error of a handler that threw. Its task is then blocked and escalated, or,
-   * when the error is the service not answering one of the handler's calls, given back.
+   * Called with the error of a handler that threw (or of its report refused). Its task is then
+   * blocked and escalated, or given back when the error is the service not answering one of the
+   * handler's calls, or the handler giving up on a stop; nothing is done when the lease is gone.
    */
   onError?: ((error: unknown, job: Job) => void) | undefined;
   /**
@@ -182,6 +202,42 @@ export function isUnavailable(error: unknown): error is TransportError {
   if (!(error instanceof TransportError)) return false;
   const status = error.status;
   return status === undefined || status === 408 || status === 429 || status >= 500;
+}
+
+/** What {@link untilAbandoned} rejects with once its signal aborts. */
+const ABANDONED: unique symbol = Symbol('abandoned');
+
+/**
+ * `work`, or a rejection with {@link ABANDONED} once `signal` aborts first; `work` goes on (its
+ * outcome, arriving later, is dropped).
+ */
+function untilAbandoned<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    work.catch(() => undefined);
+    return Promise.reject(ABANDONED);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const give = () => {
+      work.catch(() => undefined);
+      reject(ABANDONED);
+    };
+    signal.addEventListener('abort', give, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', give);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', give);
+        reject(error);
+      },
+    );
+  });
+}
+
+/** Whether `error` is a handler giving up because `signal` aborted (its reason, or an AbortError). */
+function isAbortOf(error: unknown, signal: AbortSignal): boolean {
+  return error === signal.reason || (error instanceof Error && error.name === 'AbortError');
 }
 
 /** Waits `ms`, or less when `signal` aborts. */
@@ -632,7 +688,8 @@ export class CoordinationClient {
    * move the task to the state the handler returns (default `done`). A handler that throws gets
    * its task blocked (which escalates it) and the worker carries on, except when what it threw
    * is the service not answering one of its calls: that task goes back to the queue. Returns how
-   * many tasks it handled, when `signal` aborts or (with `untilIdle`) when a claim finds nothing.
+   * many tasks it started, once stopped through `signal` (after the tasks in hand are finished, see
+   * {@link WorkOptions.signal}) or (with `untilIdle`) when a claim finds nothing.
    */
   async work(handler: JobHandler, options: WorkOptions = {}): Promise<number> {
     const concurrency = options.concurrency ?? 1;
@@ -640,6 +697,33 @@ export class CoordinationClient {
       throw new RangeError(`concurrency must be an integer from 1 to 100, got ${concurrency}`);
     }
     const leaseSeconds = options.leaseSeconds ?? 30;
+    if (options.graceSeconds !== undefined && !(options.graceSeconds >= 0)) {
+      throw new RangeError(`graceSeconds must be 0 or more, got ${options.graceSeconds}`);
+    }
+    // Aborted once the grace after a stop is over: handlers still running are given up.
+    const abandon = new AbortController();
+    let grace: NodeJS.Timeout | undefined;
+    const startGrace = () => {
+      if (options.graceSeconds === undefined) return;
+      grace = setTimeout(() => abandon.abort(), options.graceSeconds * 1000);
+    };
+    options.signal?.addEventListener('abort', startGrace, { once: true });
+    try {
+      return await this.#workLoop(handler, options, concurrency, leaseSeconds, abandon.signal);
+    } finally {
+      clearTimeout(grace);
+      options.signal?.removeEventListener('abort', startGrace);
+    }
+  }
+
+  async #workLoop(
+    handler: JobHandler,
+    options: WorkOptions,
+    concurrency: number,
+    leaseSeconds: number,
+    abandon: AbortSignal,
+  ): Promise<number> {
+    const running = new Set<Promise<void>>();
     // One at a time, each finish also claims the next task (one round trip for both); the claim
     // waits here until the loop takes it.
     let handoff: Claimed | undefined;
@@ -651,7 +735,6 @@ export class CoordinationClient {
             handoff = await this.#finish(id, lease, to, lost, options, ask);
           }
         : new BatchFinisher(this, options).finish;
-    const running = new Set<Promise<void>>();
     let handled = 0;
     let failures = 0;
     while (options.signal?.aborted !== true) {
@@ -684,6 +767,11 @@ export class CoordinationClient {
         await pause(backoffMs(failures++), options.signal);
         continue;
       }
+      if (options.signal?.aborted) {
+        // Stopped while the claim was on its way: these were never started.
+        await this.#giveBack(claims);
+        break;
+      }
       if (claims.length === 0) {
         if (running.size > 0) await Promise.race(running);
         else if (options.untilIdle) break;
@@ -696,6 +784,7 @@ export class CoordinationClient {
           leaseSeconds,
           options,
           finish,
+          abandon,
         ).finally(() => running.delete(done));
         running.add(done);
         handled++;
@@ -704,57 +793,106 @@ export class CoordinationClient {
     await Promise.all(running);
     // Stopped with a task claimed for the next round: give it back rather than let its lease run out.
     const unstarted = handoff as Claimed | undefined;
-    if (unstarted !== undefined) {
-      await this.release(unstarted.task.id, { leaseId: unstarted.lease.id }).catch(() => undefined);
-    }
+    if (unstarted !== undefined) await this.#giveBack([unstarted]);
     return handled;
   }
 
+  /**
+   * Releases claimed tasks the worker will not run. One the service cannot take back now (it is
+   * away) returns to the queue when its lease runs out.
+   */
+  async #giveBack(claims: readonly Claimed[]): Promise<void> {
+    await Promise.all(
+      claims.map((c) => this.release(c.task.id, { leaseId: c.lease.id }).catch(() => undefined)),
+    );
+  }
+
   async #handle(
-    { task, lease }: Claimed,
+    { task, lease: claimed }: Claimed,
     handler: JobHandler,
     leaseSeconds: number,
     options: WorkOptions,
     finish: Finish,
+    abandon: AbortSignal,
   ): Promise<void> {
+    // Its end moves with each heartbeat: a report retried through an outage goes on until then.
+    const lease: Lease = { ...claimed };
+    // `lost`: the lease is gone, nothing more is reported. `seen`: what the handler is told,
+    // the lease gone or the worker stopping; a stop keeps the lease and still reports.
     const lost = new AbortController();
-    const stop = () => lost.abort();
-    options.signal?.addEventListener('abort', stop, { once: true });
+    const seen = new AbortController();
+    const stopping = options.signal;
+    const onStop = () => seen.abort(stopping?.reason);
+    if (stopping?.aborted) onStop();
+    else stopping?.addEventListener('abort', onStop, { once: true });
+    const loseLease = (error: unknown) => {
+      clearInterval(timer);
+      if (!lost.signal.aborted) lost.abort(error);
+      if (!seen.signal.aborted) seen.abort(error);
+    };
+    /** Runs a call on the lease; a refusal saying the lease is gone marks it lost. */
+    const onLease = async <T>(call: () => Promise<T>): Promise<T> => {
+      try {
+        return await call();
+      } catch (error) {
+        if (isLeaseGone(error)) loseLease(error);
+        throw error;
+      }
+    };
     let moved = false;
     const timer = setInterval(
       () => {
-        this.heartbeat(task.id, { leaseId: lease.id, leaseSeconds }).catch((error: unknown) => {
-          if (ConflictError.is(error) || (error instanceof TransportError && error.status === 403))
-            lost.abort();
-        });
+        this.heartbeat(task.id, { leaseId: lease.id, leaseSeconds }).then(
+          (beat) => {
+            lease.until = beat.lease.until;
+          },
+          (error: unknown) => {
+            if (isLeaseGone(error) || (error instanceof TransportError && error.status === 403))
+              loseLease(error);
+          },
+        );
       },
       (leaseSeconds * 1000) / 3,
     );
     const job: Job = {
       task,
       lease,
-      signal: lost.signal,
-      step: async (count = 1) => (await this.step(task.id, { count, leaseId: lease.id })).warnings,
-      usage: async (spend) => (await this.usage(task.id, { ...spend, leaseId: lease.id })).warnings,
-      transition: async (to, comment) => {
-        await this.transition(task.id, to, {
-          leaseId: lease.id,
-          ...(comment === undefined ? {} : { comment }),
-        });
-        moved = true;
-      },
+      signal: seen.signal,
+      step: (count = 1) =>
+        onLease(async () => (await this.step(task.id, { count, leaseId: lease.id })).warnings),
+      usage: (spend) =>
+        onLease(async () => (await this.usage(task.id, { ...spend, leaseId: lease.id })).warnings),
+      transition: (to, comment) =>
+        onLease(async () => {
+          await this.transition(task.id, to, {
+            leaseId: lease.id,
+            ...(comment === undefined ? {} : { comment }),
+          });
+          moved = true;
+        }),
     };
     try {
-      const to = (await handler(job)) ?? 'done';
-      if (!moved && !lost.signal.aborted) await finish(task.id, lease, to, lost.signal);
+      const outcome = (async () => (await handler(job)) ?? undefined)();
+      const to = (await untilAbandoned(outcome, abandon)) ?? 'done';
+      if (!moved && !lost.signal.aborted) {
+        await onLease(() => finish(task.id, lease, to, lost.signal));
+      }
     } catch (error) {
+      if (error === ABANDONED) {
+        // The grace after a stop is over and the handler still runs: its task goes back now.
+        clearInterval(timer);
+        if (!moved && !lost.signal.aborted) await this.#giveBack([{ task, lease }]);
+        return;
+      }
       options.onError?.(error, job);
       // Past its budget the service has blocked the task already.
       const alreadyBlocked = KernelError.is(error) && error.code === 'BUDGET_EXCEEDED';
+      const interrupted = stopping?.aborted === true && isAbortOf(error, stopping);
       if (!moved && !lost.signal.aborted && !alreadyBlocked) {
-        if (isUnavailable(error)) {
-          // The service did not answer the handler: nothing is wrong with the task. It goes back
-          // to the queue, or, if the service is still away, comes back when its lease runs out.
+        if (isUnavailable(error) || interrupted) {
+          // The service did not answer the handler, or the handler stopped because the worker
+          // is stopping: nothing is wrong with the task. It goes back to the queue, or, if the
+          // service is away, comes back when its lease runs out.
           await this.release(task.id, { leaseId: lease.id }).catch(() => undefined);
         } else {
           const message = error instanceof Error ? error.message : String(error);
@@ -763,7 +901,7 @@ export class CoordinationClient {
       }
     } finally {
       clearInterval(timer);
-      options.signal?.removeEventListener('abort', stop);
+      stopping?.removeEventListener('abort', onStop);
     }
   }
 
@@ -781,7 +919,6 @@ export class CoordinationClient {
     options: WorkOptions,
     next?: { types?: string[]; leaseSeconds?: number },
   ): Promise<Claimed | undefined> {
-    const until = Date.parse(lease.until);
     for (let attempt = 0; ; attempt++) {
       try {
         if (attempt > 0 && (await this.getTask(id)).state === to) return undefined;
@@ -791,7 +928,9 @@ export class CoordinationClient {
         });
         return moved.next ?? undefined;
       } catch (error) {
-        if (!isUnavailable(error) || lost.aborted || Date.now() >= until) throw error;
+        // `lease.until` follows the heartbeats, which go on meanwhile.
+        if (!isUnavailable(error) || lost.aborted || Date.now() >= Date.parse(lease.until))
+          throw error;
         options.onUnavailable?.(error);
         await pause(backoffMs(attempt), lost);
       }

@@ -15,6 +15,8 @@ export { coordinationSink } from './escalation-sink.js';
 export type { AppEnv, AppOptions } from './http/app.js';
 export { createApp } from './http/app.js';
 export type { AgentView, EscalationView, EventView, TaskView } from './http/views.js';
+export type { LeaseEndReason } from './lease.js';
+export { isLeaseGone } from './lease.js';
 export type {
   AgentRow,
   EscalationKind,

@@ -23,6 +23,7 @@ import {
 import { ADMISSION_FIELDS, validateAdmission, validateTransition } from '@exec-kernel/lifecycle';
 import { evaluateNewTask, type StoredWorkNode } from '@exec-kernel/loop';
 import { isViolation, ServiceError } from './errors.js';
+import { leaseGoneError } from './lease.js';
 import type {
   AgentRow,
   EscalationRow,
@@ -126,8 +127,11 @@ export type TransitionOutcome =
   | { id: string; ok: true; task: TaskRow; from: TaskState; reason: string }
   | { id: string; ok: false; error: unknown };
 
-/** What deciding a move reads of a task. */
-type MoveSubject = Pick<TaskRow, 'id' | 'state' | 'agentId' | 'leaseId' | 'leaseOwner'>;
+/** What deciding a move reads of a task (`leaseUntil` null: not known, left to the write). */
+type MoveSubject = Pick<
+  TaskRow,
+  'id' | 'state' | 'agentId' | 'leaseId' | 'leaseOwner' | 'leaseUntil'
+>;
 
 interface PreparedMove {
   to: TaskState;
@@ -162,6 +166,11 @@ export function newToken(prefix: string): string {
 /** The changes that move a leased task to `state`, ending its lease. */
 function endLease(state: TaskState, now: number): TaskChanges {
   return { state, leaseOwner: null, leaseId: null, leaseUntil: null, updatedAt: now };
+}
+
+/** What a holder's write expects of its lease: that it still runs (the admin's need not). */
+function live(caller: Caller, now: number): { leaseLiveAt?: number } {
+  return caller.kind === 'agent' ? { leaseLiveAt: now } : {};
 }
 
 function agentOf(caller: Caller): string {
@@ -478,7 +487,14 @@ export class CoordinationService {
       this.#clock.now() + Math.min(options.waitSeconds ?? 0, this.#maxWaitSeconds) * 1000;
     while (true) {
       const { claim, lease: view } = this.#newClaim(agentId, options);
+      if (options.signal?.aborted) return { tasks: [], lease: view };
       const tasks = await this.storage.claimMany(claim.request, options.max, claim.event);
+      if (tasks.length > 0 && options.signal?.aborted) {
+        // The claimant went away (a worker stopping mid-poll) while the claim was written: nobody
+        // will hear of these tasks, so they go back now instead of when the lease runs out.
+        await this.#unclaim(agentId, tasks);
+        return { tasks: [], lease: view };
+      }
       if (tasks.length > 0) {
         this.counters.claims += tasks.length;
         return { tasks, lease: view };
@@ -490,6 +506,34 @@ export class CoordinationService {
       }
       await this.#waitForTask(Math.min(left, 1000), options.signal);
     }
+  }
+
+  /**
+   * Undoes a claim nobody received: each task back to `todo` as it was before (the attempt and,
+   * on a first claim, the start of its duration budget not counted), with a `task.released` event.
+   */
+  async #unclaim(agentId: string, tasks: readonly TaskRow[]): Promise<void> {
+    const now = this.#clock.now();
+    await this.storage.updateTasks(
+      tasks.map((task) => ({
+        id: task.id,
+        expect: { state: 'in_progress', leaseId: task.leaseId, leaseOwner: task.leaseOwner },
+        changes: {
+          ...endLease('todo', now),
+          attempts: Math.max(0, task.attempts - 1),
+          ...(task.attempts <= 1 ? { startedAt: null } : {}),
+        },
+        extras: {
+          events: [
+            this.#event('task.released', {
+              taskId: task.id,
+              agentId,
+              data: { attempts: Math.max(0, task.attempts - 1), reason: 'claimant_gone' },
+            }),
+          ],
+        },
+      })),
+    );
   }
 
   /**
@@ -631,15 +675,18 @@ export class CoordinationService {
     return this.#checkLease(caller, task, leaseId);
   }
 
+  /**
+   * Checks the caller's lease on a task as read. A lease the caller names that no longer holds
+   * the task (expired, taken by a later claim, ended by a move) is a `CONFLICT` saying so; a
+   * task held by another agent, acted on without a lease or with that agent's own, is `FORBIDDEN`.
+   */
   #checkLease<T extends MoveSubject>(caller: Caller, task: T, leaseId: string | undefined): T {
     const id = task.id;
     if (caller.kind === 'admin') return task;
-    if (task.state !== 'in_progress' || task.leaseOwner === null) {
-      throw new ConflictError(
-        { resource: `task ${id}` },
-        { message: `Task ${id} is ${task.state}, not leased` },
-      );
-    }
+    if (task.state !== 'in_progress' || task.leaseOwner === null)
+      throw leaseGoneError(task, leaseId, leaseId === undefined ? 'not_leased' : 'moved');
+    if (leaseId !== undefined && task.leaseId !== leaseId)
+      throw leaseGoneError(task, leaseId, 'claimed_again');
     if (task.leaseOwner !== caller.agentId) {
       throw new ServiceError(
         403,
@@ -650,13 +697,45 @@ export class CoordinationService {
         },
       );
     }
-    if (leaseId !== undefined && task.leaseId !== leaseId) {
-      throw new ConflictError(
-        { resource: `task ${id}`, holder: caller.agentId },
-        { message: `Lease ${leaseId} on task ${id} has ended; the task was claimed again` },
-      );
-    }
+    if (task.leaseUntil !== null && task.leaseUntil < this.#clock.now())
+      throw leaseGoneError(task, leaseId, 'expired');
     return task;
+  }
+
+  /**
+   * The refusal of a write on a lease whose compare-and-set did not apply: the task is read again
+   * and the lease checked on what is stored now, so the caller hears why (expired, claimed again,
+   * moved) or that the task is another agent's.
+   */
+  async #leaseGoneNow(caller: Caller, id: string, leaseId: string | undefined): Promise<Error> {
+    const task = await this.storage.getTask(id);
+    if (task === undefined) return new NotFoundError({ resource: 'task', id });
+    try {
+      this.#checkLease(caller, task, leaseId);
+    } catch (error) {
+      return error as Error;
+    }
+    return new ConflictError(
+      { resource: `task ${id}` },
+      { message: `The lease on task ${id} changed while the request ran` },
+    );
+  }
+
+  /** {@link #leaseGoneNow} for a move from `from`; a task nobody held changed state meanwhile. */
+  async #moveMissed(
+    caller: Caller,
+    id: string,
+    from: TaskState,
+    leaseId: string | undefined,
+  ): Promise<Error> {
+    if (from === 'in_progress') return this.#leaseGoneNow(caller, id, leaseId);
+    const now = await this.storage.getTask(id);
+    return new ConflictError(
+      { resource: `task ${id}` },
+      {
+        message: `Task ${id} changed while the request ran: it is ${now?.state ?? 'gone'}, not ${from}`,
+      },
+    );
   }
 
   /** Extends the caller's lease. */
@@ -666,22 +745,21 @@ export class CoordinationService {
     options: { leaseId?: string | undefined; leaseSeconds?: number | undefined },
   ): Promise<{ task: TaskRow; lease: Lease }> {
     const task = await this.#leased(caller, id, options.leaseId);
-    const until = this.#clock.now() + this.#leaseMs(options.leaseSeconds);
+    const now = this.#clock.now();
+    const until = now + this.#leaseMs(options.leaseSeconds);
     const updated = await this.storage.updateTask(
       id,
-      { state: 'in_progress', leaseId: task.leaseId, leaseOwner: task.leaseOwner },
-      { leaseUntil: until, updatedAt: this.#clock.now() },
+      {
+        state: 'in_progress',
+        leaseId: task.leaseId,
+        leaseOwner: task.leaseOwner,
+        ...live(caller, now),
+      },
+      { leaseUntil: until, updatedAt: now },
       { events: [] },
     );
-    if (updated === undefined) throw this.#lostLease(id);
+    if (updated === undefined) throw await this.#leaseGoneNow(caller, id, options.leaseId);
     return { task: updated, lease: { id: updated.leaseId as string, until: toIsoTime(until) } };
-  }
-
-  #lostLease(id: string): ConflictError {
-    return new ConflictError(
-      { resource: `task ${id}` },
-      { message: `The lease on task ${id} ended while the request ran` },
-    );
   }
 
   /**
@@ -752,7 +830,7 @@ export class CoordinationService {
     if (task === undefined) throw new NotFoundError({ resource: 'task', id });
     // The lease it names was live when taken; a task no longer leased at all was reaped (or moved
     // by the admin) since: that is a lost lease, not a move the table refuses.
-    if (named && task.state !== 'in_progress') throw this.#lostLease(id);
+    if (named && task.state !== 'in_progress') throw leaseGoneError(task, options.leaseId, 'moved');
     const agentId = agentOf(caller);
     return this.#escalating(agentId, id, async () => {
       const move = this.#prepareMove(caller, task, options);
@@ -762,7 +840,8 @@ export class CoordinationService {
         move.update.changes,
         move.update.extras,
       );
-      if (updated === undefined) throw this.#lostLease(id);
+      if (updated === undefined)
+        throw await this.#moveMissed(caller, id, task.state, options.leaseId);
       this.#countMove(move);
       return { task: updated, from: task.state, reason: move.reason };
     });
@@ -878,7 +957,8 @@ export class CoordinationService {
       const task = byId.get(item.id);
       try {
         if (task === undefined) throw new NotFoundError({ resource: 'task', id: item.id });
-        if (named.has(index) && task.state !== 'in_progress') throw this.#lostLease(item.id);
+        if (named.has(index) && task.state !== 'in_progress')
+          throw leaseGoneError(task, item.leaseId, 'moved');
         moves.push({ index, move: this.#prepareMove(caller, task, item), from: task.state });
       } catch (error) {
         if (isViolation(error)) await this.#recordViolation(error, agentId, item.id);
@@ -889,8 +969,9 @@ export class CoordinationService {
     for (const [i, { index, move, from }] of moves.entries()) {
       const task = updated[i];
       if (task === undefined) {
-        const id = items[index]?.id as string;
-        outcomes[index] = { id, ok: false, error: this.#lostLease(id) };
+        const item = items[index] as TransitionRequest & { id: string };
+        const error = await this.#moveMissed(caller, item.id, from, item.leaseId);
+        outcomes[index] = { id: item.id, ok: false, error };
         continue;
       }
       this.#countMove(move);
@@ -914,6 +995,7 @@ export class CoordinationService {
       agentId: caller.agentId,
       leaseId: options.leaseId,
       leaseOwner: caller.agentId,
+      leaseUntil: null,
     } as const;
     try {
       return this.#prepareMove(caller, claimed, options);
@@ -955,7 +1037,12 @@ export class CoordinationService {
       escalates: escalation !== undefined,
       update: {
         id,
-        expect: { state: task.state, leaseId: task.leaseId, leaseOwner: task.leaseOwner },
+        expect: {
+          state: task.state,
+          leaseId: task.leaseId,
+          leaseOwner: task.leaseOwner,
+          ...(task.state === 'in_progress' ? live(caller, now) : {}),
+        },
         changes,
         extras: { events, escalation },
       },
@@ -974,16 +1061,17 @@ export class CoordinationService {
     options: { leaseId?: string | undefined },
   ): Promise<TaskRow> {
     const task = await this.#leased(caller, id, options.leaseId);
-    if (task.state !== 'in_progress') {
-      throw new ConflictError(
-        { resource: `task ${id}` },
-        { message: `Task ${id} is ${task.state}, not leased` },
+    if (task.state !== 'in_progress')
+      throw leaseGoneError(
+        task,
+        options.leaseId,
+        options.leaseId === undefined ? 'not_leased' : 'moved',
       );
-    }
+    const now = this.#clock.now();
     const updated = await this.storage.updateTask(
       id,
-      { state: 'in_progress', leaseId: task.leaseId },
-      endLease('todo', this.#clock.now()),
+      { state: 'in_progress', leaseId: task.leaseId, ...live(caller, now) },
+      endLease('todo', now),
       {
         events: [
           this.#event('task.released', {
@@ -994,7 +1082,7 @@ export class CoordinationService {
         ],
       },
     );
-    if (updated === undefined) throw this.#lostLease(id);
+    if (updated === undefined) throw await this.#leaseGoneNow(caller, id, options.leaseId);
     return updated;
   }
 
@@ -1166,7 +1254,8 @@ export class CoordinationService {
         if (escalation !== undefined) events.push(this.#escalationEvent(escalation));
         const updated = await this.storage.updateTask(
           task.id,
-          { state: 'in_progress', leaseId: task.leaseId },
+          // Not a lease its holder renewed since the list was read.
+          { state: 'in_progress', leaseId: task.leaseId, leaseEndedBefore: now },
           endLease(requeued ? 'todo' : 'blocked', now),
           { events, escalation },
         );

@@ -1,7 +1,7 @@
 import { ConflictError } from '@exec-kernel/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { NewEscalationRow, NewEvent, NewTaskRow, TaskRow } from '../src/model.js';
-import type { ChangeSignal, ClaimEvent, Storage } from '../src/storage/storage.js';
+import type { ChangeSignal, ClaimEvent, Expectation, Storage } from '../src/storage/storage.js';
 
 /** What an engine's test file hands the suite: a fresh, opened storage, and how to clean up. */
 export interface ConformanceTarget {
@@ -407,6 +407,57 @@ export function storageConformance(name: string, create: () => Promise<Conforman
       };
       const twice = await storage.updateTasks([reopen, reopen]);
       expect(twice.map((r) => r?.state)).toEqual(['todo', undefined]);
+    });
+
+    it('updates on a lease only while it runs, and reaps it only once it has ended', async () => {
+      for (let i = 0; i < 4; i++) await storage.insertTask(taskRow(), event('e'));
+      // Leases until 60_000 (claimRequest's default).
+      const [a, b, c, d] = await storage.claimMany(claimRequest('w'), 4, claimed);
+      if (a === undefined || b === undefined || c === undefined || d === undefined)
+        throw new Error('expected four claims');
+      const finish = (t: TaskRow, expect: Partial<Expectation>) => ({
+        id: t.id,
+        expect: { state: 'in_progress' as const, leaseId: t.leaseId, leaseOwner: 'w', ...expect },
+        changes: { state: 'done' as const, leaseOwner: null, leaseId: null, leaseUntil: null },
+        extras: { events: [event('task.transitioned', { taskId: t.id })] },
+      });
+      const before = (await storage.readEvents(0, 1000)).length;
+      // At the lease's last moment it still runs; a moment later it does not.
+      expect((await storage.updateTask(a.id, finish(a, {}).expect, {}, { events: [] }))?.id).toBe(
+        a.id,
+      );
+      const live = { leaseLiveAt: 60_000 };
+      const late = { leaseLiveAt: 60_001 };
+      expect(await storage.updateTask(a.id, finish(a, late).expect, {}, { events: [] })).toBe(
+        undefined,
+      );
+      // A batch of like moves, each judged on its own lease time.
+      const batch = await storage.updateTasks([finish(a, late), finish(b, live)]);
+      expect(batch.map((t) => t?.state)).toEqual([undefined, 'done']);
+      const next = {
+        request: claimRequest('w', { leaseId: 'after' }),
+        max: 1,
+        event: claimed,
+      };
+      expect(await storage.updateThenClaim([finish(a, late)], next)).toEqual({
+        tasks: [undefined],
+        claimed: undefined,
+      });
+      expect((await storage.updateThenClaim([finish(c, live)], next)).tasks[0]?.state).toBe('done');
+      const written = (await storage.readEvents(0, 1000)).slice(before);
+      expect(written.map((e) => e.taskId)).toEqual([b.id, c.id]);
+      // The reaper's side: only a lease that ended before its time is taken back.
+      const reap = (t: TaskRow, endedBefore: number) =>
+        storage.updateTask(
+          t.id,
+          { state: 'in_progress', leaseId: t.leaseId, leaseEndedBefore: endedBefore },
+          { state: 'todo', leaseOwner: null, leaseId: null, leaseUntil: null },
+          { events: [] },
+        );
+      expect(await reap(d, 60_000)).toBeUndefined();
+      expect((await reap(d, 60_001))?.state).toBe('todo');
+      expect(await reap(a, 1e12)).toBeDefined();
+      expect((await storage.getTask(a.id))?.state).toBe('todo');
     });
 
     it('passes over the tasks a claim is told to, however high they rank', async () => {

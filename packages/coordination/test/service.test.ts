@@ -616,7 +616,9 @@ describe('batches', () => {
       expect(lost).toMatchObject({ id: 'a', ok: false });
       const error = lost?.ok === false ? lost.error : undefined;
       expect(error).toBeInstanceOf(ConflictError);
-      expect(String(error)).toMatch(/lease on task a ended/);
+      expect(String(error)).toBe(
+        `ConflictError: Lease ${lease.id} on task a has ended: the task is todo now`,
+      );
       expect(kept).toMatchObject({ id: 'b', ok: true, task: { state: 'done' } });
       expect((await racing.getTask('a')).state).toBe('todo');
     } finally {
@@ -665,7 +667,7 @@ describe('leases', () => {
       worker.transition('f', 'done', { leaseId: old.lease.id }),
     );
     expect(error.message).toBe(
-      `Lease ${old.lease.id} on task f has ended; the task was claimed again`,
+      `Lease ${old.lease.id} on task f has ended: the task was claimed again, by worker`,
     );
   });
 
@@ -681,7 +683,9 @@ describe('leases', () => {
       worker.transition('reaped', 'done', { leaseId: old.lease.id }),
     );
     expect(error).toBeInstanceOf(ConflictError);
-    expect(error.message).toBe('The lease on task reaped ended while the request ran');
+    expect(error.message).toBe(
+      `Lease ${old.lease.id} on task reaped has ended: the task is todo now`,
+    );
 
     // In a batch, and twice in one batch: the second finds the task already done.
     const { lease } = await worker.claimTask('kept');
@@ -692,9 +696,9 @@ describe('leases', () => {
     ]);
     expect(outcomes.map((o) => o.ok)).toEqual([false, true, false]);
     expect(outcomes.map((o) => (o.ok ? o.from : String(o.error)))).toEqual([
-      'ConflictError: The lease on task reaped ended while the request ran',
+      `ConflictError: Lease ${old.lease.id} on task reaped has ended: the task is todo now`,
       'in_progress',
-      'ConflictError: The lease on task kept ended while the request ran',
+      `ConflictError: Lease ${lease.id} on task kept has ended: the task is done now`,
     ]);
     expect((await admin.getTask('reaped')).state).toBe('todo');
     expect((await admin.listEscalations()).escalations).toHaveLength(before);

@@ -37,7 +37,11 @@ export function matches(task: TaskRow, expect: Expectation): boolean {
   return (
     task.state === expect.state &&
     (expect.leaseOwner === undefined || task.leaseOwner === expect.leaseOwner) &&
-    (expect.leaseId === undefined || task.leaseId === expect.leaseId)
+    (expect.leaseId === undefined || task.leaseId === expect.leaseId) &&
+    (expect.leaseLiveAt === undefined ||
+      (task.leaseUntil !== null && task.leaseUntil >= expect.leaseLiveAt)) &&
+    (expect.leaseEndedBefore === undefined ||
+      (task.leaseUntil !== null && task.leaseUntil < expect.leaseEndedBefore))
   );
 }
 

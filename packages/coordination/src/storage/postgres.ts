@@ -754,6 +754,8 @@ export class PostgresStorage implements Storage {
       id: u.id,
       lease_owner: u.expect.leaseOwner ?? null,
       lease_id: u.expect.leaseId ?? null,
+      live_at: u.expect.leaseLiveAt ?? null,
+      ended_before: u.expect.leaseEndedBefore ?? null,
       events: eventList(u.extras.events),
     }));
     const applied = sql`(select 1 from u)`;
@@ -781,13 +783,16 @@ export class PostgresStorage implements Storage {
     return await sql`
       with x as (
         select * from jsonb_to_recordset(${sql.json(items as postgres.JSONValue)})
-          as x(n int, id text, lease_owner text, lease_id text, events jsonb)
+          as x(n int, id text, lease_owner text, lease_id text, live_at bigint,
+            ended_before bigint, events jsonb)
       ), u as (
         ${updateSet(sql, TASKS, changes)}
         from x
         where tasks.id = x.id and tasks.state = ${expect.state}
         ${expect.leaseOwner === undefined ? sql`` : sql`and tasks.lease_owner is not distinct from x.lease_owner`}
         ${expect.leaseId === undefined ? sql`` : sql`and tasks.lease_id is not distinct from x.lease_id`}
+        ${expect.leaseLiveAt === undefined ? sql`` : sql`and tasks.lease_until >= x.live_at`}
+        ${expect.leaseEndedBefore === undefined ? sql`` : sql`and tasks.lease_until < x.ended_before`}
         returning x.n as n_, tasks.*
       )${claiming}, ev as (
         insert into events (type, task_id, agent_id, data, at)
@@ -869,6 +874,8 @@ export class PostgresStorage implements Storage {
         where id = ${id} and state = ${expect.state}
         ${expect.leaseOwner === undefined ? sql`` : sql`and lease_owner is not distinct from ${expect.leaseOwner}`}
         ${expect.leaseId === undefined ? sql`` : sql`and lease_id is not distinct from ${expect.leaseId}`}
+        ${expect.leaseLiveAt === undefined ? sql`` : sql`and lease_until >= ${expect.leaseLiveAt}`}
+        ${expect.leaseEndedBefore === undefined ? sql`` : sql`and lease_until < ${expect.leaseEndedBefore}`}
         returning *
       )
       ${
@@ -1300,6 +1307,10 @@ function alike(updates: readonly TaskUpdate[]): boolean {
     if ((u.expect.leaseOwner === undefined) !== (first.expect.leaseOwner === undefined))
       return false;
     if ((u.expect.leaseId === undefined) !== (first.expect.leaseId === undefined)) return false;
+    if ((u.expect.leaseLiveAt === undefined) !== (first.expect.leaseLiveAt === undefined))
+      return false;
+    if ((u.expect.leaseEndedBefore === undefined) !== (first.expect.leaseEndedBefore === undefined))
+      return false;
     if (u !== first && JSON.stringify(u.changes) !== changes) return false;
   }
   return true;

@@ -599,6 +599,14 @@ export class SqliteStorage implements Storage {
       where += ' AND lease_id IS ?';
       params.push(expect.leaseId);
     }
+    if (expect.leaseLiveAt !== undefined) {
+      where += ' AND lease_until >= ?';
+      params.push(expect.leaseLiveAt);
+    }
+    if (expect.leaseEndedBefore !== undefined) {
+      where += ' AND lease_until < ?';
+      params.push(expect.leaseEndedBefore);
+    }
     const record = this.#update(TASKS, changes, where, params) as TaskRecord | undefined;
     if (record === undefined) return undefined;
     for (const e of extras.events) appendEvent(c, e);

@@ -70,6 +70,10 @@ export interface Expectation {
   state: TaskState;
   leaseOwner?: string | null | undefined;
   leaseId?: string | null | undefined;
+  /** The lease still runs at this time (`leaseUntil >= leaseLiveAt`): a holder's write. */
+  leaseLiveAt?: number | undefined;
+  /** The lease ended before this time (`leaseUntil < leaseEndedBefore`): the reaper's write. */
+  leaseEndedBefore?: number | undefined;
 }
 
 /** Fields an update may change (not the owner nor its idempotency key: a retry finds it by them). */
