@@ -203,7 +203,9 @@ export class PaperclipHttp {
   readonly #ky: KyInstance;
 
   constructor(options: HttpOptions) {
-    this.base = apiBase(options.apiUrl);
+    // Normalised (dot segments resolved, host lower-cased), so the URL an error names is the one
+    // that was requested.
+    this.base = apiBase(new URL(options.apiUrl).href);
     this.redactor = new Redactor([options.apiKey]);
     this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     const timeout = options.timeoutMs ?? 10_000;
