@@ -407,6 +407,8 @@ export class PaperclipAdapter {
    * the loop rules over the issue's `parentId` chain and creator links read from Paperclip.
    *
    * @throws IdleEnforcementError, TaskAdmissionError or LoopDetectionError; nothing is created.
+   * @throws InvalidInputError for a `parentTaskId`, `createdByTaskId` or `assignee` that core's id
+   *   rule refuses, before anything is sent.
    */
   async createTask(
     title: string,
@@ -470,6 +472,8 @@ export class PaperclipAdapter {
    * @throws InvalidTransitionError for a move the table refuses (nothing is written), or one
    *   Paperclip refuses with a 422 (its reason in the message).
    * @throws ConflictError when the issue is held by another agent or run (409).
+   * @throws InvalidInputError for an id (also a blocker or reviewer) that core's id rule refuses,
+   *   before anything is sent.
    */
   async transitionTask(
     id: string,
@@ -569,6 +573,8 @@ export class PaperclipAdapter {
   /**
    * Issues of the agent's company, filtered by status and assignee (`GET /companies/{id}/issues`,
    * sorted by Paperclip by priority). Default assignee: this agent; `null` for any.
+   *
+   * @throws InvalidInputError for an assignee core's id rule refuses, or a status not one of ours.
    */
   async listTasks(
     filter: { status?: TaskState | TaskState[]; assigneeAgentId?: string | null } = {},
@@ -603,7 +609,11 @@ export class PaperclipAdapter {
     return this.#issuesFrom('get', path, await this.#call<unknown>('agent me', 'get', path));
   }
 
-  /** An issue as Paperclip has it now. */
+  /**
+   * An issue as Paperclip has it now.
+   *
+   * @throws InvalidInputError for an id core's id rule refuses, before anything is sent.
+   */
   async getTask(id: string): Promise<PaperclipIssue> {
     return this.#issue(id);
   }
