@@ -2,12 +2,18 @@ import { setTimeout as delay } from 'node:timers/promises';
 import {
   type Clock,
   ConfigError,
+  type ConfigProblem,
+  checkId,
+  InvalidInputError,
   InvalidTransitionError,
+  idProblem,
+  isValidId,
   KernelError,
   ListenerSet,
   type LoopDetectionDetails,
   LoopDetectionError,
   systemClock,
+  TASK_STATES,
   type TaskState,
   toIsoTime,
   toViolation,
@@ -25,7 +31,13 @@ import {
   type WakeRecord,
 } from '@exec-kernel/lifecycle';
 import { evaluateNewTask, type StoredWorkNode } from '@exec-kernel/loop';
-import { PaperclipHttp, PaperclipStatusError } from './http.js';
+import {
+  apiUrlProblem,
+  MAX_RETRIES,
+  MAX_TIMEOUT_MS,
+  PaperclipHttp,
+  PaperclipStatusError,
+} from './http.js';
 import { readMarker, withMarker } from './marker.js';
 import type { InboxItem, IssuePriority, PaperclipIssue } from './types.js';
 
@@ -53,10 +65,19 @@ export interface PaperclipAdapterOptions {
   /** Sleep state; pass one restored from memory to share it with other processes. Default: new. */
   idle?: IdleGuard | undefined;
   clock?: Clock | undefined;
-  /** Per HTTP attempt. Default: `10000` ms. */
+  /**
+   * Per HTTP attempt, from sending the request to the last byte of the answer, at most
+   * 2147483647. Also the longest wait a `Retry-After` can ask for before a retry (never more than
+   * 30 s). Default: `10000` ms.
+   */
   timeoutMs?: number | undefined;
-  /** Retries of idempotent calls on 408, 429, 5xx, network errors and timeouts. Default: `2`. */
+  /**
+   * Retries of idempotent calls on 408, 429, 5xx, network errors and timeouts, at most 10.
+   * Default: `2`.
+   */
   retries?: number | undefined;
+  /** Largest answer read; a larger one is a `TransportError`. Default: 16 MiB. */
+  maxResponseBytes?: number | undefined;
 }
 
 /** Options of {@link PaperclipAdapter.createTask}. */
@@ -155,11 +176,70 @@ const NEW_TASK = '\u0000new';
 const UNTYPED = '\u0000untyped';
 const MAX_CREATOR_HOPS = 64;
 
-function requireString(name: string, value: unknown): string {
-  if (typeof value !== 'string' || value.trim() === '') {
-    throw new ConfigError(`PaperclipAdapter needs ${name}`, { key: name });
+const STATES: ReadonlySet<string> = new Set<string>(TASK_STATES);
+// A bearer token: printable ASCII without spaces (a CR/LF would be a header of its own).
+const TOKEN = /^[\x21-\x7e]+$/;
+const MAX_KEY_LENGTH = 16_384;
+
+/**
+ * What is wrong with each option, in words that never quote a value (one may be the key).
+ * Required strings: `apiUrl`, `apiKey`, `agentId`.
+ */
+function optionProblems(
+  options: PaperclipAdapterOptions,
+): Array<{ option: string; message: string }> {
+  const problems: Array<{ option: string; message: string }> = [];
+  const add = (option: string, message: string | undefined) => {
+    if (message !== undefined) problems.push({ option, message });
+  };
+  const required = (value: unknown) =>
+    typeof value !== 'string' || value.trim() === '' ? 'is not set' : undefined;
+
+  add('apiUrl', required(options.apiUrl) ?? apiUrlProblem(options.apiUrl));
+  add(
+    'apiKey',
+    required(options.apiKey) ??
+      (options.apiKey.length > MAX_KEY_LENGTH
+        ? `must be at most ${MAX_KEY_LENGTH} characters`
+        : TOKEN.test(options.apiKey)
+          ? undefined
+          : 'must be printable ASCII without spaces or control characters'),
+  );
+  add('agentId', required(options.agentId) ?? idProblem(options.agentId));
+  for (const option of ['companyId', 'runId', 'taskId'] as const) {
+    if (options[option] !== undefined) add(option, idProblem(options[option]));
   }
-  return value;
+  const integer = (value: number | undefined, min: number, max?: number) =>
+    value === undefined ||
+    (Number.isSafeInteger(value) && value >= min && (max === undefined || value <= max))
+      ? undefined
+      : max === undefined
+        ? `must be an integer of at least ${min}`
+        : `must be an integer from ${min} to ${max}`;
+  add('maxDepth', integer(options.maxDepth, 0));
+  add('timeoutMs', integer(options.timeoutMs, 1, MAX_TIMEOUT_MS));
+  add('retries', integer(options.retries, 0, MAX_RETRIES));
+  add('maxResponseBytes', integer(options.maxResponseBytes, 1));
+  return problems;
+}
+
+/** What makes `value` unlike an issue Paperclip sends, in our words; `undefined` when it is one. */
+function issueProblem(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'no issue';
+  const issue = value as Record<string, unknown>;
+  if (!isValidId(issue.id)) return 'an issue without a valid id';
+  if (issue.identifier !== undefined && issue.identifier !== null && !isValidId(issue.identifier)) {
+    return 'an issue without a valid identifier';
+  }
+  if (typeof issue.status !== 'string' || !STATES.has(issue.status)) {
+    return 'an issue whose status is not one of ours';
+  }
+  return undefined;
+}
+
+/** `id` checked by core's id rule and encoded as one path segment. */
+function segment(id: unknown, field: string): string {
+  return encodeURIComponent(checkId(id, field));
 }
 
 function admissionBlock(admission: Record<string, unknown>): string {
@@ -209,15 +289,31 @@ export class PaperclipAdapter {
   readonly #transitions = new ListenerSet<TaskTransitionEvent>();
   readonly #violations = new ListenerSet<Violation>();
 
+  /**
+   * @throws ConfigError naming every option that is missing or invalid (an `apiUrl` that is not
+   *   http(s) or holds a user name, password or query; an id that core's id rule refuses; a key
+   *   with spaces or control characters; a number out of range). The message never quotes a value.
+   */
   constructor(options: PaperclipAdapterOptions) {
-    this.apiUrl = requireString('apiUrl', options.apiUrl);
-    this.agentId = requireString('agentId', options.agentId);
+    const problems = optionProblems(options);
+    if (problems.length > 0) {
+      throw new ConfigError(
+        `Invalid PaperclipAdapter options: ${problems.map((p) => `${p.option} ${p.message}`).join('; ')}`,
+        {
+          key: problems[0]?.option,
+          problems: problems.map((p) => ({ key: p.option, message: p.message })),
+        },
+      );
+    }
+    this.apiUrl = options.apiUrl;
+    this.agentId = options.agentId;
     this.#http = new PaperclipHttp({
       apiUrl: options.apiUrl,
-      apiKey: requireString('apiKey', options.apiKey),
+      apiKey: options.apiKey,
       runId: options.runId,
       timeoutMs: options.timeoutMs,
       retries: options.retries,
+      maxResponseBytes: options.maxResponseBytes,
     });
     this.#companyId = options.companyId;
     this.runId = options.runId;
@@ -231,36 +327,40 @@ export class PaperclipAdapter {
   /**
    * An adapter from the variables Paperclip sets in every heartbeat: `PAPERCLIP_API_URL`,
    * `PAPERCLIP_API_KEY`, `PAPERCLIP_AGENT_ID`, and when present `PAPERCLIP_COMPANY_ID`,
-   * `PAPERCLIP_RUN_ID` and `PAPERCLIP_TASK_ID`. `overrides` win over the environment.
+   * `PAPERCLIP_RUN_ID` and `PAPERCLIP_TASK_ID` (an empty one counts as unset). `overrides` win
+   * over the environment.
    *
-   * @throws ConfigError naming every missing variable.
+   * @throws ConfigError naming every missing variable, or else every invalid one (by its
+   *   variable name, or by option name for an override), without quoting a value.
    */
   static fromEnv(
     env: Readonly<Record<string, string | undefined>> = process.env,
     overrides: Partial<PaperclipAdapterOptions> = {},
   ): PaperclipAdapter {
+    const variables = {
+      apiUrl: 'PAPERCLIP_API_URL',
+      apiKey: 'PAPERCLIP_API_KEY',
+      agentId: 'PAPERCLIP_AGENT_ID',
+      companyId: 'PAPERCLIP_COMPANY_ID',
+      runId: 'PAPERCLIP_RUN_ID',
+      taskId: 'PAPERCLIP_TASK_ID',
+    } as const;
     const read = (name: string) => {
       const value = env[name];
       return value === undefined || value.trim() === '' ? undefined : value;
     };
     const options: PaperclipAdapterOptions = {
-      apiUrl: read('PAPERCLIP_API_URL') ?? '',
-      apiKey: read('PAPERCLIP_API_KEY') ?? '',
-      agentId: read('PAPERCLIP_AGENT_ID') ?? '',
-      companyId: read('PAPERCLIP_COMPANY_ID'),
-      runId: read('PAPERCLIP_RUN_ID'),
-      taskId: read('PAPERCLIP_TASK_ID'),
+      apiUrl: read(variables.apiUrl) ?? '',
+      apiKey: read(variables.apiKey) ?? '',
+      agentId: read(variables.agentId) ?? '',
+      companyId: read(variables.companyId),
+      runId: read(variables.runId),
+      taskId: read(variables.taskId),
       ...overrides,
     };
-    const missing = (
-      [
-        ['PAPERCLIP_API_URL', options.apiUrl],
-        ['PAPERCLIP_API_KEY', options.apiKey],
-        ['PAPERCLIP_AGENT_ID', options.agentId],
-      ] as const
-    )
-      .filter(([, value]) => value === '')
-      .map(([name]) => name);
+    const missing = (['apiUrl', 'apiKey', 'agentId'] as const)
+      .filter((option) => options[option] === '')
+      .map((option) => variables[option]);
     if (missing.length > 0) {
       throw new ConfigError(`Paperclip is not configured: set ${missing.join(', ')}`, {
         path: 'env',
@@ -268,13 +368,34 @@ export class PaperclipAdapter {
         problems: missing.map((key) => ({ key, message: 'is not set' })),
       });
     }
+    const problems: ConfigProblem[] = optionProblems(options).map(({ option, message }) => ({
+      key:
+        option in variables && !(option in overrides)
+          ? variables[option as keyof typeof variables]
+          : option,
+      message,
+    }));
+    if (problems.length > 0) {
+      throw new ConfigError(
+        `Paperclip is misconfigured: ${problems.map((p) => `${p.key} ${p.message}`).join('; ')}`,
+        { path: 'env', key: problems[0]?.key, problems },
+      );
+    }
     return new PaperclipAdapter(options);
   }
 
   /** The agent's company: the option, else `GET /agents/me` (read once). */
   async companyId(): Promise<string> {
     if (this.#companyId === undefined) {
-      const me = await this.#call<{ companyId: string }>('agent me', 'get', 'agents/me');
+      const me = await this.#call<{ companyId?: unknown } | undefined>(
+        'agent me',
+        'get',
+        'agents/me',
+      );
+      // It goes into every company path: an answer without a valid one is refused, not used.
+      if (!isValidId(me?.companyId)) {
+        throw this.#http.malformed('get', 'agents/me', 'no valid companyId');
+      }
       this.#companyId = me.companyId;
     }
     return this.#companyId;
@@ -286,6 +407,8 @@ export class PaperclipAdapter {
    * the loop rules over the issue's `parentId` chain and creator links read from Paperclip.
    *
    * @throws IdleEnforcementError, TaskAdmissionError or LoopDetectionError; nothing is created.
+   * @throws InvalidInputError for a `parentTaskId`, `createdByTaskId` or `assignee` that core's id
+   *   rule refuses, before anything is sent.
    */
   async createTask(
     title: string,
@@ -295,6 +418,7 @@ export class PaperclipAdapter {
     return this.#refusing(async () => {
       this.idle.assertMayCreate(this.agentId);
       validateAdmission(options.admission, this.#admission);
+      if (options.assignee !== undefined) checkId(options.assignee, 'assignee');
       const createdByTaskId = options.createdByTaskId ?? this.taskId;
       const { depth, parentId, creatorId } = await this.#checkLoop(title, taskType, {
         parentTaskId: options.parentTaskId,
@@ -320,13 +444,11 @@ export class PaperclipAdapter {
       if (options.allowDuplicate !== undefined) body.allowDuplicate = options.allowDuplicate;
 
       const companyId = await this.companyId();
-      const issue = await this.#call<PaperclipIssue>(
-        'company',
+      const path = `companies/${segment(companyId, 'company id')}/issues`;
+      const issue = this.#issueFrom(
         'post',
-        `companies/${companyId}/issues`,
-        {
-          json: body,
-        },
+        path,
+        await this.#call<unknown>('company', 'post', path, { json: body }),
       );
       return {
         id: issue.id,
@@ -350,6 +472,8 @@ export class PaperclipAdapter {
    * @throws InvalidTransitionError for a move the table refuses (nothing is written), or one
    *   Paperclip refuses with a 422 (its reason in the message).
    * @throws ConflictError when the issue is held by another agent or run (409).
+   * @throws InvalidInputError for an id (also a blocker or reviewer) that core's id rule refuses,
+   *   before anything is sent.
    */
   async transitionTask(
     id: string,
@@ -357,6 +481,8 @@ export class PaperclipAdapter {
     options: TransitionTaskOptions = {},
   ): Promise<TransitionedTask> {
     return this.#refusing(async () => {
+      for (const blocker of options.blockedByIssueIds ?? []) checkId(blocker, 'blocker id');
+      if (options.reviewerUserId !== undefined) checkId(options.reviewerUserId, 'reviewer id');
       const current = await this.#issue(id);
       const from = current.status;
       const reason = validateTransition(from, to, current.identifier ?? current.id);
@@ -381,12 +507,17 @@ export class PaperclipAdapter {
         if (to === 'in_review' && options.reviewerUserId !== undefined) {
           body.assigneeUserId = options.reviewerUserId;
         }
-        issue = await this.#call<PaperclipIssue>(
-          `issue ${current.identifier ?? current.id}`,
+        const path = `issues/${segment(current.id, 'task id')}`;
+        issue = this.#issueFrom(
           'patch',
-          `issues/${current.id}`,
-          { json: body },
-          { from, to },
+          path,
+          await this.#call<unknown>(
+            `issue ${current.identifier ?? current.id}`,
+            'patch',
+            path,
+            { json: body },
+            { from, to },
+          ),
         );
       }
       const event: TaskTransitionEvent = {
@@ -409,48 +540,80 @@ export class PaperclipAdapter {
    * agent), which moves it to `in_progress`.
    *
    * @throws ConflictError (409) naming the holder when another agent or run has it; never retried.
+   * @throws InvalidInputError for an id core's id rule refuses, before anything is sent.
    */
   async checkout(id: string): Promise<PaperclipIssue> {
-    return this.#call<PaperclipIssue>(`issue ${id}`, 'post', `issues/${id}/checkout`, {
+    const path = `issues/${segment(id, 'task id')}/checkout`;
+    const answer = await this.#call<unknown>(`issue ${id}`, 'post', path, {
       json: { agentId: this.agentId, expectedStatuses: ['todo', 'in_progress'] },
     });
+    return this.#issueFrom('post', path, answer);
   }
 
-  /** Gives an issue back: an `in_progress` issue returns to `todo`, unassigned. */
+  /**
+   * Gives an issue back: an `in_progress` issue returns to `todo`, unassigned.
+   *
+   * @throws InvalidInputError for an id core's id rule refuses, before anything is sent.
+   */
   async release(id: string): Promise<PaperclipIssue> {
-    return this.#call<PaperclipIssue>(`issue ${id}`, 'post', `issues/${id}/release`);
+    const path = `issues/${segment(id, 'task id')}/release`;
+    return this.#issueFrom('post', path, await this.#call<unknown>(`issue ${id}`, 'post', path));
   }
 
-  /** Adds a comment to an issue. */
+  /**
+   * Adds a comment to an issue.
+   *
+   * @throws InvalidInputError for an id core's id rule refuses, before anything is sent.
+   */
   async comment(id: string, body: string): Promise<unknown> {
-    return this.#call(`issue ${id}`, 'post', `issues/${id}/comments`, { json: { body } });
+    const path = `issues/${segment(id, 'task id')}/comments`;
+    return this.#call(`issue ${id}`, 'post', path, { json: { body } });
   }
 
   /**
    * Issues of the agent's company, filtered by status and assignee (`GET /companies/{id}/issues`,
    * sorted by Paperclip by priority). Default assignee: this agent; `null` for any.
+   *
+   * @throws InvalidInputError for an assignee core's id rule refuses, or a status not one of ours.
    */
   async listTasks(
     filter: { status?: TaskState | TaskState[]; assigneeAgentId?: string | null } = {},
   ): Promise<PaperclipIssue[]> {
-    const companyId = await this.companyId();
     const searchParams: Record<string, string> = {};
     const assignee = filter.assigneeAgentId === undefined ? this.agentId : filter.assigneeAgentId;
-    if (assignee !== null) searchParams.assigneeAgentId = assignee;
+    if (assignee !== null) searchParams.assigneeAgentId = checkId(assignee, 'assignee');
     if (filter.status !== undefined) {
-      searchParams.status = Array.isArray(filter.status) ? filter.status.join(',') : filter.status;
+      const statuses: unknown[] = Array.isArray(filter.status) ? filter.status : [filter.status];
+      for (const status of statuses) {
+        if (typeof status !== 'string' || !STATES.has(status)) {
+          throw new InvalidInputError({
+            field: 'status',
+            problem: `must be one of ${[...STATES].join(', ')}`,
+          });
+        }
+      }
+      searchParams.status = statuses.join(',');
     }
-    return this.#call<PaperclipIssue[]>('company', 'get', `companies/${companyId}/issues`, {
-      searchParams,
-    });
+    const companyId = await this.companyId();
+    const path = `companies/${segment(companyId, 'company id')}/issues`;
+    return this.#issuesFrom(
+      'get',
+      path,
+      await this.#call<unknown>('company', 'get', path, { searchParams }),
+    );
   }
 
   /** The agent's open assignments (`GET /agents/me/inbox-lite`). */
   async inbox(): Promise<InboxItem[]> {
-    return this.#call<InboxItem[]>('agent me', 'get', 'agents/me/inbox-lite');
+    const path = 'agents/me/inbox-lite';
+    return this.#issuesFrom('get', path, await this.#call<unknown>('agent me', 'get', path));
   }
 
-  /** An issue as Paperclip has it now. */
+  /**
+   * An issue as Paperclip has it now.
+   *
+   * @throws InvalidInputError for an id core's id rule refuses, before anything is sent.
+   */
   async getTask(id: string): Promise<PaperclipIssue> {
     return this.#issue(id);
   }
@@ -534,8 +697,33 @@ export class PaperclipAdapter {
     }
   }
 
-  async #issue(id: string): Promise<PaperclipIssue> {
-    return this.#call<PaperclipIssue>(`issue ${id}`, 'get', `issues/${encodeURIComponent(id)}`);
+  async #issue(id: string, field = 'task id'): Promise<PaperclipIssue> {
+    const path = `issues/${segment(id, field)}`;
+    return this.#issueFrom('get', path, await this.#call<unknown>(`issue ${id}`, 'get', path));
+  }
+
+  /**
+   * `answer` when it is an issue as Paperclip sends one: its id and identifier go into later
+   * paths and messages, its status into the lifecycle table, so a server that sends anything else
+   * gets a `TransportError`, not a request to a route it chose.
+   */
+  #issueFrom(method: string, path: string, answer: unknown): PaperclipIssue {
+    const problem = issueProblem(answer);
+    if (problem !== undefined) throw this.#http.malformed(method, path, problem);
+    return answer as PaperclipIssue;
+  }
+
+  #issuesFrom<T extends InboxItem | PaperclipIssue>(
+    method: string,
+    path: string,
+    answer: unknown,
+  ): T[] {
+    if (!Array.isArray(answer)) throw this.#http.malformed(method, path, 'no list of issues');
+    for (const item of answer) {
+      const problem = issueProblem(item);
+      if (problem !== undefined) throw this.#http.malformed(method, path, `a list with ${problem}`);
+    }
+    return answer as T[];
   }
 
   /** One call, with Paperclip's refusals turned into core errors. */
@@ -554,7 +742,7 @@ export class PaperclipAdapter {
         throw new InvalidTransitionError({
           ...move,
           taskId: resource.replace(/^issue /, ''),
-          reason: `Paperclip refused ${move.from} -> ${move.to}: ${error.reason}`,
+          reason: `Paperclip refused ${move.from} -> ${move.to}: ${error.reason ?? 'status 422'}`,
         });
       }
       throw error.toKernelError(resource);
@@ -569,10 +757,10 @@ export class PaperclipAdapter {
   ): Promise<{ depth: number; parentId: string | undefined; creatorId: string | undefined }> {
     const rows: StoredWorkNode[] = [];
     const seen = new Map<string, PaperclipIssue>();
-    const load = async (id: string): Promise<PaperclipIssue> => {
+    const load = async (id: string, field: string): Promise<PaperclipIssue> => {
       const cached = seen.get(id);
       if (cached !== undefined) return cached;
-      const issue = await this.#issue(id);
+      const issue = await this.#issue(id, field);
       seen.set(id, issue).set(issue.id, issue);
       if (issue.identifier !== undefined) seen.set(issue.identifier, issue);
       return issue;
@@ -592,14 +780,14 @@ export class PaperclipAdapter {
 
     let parent: PaperclipIssue | undefined;
     if (links.parentTaskId !== undefined) {
-      parent = await load(links.parentTaskId);
+      parent = await load(links.parentTaskId, 'parent task id');
       // Paperclip returns the whole parent chain with the issue: its length is the parent's depth.
       rows.push(row(parent, parent.ancestors?.length ?? 0));
     }
     let creator: PaperclipIssue | undefined;
     let next = links.createdByTaskId;
     for (let hop = 0; next !== undefined && hop < MAX_CREATOR_HOPS; hop++) {
-      const issue = await load(next);
+      const issue = await load(next, 'creator task id');
       if (hop === 0) creator = issue;
       if (!rows.some((r) => r.taskId === issue.id)) rows.push(row(issue));
       const following = readMarker(issue.description).createdByTaskId;

@@ -1,3 +1,5 @@
+import { isValidId } from '@exec-kernel/core';
+
 /**
  * What the adapter records about a task Paperclip has no field for: its type and the task whose
  * work produced it (the loop rules need both). Kept at the end of the issue's description as an
@@ -10,7 +12,7 @@ export interface TaskMarker {
 
 const MARKER = /\n*<!-- exec-kernel (\{[^\n]*?\}) -->\s*$/;
 
-/** Reads the marker from a description, if it has one. */
+/** Reads the marker from a description, if it has one; a `createdByTaskId` must be a valid id. */
 export function readMarker(description: string | null | undefined): TaskMarker {
   const match = description ? MARKER.exec(description) : null;
   if (match === null) return {};
@@ -18,7 +20,9 @@ export function readMarker(description: string | null | undefined): TaskMarker {
     const parsed = JSON.parse(match[1] as string) as Record<string, unknown>;
     const marker: TaskMarker = {};
     if (typeof parsed.taskType === 'string') marker.taskType = parsed.taskType;
-    if (typeof parsed.createdByTaskId === 'string') marker.createdByTaskId = parsed.createdByTaskId;
+    // Anyone who can edit a description can write a marker: a creator that is not an id (`..`,
+    // a newline) is not followed.
+    if (isValidId(parsed.createdByTaskId)) marker.createdByTaskId = parsed.createdByTaskId;
     return marker;
   } catch {
     return {};

@@ -41,6 +41,16 @@ export interface FakeAgent {
   status: string;
 }
 
+/** Answers a request the way a hostile or broken server would; gets the raw response. */
+export type InterceptHandler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
+
+interface Intercept {
+  method: string;
+  path: RegExp;
+  handler: InterceptHandler;
+  times: number;
+}
+
 interface Fault {
   method: string;
   path: RegExp;
@@ -53,7 +63,9 @@ interface Fault {
 
 export interface RecordedRequest {
   method: string;
+  /** As received: percent-encoding kept, the query apart. */
   path: string;
+  search: string;
   headers: Record<string, string | string[] | undefined>;
   body: unknown;
 }
@@ -65,6 +77,7 @@ export class FakePaperclip {
   readonly runs: Map<string, string> = new Map(); // run id -> agent id
   readonly requests: RecordedRequest[] = [];
   #faults: Fault[] = [];
+  #intercepts: Intercept[] = [];
   #server: Server | undefined;
   url = '';
 
@@ -114,6 +127,14 @@ export class FakePaperclip {
       body: options.body ?? { error: `injected ${status}` },
       delayMs: options.delayMs ?? 0,
     });
+  }
+
+  /**
+   * The next `times` requests matching `method` and `path` are answered by `handler` (raw
+   * headers and body: redirects, endless or huge bodies, bodies that are not JSON).
+   */
+  intercept(method: string, path: RegExp, handler: InterceptHandler, times = 1): void {
+    this.#intercepts.push({ method: method.toUpperCase(), path, handler, times });
   }
 
   /** Requests other than reads. */
@@ -176,7 +197,22 @@ export class FakePaperclip {
     const body = text === '' ? undefined : (JSON.parse(text) as Record<string, unknown>);
     const url = new URL(req.url ?? '/', 'http://x');
     const method = req.method ?? 'GET';
-    this.requests.push({ method, path: url.pathname, headers: req.headers, body });
+    this.requests.push({
+      method,
+      path: url.pathname,
+      search: url.search,
+      headers: req.headers,
+      body,
+    });
+
+    const intercept = this.#intercepts.find(
+      (i) => i.method === method && i.path.test(url.pathname) && i.times > 0,
+    );
+    if (intercept !== undefined) {
+      intercept.times--;
+      await intercept.handler(req, res);
+      return;
+    }
 
     const send = (status: number, payload: unknown, headers: Record<string, string> = {}) => {
       res.writeHead(status, { 'content-type': 'application/json', ...headers });
@@ -348,7 +384,7 @@ export class FakePaperclip {
     m = match('PATCH', /^\/issues\/([^/]+)$/);
     if (m) {
       if (!needRun()) return;
-      const issue = this.find(m[1] as string);
+      const issue = this.find(decodeURIComponent(m[1] as string));
       if (issue === undefined) return send(404, { error: 'Issue not found' });
       const b = body ?? {};
       const to = b.status as string | undefined;
@@ -442,7 +478,7 @@ export class FakePaperclip {
     m = match('POST', /^\/issues\/([^/]+)\/checkout$/);
     if (m) {
       if (!needRun()) return;
-      const issue = this.find(m[1] as string);
+      const issue = this.find(decodeURIComponent(m[1] as string));
       if (issue === undefined) return send(404, { error: 'Issue not found' });
       const b = body ?? {};
       if (!Array.isArray(b.expectedStatuses) || b.expectedStatuses.length === 0) {
@@ -485,7 +521,7 @@ export class FakePaperclip {
     m = match('POST', /^\/issues\/([^/]+)\/release$/);
     if (m) {
       if (!needRun()) return;
-      const issue = this.find(m[1] as string);
+      const issue = this.find(decodeURIComponent(m[1] as string));
       if (issue === undefined) return send(404, { error: 'Issue not found' });
       if (agent !== undefined && issue.assigneeAgentId !== agent.id) {
         return send(409, { error: 'Only assignee can release issue' });
@@ -500,7 +536,7 @@ export class FakePaperclip {
     m = match('POST', /^\/issues\/([^/]+)\/comments$/);
     if (m) {
       if (!needRun()) return;
-      const issue = this.find(m[1] as string);
+      const issue = this.find(decodeURIComponent(m[1] as string));
       if (issue === undefined) return send(404, { error: 'Issue not found' });
       issue.comments.push(String(body?.body));
       return send(201, {
