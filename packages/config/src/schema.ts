@@ -34,11 +34,23 @@ function mustBe(expected: string): (issue: Issue) => string {
 
 function valueSchema(spec: FieldSpec): v.GenericSchema {
   const message = mustBe(expectation(spec));
+  const max = spec.max ?? Number.MAX_SAFE_INTEGER;
+  const atMost = mustBe(`at most ${max}`);
   switch (spec.type) {
     case 'count':
-      return v.pipe(v.number(message), v.integer(message), v.minValue(spec.min, message));
+      return v.pipe(
+        v.number(message),
+        v.integer(message),
+        v.minValue(spec.min, message),
+        v.maxValue(max, atMost),
+      );
     case 'amount':
-      return v.pipe(v.number(message), v.finite(message), v.minValue(0, message));
+      return v.pipe(
+        v.number(message),
+        v.finite(message),
+        v.minValue(0, message),
+        v.maxValue(max, atMost),
+      );
     case 'fraction': {
       const range = mustBe('in (0, 1]');
       return v.pipe(v.number(message), v.gtValue(0, range), v.maxValue(1, range));
