@@ -101,6 +101,39 @@ describe('numbers past the limits budget accepts', () => {
   });
 });
 
+describe('strings with control characters', () => {
+  it('are refused for paths, ids, URLs and admission names, in the file and the environment', async () => {
+    await writeFile(
+      file,
+      [
+        'store:',
+        '  path: "state\\n.json"',
+        'paperclip:',
+        '  company_id: "acme\\u001b[2J"',
+        'coordination:',
+        '  url: "http://127.0.0.1:7000\\n"',
+        'admission:',
+        '  required: ["consumer\\r"]',
+        '',
+      ].join('\n'),
+    );
+    expect((await refusal()).problems.map((p) => [p.key, p.message])).toEqual([
+      ['store.path', 'must not contain control characters, got "state\\n.json"'],
+      ['paperclip.company_id', 'must not contain control characters, got "acme\\u001b[2J"'],
+      ['coordination.url', 'must not contain control characters, got "http://127.0.0.1:7000\\n"'],
+      ['admission.required[0]', 'must not contain control characters, got "consumer\\r"'],
+    ]);
+    await rm(file);
+    const error = await refusal({ EXEC_KERNEL_STORE_PATH: '/tmp/a\nb' });
+    expect(error.problems).toEqual([
+      {
+        key: 'EXEC_KERNEL_STORE_PATH',
+        message: 'must not contain control characters, got "/tmp/a\\nb"',
+      },
+    ]);
+  });
+});
+
 describe('YAML nested deep', () => {
   it('200,000 levels: says it is nested too deep, where, and names no aliases', async () => {
     await writeFile(file, `budget:\n  max_steps: ${'['.repeat(200_000)}${']'.repeat(200_000)}\n`);
