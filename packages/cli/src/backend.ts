@@ -1,7 +1,7 @@
 import type { CoordinationClient } from '@exec-kernel/coordination/client';
 import type { PaperclipAdapter } from '@exec-kernel/paperclip';
 import type { CommandContext } from './context.js';
-import { UsageError } from './context.js';
+import { quote, UsageError } from './context.js';
 import { configFor, memoryFor } from './services.js';
 
 /** Where task commands act: the local file store, a Paperclip server, or a coordination service. */
@@ -21,7 +21,9 @@ export async function backendFor(ctx: CommandContext): Promise<Backend> {
   const flag = ctx.values.backend;
   if (typeof flag === 'string') {
     if (!BACKENDS.has(flag as Backend)) {
-      throw new UsageError(`--backend must be local, paperclip or coordination, got '${flag}'`);
+      throw new UsageError(
+        `--backend must be local, paperclip or coordination, got ${quote(flag)}`,
+      );
     }
     return flag as Backend;
   }

@@ -1,5 +1,6 @@
 import type { ParseArgsConfig } from 'node:util';
-import type { KernelError, Violation } from '@exec-kernel/core';
+import { type KernelError, toViolation, type Violation } from '@exec-kernel/core';
+import type { ArgRule } from './args.js';
 
 /** Where the CLI reads and writes; `main` takes one so tests need no process. */
 export interface CliIO {
@@ -25,6 +26,12 @@ export interface Command {
   options: NonNullable<ParseArgsConfig['options']>;
   /** Positional arguments: at least `min`, at most `max` (`Infinity` for a tail). */
   positionals: { min: number; max: number; names: string };
+  /**
+   * How arguments are checked before `run`, by positional name (`task-id` for `<task-id>`) or
+   * option name. A rule for a tail positional (`<text...>`) applies to its words joined by spaces.
+   * Numbers checked here reach `run` parsed, in `ctx.numbers`.
+   */
+  args?: Readonly<Record<string, ArgRule>>;
   run(ctx: CommandContext): Promise<number>;
 }
 
@@ -54,9 +61,42 @@ export interface CommandContext {
   name: string;
   values: Record<string, string | boolean | string[] | undefined>;
   positionals: string[];
+  /** The number options given, parsed and checked against the command's `args` rules. */
+  numbers: Readonly<Record<string, number | undefined>>;
   flags: GlobalFlags;
   io: CliIO;
   out: Output;
+}
+
+// What a terminal must never receive from user text: C0 and C1 controls (newline, ESC, CSI),
+// line and paragraph separators, direction and byte-order marks, and unpaired surrogates.
+const UNPRINTABLE = /[\p{Cc}\p{Cs}\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]/gu;
+// In a JSON line, JSON.stringify already escapes what is below U+0020 and unpaired surrogates.
+const JSON_UNPRINTABLE = /[\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]/g;
+const SHORT_ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+function unicodeEscape(char: string): string {
+  return `\\u${(char.codePointAt(0) as number).toString(16).padStart(4, '0')}`;
+}
+
+/**
+ * `text` safe to print as (part of) one line: every control character, separator and invisible
+ * mark written as an escape (`\n`, `\u001b`), so user text can neither break a line nor drive
+ * the terminal.
+ */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (char) => SHORT_ESCAPES[char] ?? unicodeEscape(char));
+}
+
+/** A JSON line with the characters a terminal acts on but JSON.stringify leaves raw escaped too. */
+export function jsonLine(data: unknown): string {
+  return JSON.stringify(data).replace(JSON_UNPRINTABLE, unicodeEscape);
+}
+
+/** User text quoted for a message: escaped, and cut to 40 characters. */
+export function quote(text: string): string {
+  const short = text.length > 40 ? `${text.slice(0, 37)}...` : text;
+  return `'${printable(short)}'`;
 }
 
 const ANSI = { green: '\u001b[32m', red: '\u001b[31m', yellow: '\u001b[33m', reset: '\u001b[0m' };
@@ -78,26 +118,28 @@ export class Output {
     return this.#json;
   }
 
-  /** A successful result: `line` for people, `data` as one JSON line with `--json`. */
-  result(line: string, data: unknown): void {
-    this.#io.stdout.write(this.#json ? `${JSON.stringify(data)}\n` : `${this.#paint(line)}\n`);
-  }
-
-  /** Plain text for people (ignored with `--json`, where `result` carries the data). */
-  text(lines: string): void {
-    if (!this.#json) this.#io.stdout.write(lines.endsWith('\n') ? lines : `${lines}\n`);
+  /**
+   * A successful result: `line` for people (or `lines`, for a list: each stays one line), `data`
+   * as one JSON line with `--json`. User text in them is printed escaped (see {@link printable}).
+   */
+  result(line: string | readonly string[], data: unknown): void {
+    if (this.#json) {
+      this.#io.stdout.write(`${jsonLine(data)}\n`);
+      return;
+    }
+    const lines = typeof line === 'string' ? [line] : line;
+    this.#io.stdout.write(`${lines.map((l) => this.#paint(printable(l))).join('\n')}\n`);
   }
 
   /** A warning line on stderr. */
   warn(line: string): void {
-    this.#io.stderr.write(`${this.#paint(line)}\n`);
+    this.#io.stderr.write(`${this.#paint(printable(line))}\n`);
   }
 
   /** A refusal: one line on stderr, and with `--json` the `Violation` as a JSON line on stdout. */
   refuse(line: string, violation: Violation | undefined): void {
-    if (this.#json && violation !== undefined)
-      this.#io.stdout.write(`${JSON.stringify(violation)}\n`);
-    this.#io.stderr.write(`${this.#paint(line)}\n`);
+    if (this.#json && violation !== undefined) this.#io.stdout.write(`${jsonLine(violation)}\n`);
+    this.#io.stderr.write(`${this.#paint(printable(line))}\n`);
   }
 
   #paint(line: string): string {
@@ -112,6 +154,15 @@ export class Output {
         : ANSI.red;
     return `${colour}${prefix}${ANSI.reset}${line.slice(prefix.length)}`;
   }
+}
+
+/**
+ * How a kernel error reads as a refusal: its one line and its `Violation`. The one place the CLI
+ * and the MCP tools render them (an `InvalidInputError` from an id or a number included).
+ */
+export function refusal(error: KernelError): { line: string; violation: Violation } {
+  const violation = toViolation(error);
+  return { line: refusalLine(error, violation.kind), violation };
 }
 
 /** The one-line form of a refusal, in the seed's wording for the seed's commands. */

@@ -1,12 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
-import { KernelError, toViolation } from '@exec-kernel/core';
+import { KernelError } from '@exec-kernel/core';
+import { checkArg } from './args.js';
 import {
   type CliIO,
   type Command,
   type CommandContext,
   Output,
-  refusalLine,
+  printable,
+  quote,
+  refusal,
   UsageError,
 } from './context.js';
 import { processIO } from './io.js';
@@ -116,6 +119,12 @@ export function version(): string {
   return pkg.version;
 }
 
+const SHORT_USAGE = [
+  'Usage: exec-kernel <command> [arguments] [--json] [--config <file>]',
+  "Run 'exec-kernel --help' for the commands.",
+  '',
+].join('\n');
+
 function globalUsage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
   const lines = Object.entries(COMMANDS).map(
@@ -172,17 +181,101 @@ function closest(word: string, candidates: string[]): string | undefined {
 
 /** Turns node's parseArgs errors into one short line. */
 function parseErrorMessage(error: Error & { code?: string }): string {
-  const option = /'(-[^']*)'/.exec(error.message)?.[1];
+  // The option as typed, up to its value placeholder: `--steps` of "Option '--steps <value>' …".
+  const option = /'(-[^' ]*)/.exec(error.message)?.[1];
   switch (error.code) {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
-      return `Unknown option '${option ?? '?'}'`;
+      return `Unknown option ${quote(option ?? '?')}`;
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
-      return option === undefined ? 'Invalid option value' : `Option '${option}' needs a value`;
+      if (option === undefined) return 'Invalid option value';
+      if (/ambiguous/.test(error.message))
+        return `Option ${quote(option)} needs a value; for one that starts with '-', write ${option}=<value>`;
+      if (/does not take an argument/.test(error.message))
+        return `Option ${quote(option)} takes no value`;
+      return `Option ${quote(option)} needs a value`;
     case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
       return 'Unexpected argument';
     default:
-      return error.message.split('\n')[0] ?? 'Invalid arguments';
+      return printable(error.message.split('\n')[0] ?? 'Invalid arguments');
   }
+}
+
+const NEGATIVE_NUMBER = /^-(?:\d|\.\d)/;
+
+/**
+ * `--steps -3` as `--steps=-3`: parseArgs reads a value that starts with `-` as an option, so a
+ * negative number would be refused as a missing value instead of as a negative number.
+ */
+function joinNegativeValues(args: string[], options: ParseArgsConfig['options']): string[] {
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (arg === '--') {
+      joined.push(...args.slice(i));
+      break;
+    }
+    const next = args[i + 1];
+    const option = arg.startsWith('--') ? options?.[arg.slice(2)] : undefined;
+    if (option?.type === 'string' && next !== undefined && NEGATIVE_NUMBER.test(next)) {
+      joined.push(`${arg}=${next}`);
+      i++;
+    } else joined.push(arg);
+  }
+  return joined;
+}
+
+/** Refuses a single-valued option given twice: which one would win is not for the caller to guess. */
+function refuseRepeats(
+  tokens: NonNullable<ReturnType<typeof parseArgs>['tokens']>,
+  options: NonNullable<ParseArgsConfig['options']>,
+): void {
+  const seen = new Set<string>();
+  for (const token of tokens) {
+    if (token.kind !== 'option') continue;
+    const option = options[token.name];
+    if (option === undefined || option.type !== 'string' || option.multiple === true) continue;
+    if (seen.has(token.name))
+      throw new UsageError(`Option ${quote(`--${token.name}`)} given more than once`);
+    seen.add(token.name);
+  }
+}
+
+/** The positional names of a synopsis: `<task-id> [key]` → `task-id`, `key`; `<text...>` a tail. */
+function positionalNames(names: string): Array<{ name: string; tail: boolean }> {
+  return [...names.matchAll(/[<[]([a-z-]+)(\.\.\.)?[>\]]/g)].map((m) => ({
+    name: m[1] as string,
+    tail: m[2] !== undefined,
+  }));
+}
+
+/**
+ * Checks every argument that has a rule, before the command does anything, and returns the
+ * parsed numbers.
+ *
+ * @throws InvalidInputError for the first argument that breaks its rule.
+ */
+function checkArgs(
+  command: Command,
+  values: CommandContext['values'],
+  positionals: string[],
+): Record<string, number | undefined> {
+  const rules = command.args ?? {};
+  const numbers: Record<string, number | undefined> = {};
+  positionalNames(command.positionals.names).forEach(({ name, tail }, index) => {
+    const rule = rules[name];
+    const value = tail ? positionals.slice(index).join(' ') : positionals[index];
+    if (rule === undefined || value === undefined || (tail && index >= positionals.length)) return;
+    checkArg(value, rule, name);
+  });
+  for (const [name, rule] of Object.entries(rules)) {
+    const given = values[name];
+    if (given === undefined || typeof given === 'boolean') continue;
+    for (const value of Array.isArray(given) ? given : [given]) {
+      const checked = checkArg(value, rule, `--${name}`);
+      if (typeof checked === 'number') numbers[name] = checked;
+    }
+  }
+  return numbers;
 }
 
 /**
@@ -198,7 +291,7 @@ function parseErrorMessage(error: Error & { code?: string }): string {
 export async function main(argv: string[], io: CliIO = processIO()): Promise<number> {
   const [first, second] = argv;
   if (first === undefined) {
-    io.stderr.write(globalUsage());
+    io.stderr.write(SHORT_USAGE);
     return 1;
   }
   if (first === '--help' || first === '-h' || first === 'help') {
@@ -213,9 +306,18 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
   let name = first;
   let rest = argv.slice(1);
   if (GROUPS.has(first)) {
-    if (second === undefined || second === '--help' || second === '-h') {
-      (second === undefined ? io.stderr : io.stdout).write(groupUsage(first));
-      return second === undefined ? 1 : 0;
+    if (second === '--help' || second === '-h') {
+      io.stdout.write(groupUsage(first));
+      return 0;
+    }
+    if (second === undefined) {
+      const verbs = Object.keys(COMMANDS)
+        .filter((name) => name.startsWith(`${first} `))
+        .map((name) => name.slice(first.length + 1));
+      io.stderr.write(
+        `ERROR: Missing command: exec-kernel ${first} <${verbs.join('|')}>. Run 'exec-kernel ${first} --help'.\n`,
+      );
+      return 1;
     }
     name = `${first} ${second}`;
     rest = argv.slice(2);
@@ -224,12 +326,14 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
   if (entry === undefined) {
     const suggestion = closest(name, Object.keys(COMMANDS));
     const hint = suggestion === undefined ? '' : ` Did you mean '${suggestion}'?`;
-    io.stderr.write(`ERROR: Unknown command '${name}'.${hint} Run 'exec-kernel --help'.\n`);
+    io.stderr.write(`ERROR: Unknown command ${quote(name)}.${hint} Run 'exec-kernel --help'.\n`);
     return 1;
   }
 
   const command = await entry.load();
-  const json = rest.includes('--json');
+  const end = rest.indexOf('--');
+  // Known before parsing, so a refusal while parsing is still given in the asked-for form.
+  const json = (end === -1 ? rest : rest.slice(0, end)).includes('--json');
   const out = new Output(io, json);
   const usageHint = `Run 'exec-kernel ${name} --help' for usage.`;
   try {
@@ -241,10 +345,12 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     };
     let parsed: ReturnType<typeof parseArgs>;
     try {
-      parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true });
+      const args = joinNegativeValues(rest, options);
+      parsed = parseArgs({ args, options, allowPositionals: true, strict: true, tokens: true });
     } catch (error) {
       throw new UsageError(parseErrorMessage(error as Error));
     }
+    refuseRepeats(parsed.tokens ?? [], options);
     const values = parsed.values as CommandContext['values'];
     if (values.help === true) {
       io.stdout.write(`${command.usage.trimEnd()}\n`);
@@ -259,10 +365,12 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
       );
     }
 
+    const numbers = checkArgs(command, values, parsed.positionals);
     const ctx: CommandContext = {
       name,
       values,
       positionals: parsed.positionals,
+      numbers,
       flags: { json, config: values.config as string | undefined },
       io,
       out,
@@ -270,17 +378,18 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     return await command.run(ctx);
   } catch (error) {
     if (UsageError.is(error)) {
+      const message = printable(error.message);
       io.stderr.write(
-        error.pointToHelp ? `ERROR: ${error.message}. ${usageHint}\n` : `ERROR: ${error.message}\n`,
+        error.pointToHelp ? `ERROR: ${message}. ${usageHint}\n` : `ERROR: ${message}\n`,
       );
       return 1;
     }
     if (KernelError.is(error)) {
-      const violation = toViolation(error);
-      out.refuse(refusalLine(error, violation.kind), violation);
+      const { line, violation } = refusal(error);
+      out.refuse(line, violation);
       return 1;
     }
-    const message = error instanceof Error ? error.message : String(error);
+    const message = printable(error instanceof Error ? error.message : String(error));
     io.stderr.write(`ERROR: internal error: ${message} (set EXEC_KERNEL_DEBUG=1 for details)\n`);
     if (io.env.EXEC_KERNEL_DEBUG) io.stderr.write(`${(error as Error)?.stack ?? ''}\n`);
     return 2;

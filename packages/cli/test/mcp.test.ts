@@ -156,6 +156,122 @@ describe('exec-kernel mcp', () => {
   });
 });
 
+describe('exec-kernel mcp, hostile arguments (issue 11)', () => {
+  const invalid = (result: ToolResult, line: string, field: string) => {
+    expect(result.isError).toBe(true);
+    expect(result.content[0]?.text).toBe(line);
+    expect(result.structuredContent).toMatchObject({
+      kind: 'invalid_input',
+      code: 'INVALID_INPUT',
+      details: { field },
+    });
+  };
+
+  it('says a negative count must not be negative, and refuses counts past the maximum', async () => {
+    await call('task_create', { taskId: 't1', agentId: 'a1', type: 'feature', ...ADMISSION });
+    invalid(
+      await call('step', { taskId: 't1', count: -5 }),
+      'ERROR: [invalid_input] Invalid --count: must not be negative',
+      '--count',
+    );
+    invalid(
+      await call('step', { taskId: 't1', count: 1e21 }),
+      'ERROR: [invalid_input] Invalid --count: must be at most 1000000000',
+      '--count',
+    );
+    invalid(
+      await call('check_budget', { taskId: 't1', maxSteps: '1e20' }),
+      'ERROR: [invalid_input] Invalid --max-steps: must be at most 1000000000',
+      '--max-steps',
+    );
+    expect((await call('step', { taskId: 't1', count: '2' })).structuredContent).toMatchObject({
+      stepsTaken: 2,
+    });
+  });
+
+  it('applies the id rule to every id, as the CLI does', async () => {
+    invalid(
+      await call('task_create', {
+        taskId: 'a\nCREATED: x',
+        agentId: 'a1',
+        type: 'f',
+        ...ADMISSION,
+      }),
+      'ERROR: [invalid_input] Invalid task id: must not contain control characters',
+      'task id',
+    );
+    invalid(
+      await call('task_create', { taskId: 't1', agentId: '', type: 'f', ...ADMISSION }),
+      'ERROR: [invalid_input] Invalid agent id: must not be empty',
+      'agent id',
+    );
+    invalid(
+      await call('check_loop', { taskId: 't', agentId: 'a', taskType: 'x'.repeat(100_000) }),
+      'ERROR: [invalid_input] Invalid task type: must be at most 200 characters, got 100000',
+      'task type',
+    );
+    expect((await call('task_list')).structuredContent).toEqual({ tasks: [] });
+  });
+
+  it('refuses arguments of the wrong JSON type without running anything', async () => {
+    invalid(
+      await call('task_show', { taskId: 42 }),
+      'ERROR: [invalid_input] Invalid taskId: must be a string',
+      'taskId',
+    );
+    invalid(
+      await call('task_create', { taskId: 't1', agentId: 'a', type: 'f', title: { a: 1 } }),
+      'ERROR: [invalid_input] Invalid title: must be a string',
+      'title',
+    );
+    invalid(
+      await call('step', { taskId: 't1', count: true }),
+      'ERROR: [invalid_input] Invalid count: must be a number',
+      'count',
+    );
+    invalid(
+      await call('step', { taskId: 't1', count: 'abc' }),
+      'ERROR: [invalid_input] Invalid --count: must be a whole number',
+      '--count',
+    );
+    invalid(
+      await call('task_claim', { type: [1] }),
+      'ERROR: [invalid_input] Invalid type: must be a list of strings',
+      'type',
+    );
+    expect((await call('validate', { from: 'todo', to: 'done', json: 'yes' })).content[0]).toEqual({
+      type: 'text',
+      text: "ERROR: unknown argument 'json'",
+    });
+  });
+
+  it('passes a value that starts with a dash as a value', async () => {
+    await call('task_create', { taskId: 't1', agentId: 'a1', type: 'feature', ...ADMISSION });
+    const moved = await call('task_transition', {
+      taskId: 't1',
+      state: 'in_progress',
+      comment: '-3 is not a flag',
+    });
+    expect(moved.isError).toBe(false);
+    const shown = JSON.parse((await cli(dir, ['task', 'show', 't1', '--json'])).stdout);
+    expect(shown.history.at(-1)).toMatchObject({ to: 'in_progress', reason: '-3 is not a flag' });
+  });
+
+  it('describes the rules in the input schemas: id lengths, number ranges', async () => {
+    const { tools } = await client.listTools();
+    const schema = (name: string) =>
+      tools.find((t) => t.name === name)?.inputSchema.properties as Record<string, unknown>;
+    expect(schema('task_create').taskId).toMatchObject({
+      type: 'string',
+      minLength: 1,
+      maxLength: 200,
+    });
+    expect(schema('step').count).toMatchObject({ type: 'integer', minimum: 1, maximum: 1e9 });
+    expect(schema('sleep').timeout).toMatchObject({ type: 'number', exclusiveMinimum: 0 });
+    expect(schema('task_create').title).toMatchObject({ type: 'string', maxLength: 1000 });
+  });
+});
+
 describe('exec-kernel mcp, raw protocol', () => {
   it('answers bad JSON, unknown methods and batches per JSON-RPC, and ends with stdin', async () => {
     const child = spawn(process.execPath, [BIN, 'mcp'], {

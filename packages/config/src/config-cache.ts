@@ -10,11 +10,18 @@ import type { ExecKernelConfig } from './defaults.js';
  * never written: it is applied from the environment after a hit.
  */
 interface Entry {
+  format: number;
   path: string;
   stamp: string;
   env: string;
   config: ExecKernelConfig;
 }
+
+/**
+ * Bumped whenever validation changes, so a file cached under older rules (which might now be
+ * refused, like `max_steps: 1e20` before limits had maximums) is validated again.
+ */
+const FORMAT = 2;
 
 /** FNV-1a: a file name for a path without loading node:crypto (a start-up cost). */
 function hash(text: string): string {
@@ -64,7 +71,13 @@ export function readCachedConfig(
   if (stamp === undefined) return undefined;
   try {
     const entry = JSON.parse(readFileSync(entryFile(dir, path), 'utf8')) as Entry;
-    if (entry.path !== path || entry.stamp !== stamp || entry.env !== envKey(env)) return undefined;
+    if (
+      entry.format !== FORMAT ||
+      entry.path !== path ||
+      entry.stamp !== stamp ||
+      entry.env !== envKey(env)
+    )
+      return undefined;
     const token = env.EXEC_KERNEL_COORDINATION_TOKEN;
     entry.config.coordination.token = token === undefined || token === '' ? null : token;
     return entry.config;
@@ -84,6 +97,7 @@ export function writeCachedConfig(
   // If the file changed while it was being read, the entry could describe the wrong content.
   if (stampBefore === undefined || stampOf(path) !== stampBefore) return;
   const entry: Entry = {
+    format: FORMAT,
     path,
     stamp: stampBefore,
     env: envKey(env),

@@ -1,3 +1,4 @@
+import { LIMIT_MAXIMUMS } from '@exec-kernel/budget';
 import type { ConfigSection } from './defaults.js';
 
 /** How a value is checked, and how an environment variable's string is read into it. */
@@ -12,6 +13,8 @@ export interface FieldSpec {
   readonly type: FieldType;
   /** For counts: the smallest allowed value (1 where 0 makes no sense). */
   readonly min: 0 | 1;
+  /** For counts and amounts: the largest allowed value (a safe integer). */
+  readonly max: number | undefined;
   readonly nullable: boolean;
   readonly description: string;
 }
@@ -29,17 +32,21 @@ function field(
   key: string,
   type: FieldType,
   description: string,
-  options: { min?: 0 | 1; nullable?: boolean } = {},
+  options: { min?: 0 | 1; max?: number; nullable?: boolean } = {},
 ): FieldSpec {
   return {
     key,
     name: snakeToCamel(key),
     type,
     min: options.min ?? 0,
+    max: options.max,
     nullable: options.nullable ?? false,
     description,
   };
 }
+
+// Each node is kept in the state file the CLI rewrites on every call: past a million it is a typo.
+const MAX_HEAP_SIZE = 1_000_000;
 
 const TOKEN_HINT = 'set EXEC_KERNEL_COORDINATION_TOKEN instead (tokens never go in the file)';
 const KEY_HINT = 'set PAPERCLIP_API_KEY instead (keys never go in the file)';
@@ -55,12 +62,13 @@ export const SECTIONS: readonly SectionSpec[] = [
         'max_depth',
         'count',
         'Deepest nesting allowed for a new task (a root task is depth 0).',
+        { max: LIMIT_MAXIMUMS.maxDepth },
       ),
       field(
         'max_heap_size',
         'count',
         'Most task nodes held in memory; past that the oldest finished ones are evicted first.',
-        { min: 1 },
+        { min: 1, max: MAX_HEAP_SIZE },
       ),
     ],
   },
@@ -70,13 +78,17 @@ export const SECTIONS: readonly SectionSpec[] = [
       'Limits a task gets when it is started without its own. A limit is the amount allowed.',
     secrets: {},
     fields: [
-      field('max_steps', 'count', 'Steps a task may take.'),
-      field('max_depth', 'count', 'Depth a task may reach.'),
-      field('max_duration_seconds', 'count', 'Wall-clock seconds a task may run.'),
+      field('max_steps', 'count', 'Steps a task may take.', { max: LIMIT_MAXIMUMS.maxSteps }),
+      field('max_depth', 'count', 'Depth a task may reach.', { max: LIMIT_MAXIMUMS.maxDepth }),
+      field('max_duration_seconds', 'count', 'Wall-clock seconds a task may run.', {
+        max: LIMIT_MAXIMUMS.maxDurationSeconds,
+      }),
       field('max_tokens', 'count', 'Model tokens a task may use; null for unlimited.', {
+        max: LIMIT_MAXIMUMS.maxTokens,
         nullable: true,
       }),
       field('max_cost_usd', 'amount', 'Dollars a task may spend; null for unlimited.', {
+        max: LIMIT_MAXIMUMS.maxCostUsd,
         nullable: true,
       }),
       field('warn_at', 'fraction', 'Fraction of a limit, in (0, 1], at which a warning fires.'),
@@ -91,9 +103,7 @@ export const SECTIONS: readonly SectionSpec[] = [
         'default_timeout_seconds',
         'count',
         'Seconds an agent sleeps when no timeout is given.',
-        {
-          min: 1,
-        },
+        { min: 1, max: LIMIT_MAXIMUMS.maxDurationSeconds },
       ),
     ],
   },

@@ -11,6 +11,7 @@ import { fileSchema } from './schema.js';
  * result as `@exec-kernel/config/schema.json`.
  */
 export function buildJsonSchema(): JsonSchema {
-  // `finite` has no JSON Schema form, and needs none: JSON and YAML numbers in a schema check are finite.
-  return toJsonSchema(fileSchema(), { target: 'draft-07', ignoreActions: ['finite'] });
+  // `finite` has no JSON Schema form, and needs none: JSON and YAML numbers in a schema check are
+  // finite. `check` (no control characters in strings) has none either; the loader still applies it.
+  return toJsonSchema(fileSchema(), { target: 'draft-07', ignoreActions: ['finite', 'check'] });
 }

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ConfigError } from '@exec-kernel/core';
 import { configStamp, readCachedConfig, writeCachedConfig } from './config-cache.js';
@@ -6,6 +6,55 @@ import type { ExecKernelConfig } from './defaults.js';
 import { type FindConfigFileOptions, findConfigFile } from './find-config-file.js';
 import { parseConfig } from './parse-config.js';
 import { resolveConfig } from './resolve-config.js';
+
+/**
+ * The largest config file read. A real one is a few hundred bytes; a bigger file is a mistake (or
+ * an attack) that would otherwise be read whole and parsed on every call.
+ */
+const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/**
+ * Reads the file at `path` as UTF-8, at most {@link MAX_CONFIG_BYTES}. Sync on purpose: one small
+ * file, and fs/promises costs CLI start-up a module load. Opened without blocking, so a FIFO put
+ * in the file's place after the search cannot hang the caller.
+ */
+function readConfigText(path: string): string {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (error) {
+    throw unreadable(path, error);
+  }
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new ConfigError(`Config file is not a file: ${path}`, { path });
+    if (stat.size > MAX_CONFIG_BYTES) throw tooLarge(path, stat.size);
+    // Read one byte past the cap, in case the file grew since fstat.
+    const buffer = Buffer.alloc(Math.min(stat.size, MAX_CONFIG_BYTES) + 1);
+    let length = 0;
+    for (let n = 1; n > 0 && length < buffer.length; length += n) {
+      n = readSync(fd, buffer, length, buffer.length - length, null);
+    }
+    if (length > MAX_CONFIG_BYTES) throw tooLarge(path, length);
+    return buffer.toString('utf8', 0, length);
+  } catch (error) {
+    throw ConfigError.is(error) ? error : unreadable(path, error);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function unreadable(path: string, error: unknown): ConfigError {
+  const code = (error as NodeJS.ErrnoException).code ?? 'unknown error';
+  return new ConfigError(`Cannot read config file ${path} (${code})`, { path }, { cause: error });
+}
+
+function tooLarge(path: string, size: number): ConfigError {
+  return new ConfigError(
+    `Config file ${path} is too large: ${size} bytes (at most ${MAX_CONFIG_BYTES})`,
+    { path },
+  );
+}
 
 /** Options of {@link loadConfig}: where to look, the environment to read, and a cache. */
 export interface LoadConfigOptions extends FindConfigFileOptions {
@@ -63,18 +112,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
     config = resolveConfig(undefined, { env });
   } else {
     const stamp = configStamp(path);
-    let text: string;
-    try {
-      // Sync on purpose: one small file, and fs/promises costs CLI start-up a module load.
-      text = readFileSync(path, 'utf8');
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code ?? 'unknown error';
-      throw new ConfigError(
-        `Cannot read config file ${path} (${code})`,
-        { path },
-        { cause: error },
-      );
-    }
+    const text = readConfigText(path);
     config = await parseConfig(text, { path, env });
     if (options.cacheDir !== undefined)
       writeCachedConfig(options.cacheDir, path, env, stamp, config);

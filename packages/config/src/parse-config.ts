@@ -35,11 +35,18 @@ const YAML_PROBLEMS: Record<ErrorCode, string> = {
   MULTIPLE_DOCS: 'more than one YAML document (a config file holds one)',
   MULTIPLE_TAGS: 'more than one tag on a value',
   NON_STRING_KEY: 'a key that is not a string',
-  RESOURCE_EXHAUSTION: 'too many aliases',
+  // yaml reports its own stack running out, which only nesting thousands deep does.
+  RESOURCE_EXHAUSTION: 'nested too deep',
   TAB_AS_INDENT: 'a tab used for indentation',
   TAG_RESOLVE_FAILED: 'a tag that cannot be resolved',
   UNEXPECTED_TOKEN: 'unexpected token',
 };
+
+/**
+ * The deepest nesting a config file may have. A valid file nests three deep (section, key, list
+ * item); the cap stops a hostile file before any recursive walk over it runs out of stack.
+ */
+const MAX_CONFIG_NESTING = 32;
 
 /** The parsed data of a YAML config text and where each of its keys is written. */
 export interface ParsedYaml {
@@ -56,6 +63,21 @@ function yamlError(path: string | undefined, error: YAMLError, lines: LineCounte
     { path, line, column, problems: [{ key: '', message, line, column }] },
     { cause: error },
   );
+}
+
+/** The first collection nested deeper than {@link MAX_CONFIG_NESTING}, keys included; iterative. */
+function tooDeep(yaml: Yaml, root: unknown): YamlNode | undefined {
+  const stack: Array<[unknown, number]> = [[root, 1]];
+  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+    const [node, depth] = next;
+    if (!yaml.isCollection(node)) continue;
+    if (depth > MAX_CONFIG_NESTING) return node;
+    for (const item of node.items as unknown[]) {
+      if (yaml.isPair(item)) stack.push([item.key, depth + 1], [item.value, depth + 1]);
+      else stack.push([item, depth + 1]);
+    }
+  }
+  return undefined;
 }
 
 /**
@@ -79,6 +101,17 @@ export function readYaml(yaml: Yaml, text: string, path?: string): ParsedYaml {
     const { line, col } = lines.linePos(range[0]);
     return { line, column: col };
   };
+  const deep = tooDeep(yaml, doc.contents);
+  if (deep !== undefined) {
+    const place = at(deep) ?? { line: 1, column: 1 };
+    const message = `nested too deep (more than ${MAX_CONFIG_NESTING} levels)`;
+    const where = path === undefined ? '' : ` in ${path}`;
+    throw new ConfigError(`Invalid YAML${where} (${place.line}:${place.column}): ${message}`, {
+      path,
+      ...place,
+      problems: [{ key: '', message, ...place }],
+    });
+  }
   const visit = (node: unknown, keyPath: string): void => {
     if (yaml.isMap(node)) {
       for (const pair of node.items) {

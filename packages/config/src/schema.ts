@@ -32,24 +32,56 @@ function mustBe(expected: string): (issue: Issue) => string {
   return (issue) => `must be ${expected}, got ${describeValue(issue.input)}`;
 }
 
+// Newlines, escapes and the other C0/C1 controls have no place in a path, an id or a URL (URL
+// parsing drops some of them silently). A check, not a regex: the JSON Schema takes one pattern.
+function noControls(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || c === 0x2028 || c === 0x2029) return false;
+  }
+  return true;
+}
+
 function valueSchema(spec: FieldSpec): v.GenericSchema {
   const message = mustBe(expectation(spec));
+  const max = spec.max ?? Number.MAX_SAFE_INTEGER;
+  const atMost = mustBe(`at most ${max}`);
+  const controls = (issue: Issue) =>
+    `must not contain control characters, got ${describeValue(issue.input)}`;
   switch (spec.type) {
     case 'count':
-      return v.pipe(v.number(message), v.integer(message), v.minValue(spec.min, message));
+      return v.pipe(
+        v.number(message),
+        v.integer(message),
+        v.minValue(spec.min, message),
+        v.maxValue(max, atMost),
+      );
     case 'amount':
-      return v.pipe(v.number(message), v.finite(message), v.minValue(0, message));
+      return v.pipe(
+        v.number(message),
+        v.finite(message),
+        v.minValue(0, message),
+        v.maxValue(max, atMost),
+      );
     case 'fraction': {
       const range = mustBe('in (0, 1]');
       return v.pipe(v.number(message), v.gtValue(0, range), v.maxValue(1, range));
     }
     case 'string':
-      return v.pipe(v.string(message), v.regex(/\S/, message));
+      return v.pipe(v.string(message), v.regex(/\S/, message), v.check(noControls, controls));
     case 'url':
-      return v.pipe(v.string(message), v.regex(/^https?:\/\//, message), v.url(message));
+      return v.pipe(
+        v.string(message),
+        v.regex(/^https?:\/\//, message),
+        v.check(noControls, controls),
+        v.url(message),
+      );
     case 'list': {
       const item = mustBe('a non-empty string');
-      return v.array(v.pipe(v.string(item), v.regex(/\S/, item)), message);
+      return v.array(
+        v.pipe(v.string(item), v.regex(/\S/, item), v.check(noControls, controls)),
+        message,
+      );
     }
   }
 }

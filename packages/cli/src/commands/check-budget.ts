@@ -1,6 +1,6 @@
 import { assertWithinBudget, type BudgetUsage, resolveLimits } from '@exec-kernel/budget';
 import { formatAmount } from '@exec-kernel/core';
-import { numberFlag } from '../args.js';
+import { BUDGET_NUMBERS, idArg } from '../args.js';
 import type { Command } from '../context.js';
 import { configFor, memoryFor } from '../services.js';
 
@@ -34,18 +34,29 @@ Examples:
     'max-cost': { type: 'string' },
   },
   positionals: { min: 1, max: 1, names: '<task-id>' },
+  args: {
+    'task-id': idArg('task id'),
+    steps: BUDGET_NUMBERS.steps,
+    elapsed: BUDGET_NUMBERS.seconds,
+    tokens: BUDGET_NUMBERS.tokens,
+    cost: BUDGET_NUMBERS.dollars,
+    'max-steps': BUDGET_NUMBERS.steps,
+    'max-duration': BUDGET_NUMBERS.seconds,
+    'max-tokens': BUDGET_NUMBERS.tokens,
+    'max-cost': BUDGET_NUMBERS.dollars,
+  },
   async run(ctx) {
     const [taskId] = ctx.positionals as [string];
-    const v = ctx.values;
+    const n = ctx.numbers;
     const flags = {
-      stepsTaken: numberFlag(v, 'steps', { integer: true }),
-      elapsedSeconds: numberFlag(v, 'elapsed'),
-      tokens: numberFlag(v, 'tokens', { integer: true }),
-      costUsd: numberFlag(v, 'cost'),
-      maxSteps: numberFlag(v, 'max-steps', { integer: true }),
-      maxDurationSeconds: numberFlag(v, 'max-duration'),
-      maxTokens: numberFlag(v, 'max-tokens', { integer: true }),
-      maxCostUsd: numberFlag(v, 'max-cost'),
+      stepsTaken: n.steps,
+      elapsedSeconds: n.elapsed,
+      tokens: n.tokens,
+      costUsd: n.cost,
+      maxSteps: n['max-steps'],
+      maxDurationSeconds: n['max-duration'],
+      maxTokens: n['max-tokens'],
+      maxCostUsd: n['max-cost'],
     };
     const { config } = await configFor(ctx);
     const stored = (await (await memoryFor(ctx)).snapshot()).budget.get(taskId);

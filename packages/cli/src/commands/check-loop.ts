@@ -1,5 +1,5 @@
 import { LoopDetector } from '@exec-kernel/loop';
-import { numberFlag, stringFlag } from '../args.js';
+import { BUDGET_NUMBERS, idArg, stringFlag, textArg } from '../args.js';
 import type { Command } from '../context.js';
 import { memoryFor } from '../services.js';
 
@@ -27,9 +27,18 @@ Examples:
     'max-depth': { type: 'string' },
   },
   positionals: { min: 3, max: 3, names: '<task-id> <agent-id> <task-type>' },
+  args: {
+    'task-id': idArg('task id'),
+    'agent-id': idArg('agent id'),
+    'task-type': idArg('task type'),
+    'parent-task-id': idArg('parent task id'),
+    'created-by-task-id': idArg('creator task id'),
+    title: textArg('title', 1000),
+    'max-depth': BUDGET_NUMBERS.depth,
+  },
   async run(ctx) {
     const [taskId, agentId, taskType] = ctx.positionals as [string, string, string];
-    const maxDepth = numberFlag(ctx.values, 'max-depth', { integer: true });
+    const maxDepth = ctx.numbers['max-depth'];
     const memory = await memoryFor(ctx);
     const session = await memory.snapshot();
     const loop =

@@ -15,7 +15,7 @@ file's own snake_case form. Tokens and keys are never printed.
     const file = toFileConfig(config);
     const { stringify } = await import('yaml');
     const header = `# ${path ?? 'no config file found: defaults and environment only'}\n`;
-    ctx.out.result(`${header}${stringify(file).trimEnd()}`, {
+    ctx.out.result(`${header}${stringify(file).trimEnd()}`.split('\n'), {
       path: path ?? null,
       storePath,
       config: file,

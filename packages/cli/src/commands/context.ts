@@ -1,6 +1,6 @@
-import { NotFoundError } from '@exec-kernel/core';
+import { InvalidInputError, NotFoundError } from '@exec-kernel/core';
 import type { JsonValue, MemorySession, TaskRecord } from '@exec-kernel/memory';
-import { stringFlag } from '../args.js';
+import { idArg, stringFlag, textArg } from '../args.js';
 import type { Command } from '../context.js';
 import { memoryFor } from '../services.js';
 
@@ -10,13 +10,37 @@ function requireTask(s: MemorySession, taskId: string): TaskRecord {
   return task;
 }
 
+// Context is small by design: it is kept in the state file every call reads and rewrites.
+const MAX_VALUE = 65_536;
+const MAX_NESTING = 64;
+const MAX_NOTE = 10_000;
+
+function nesting(value: JsonValue): number {
+  let deepest = 0;
+  const stack: Array<[JsonValue, number]> = [[value, 0]];
+  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+    const [node, depth] = next;
+    if (node === null || typeof node !== 'object') continue;
+    deepest = Math.max(deepest, depth + 1);
+    for (const child of Object.values(node)) stack.push([child, depth + 1]);
+  }
+  return deepest;
+}
+
 /** A value as typed on the command line: JSON when it parses as JSON, else the text itself. */
 function parseValue(text: string): JsonValue {
+  let value: JsonValue;
   try {
-    return JSON.parse(text) as JsonValue;
+    value = JSON.parse(text) as JsonValue;
   } catch {
     return text;
   }
+  // Deeper than this, writing the state file would run out of stack: refuse it here, by name.
+  if (nesting(value) > MAX_NESTING) {
+    const problem = `must not nest deeper than ${MAX_NESTING} levels`;
+    throw new InvalidInputError({ field: 'context value', problem });
+  }
+  return value;
 }
 
 export const contextGet: Command = {
@@ -26,6 +50,7 @@ Prints a task's context: one value as JSON, or every key as key=value lines.
 `,
   options: {},
   positionals: { min: 1, max: 2, names: '<task-id> [key]' },
+  args: { 'task-id': idArg('task id'), key: idArg('context key') },
   async run(ctx) {
     const [taskId, key] = ctx.positionals as [string, string | undefined];
     const task = requireTask(await (await memoryFor(ctx)).snapshot(), taskId);
@@ -41,7 +66,7 @@ Prints a task's context: one value as JSON, or every key as key=value lines.
       return 0;
     }
     const lines = Object.entries(task.context).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
-    ctx.out.result(lines.length === 0 ? `(no context on ${taskId})` : lines.join('\n'), {
+    ctx.out.result(lines.length === 0 ? `(no context on ${taskId})` : lines, {
       taskId,
       context: task.context,
     });
@@ -57,6 +82,11 @@ Sets a context value on a task. A value that parses as JSON is stored as JSON (4
 `,
   options: {},
   positionals: { min: 3, max: 3, names: '<task-id> <key> <value>' },
+  args: {
+    'task-id': idArg('task id'),
+    key: idArg('context key'),
+    value: textArg('context value', MAX_VALUE),
+  },
   async run(ctx) {
     const [taskId, key, text] = ctx.positionals as [string, string, string];
     const value = parseValue(text);
@@ -76,6 +106,7 @@ Adds a note to a task; the words after the task id are the note.
 `,
   options: { author: { type: 'string' } },
   positionals: { min: 2, max: Number.POSITIVE_INFINITY, names: '<task-id> <text...>' },
+  args: { 'task-id': idArg('task id'), text: textArg('note', MAX_NOTE), author: idArg('author') },
   async run(ctx) {
     const [taskId, ...words] = ctx.positionals as [string, ...string[]];
     const author = stringFlag(ctx.values, 'author');

@@ -1,5 +1,7 @@
 import { createInterface } from 'node:readline';
-import type { CliIO, Command } from '../context.js';
+import { InvalidInputError, MAX_ID_LENGTH } from '@exec-kernel/core';
+import type { ArgRule } from '../args.js';
+import { type CliIO, type Command, jsonLine, quote, refusal } from '../context.js';
 
 /** Protocol revisions this server speaks, newest first. */
 const PROTOCOL_VERSIONS = ['2025-06-18', '2025-03-26', '2024-11-05'];
@@ -27,6 +29,8 @@ interface Argument {
   flag: string | undefined;
   kind: 'string' | 'boolean' | 'strings';
   required: boolean;
+  /** How the command checks it, if it does: ids and text take strings, numbers numbers too. */
+  rule: ArgRule | undefined;
 }
 
 interface Tool {
@@ -43,6 +47,26 @@ type CommandRunner = (argv: string[], io: CliIO) => Promise<number>;
 const camel = (kebab: string): string =>
   kebab.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 
+/** The JSON Schema of one value under its rule. */
+function valueSchema(rule: ArgRule | undefined): JsonObject {
+  switch (rule?.kind) {
+    case 'id':
+      return { type: 'string', minLength: 1, maxLength: MAX_ID_LENGTH };
+    case 'text':
+      return { type: 'string', maxLength: rule.max };
+    case 'number': {
+      const min = rule.min ?? 0;
+      return {
+        type: rule.integer === true ? 'integer' : 'number',
+        ...(rule.exclusiveMin === true ? { exclusiveMinimum: min } : { minimum: min }),
+        maximum: rule.max ?? Number.MAX_SAFE_INTEGER,
+      };
+    }
+    default:
+      return { type: 'string' };
+  }
+}
+
 /** A tool for a command: its flags and positionals become the input's properties. */
 function toolFor(command: string, summary: string, spec: Command): Tool {
   const args: Argument[] = [];
@@ -53,6 +77,7 @@ function toolFor(command: string, summary: string, spec: Command): Tool {
       flag: undefined,
       kind: 'string',
       required: index < spec.positionals.min,
+      rule: spec.args?.[match[1] as string],
     });
   });
   for (const [flag, option] of Object.entries(spec.options)) {
@@ -62,6 +87,7 @@ function toolFor(command: string, summary: string, spec: Command): Tool {
       flag,
       kind: option.type === 'boolean' ? 'boolean' : option.multiple ? 'strings' : 'string',
       required: false,
+      rule: spec.args?.[flag],
     });
   }
   const properties: JsonObject = {};
@@ -71,8 +97,8 @@ function toolFor(command: string, summary: string, spec: Command): Tool {
       arg.kind === 'boolean'
         ? { type: 'boolean', description }
         : arg.kind === 'strings'
-          ? { type: 'array', items: { type: 'string' }, description }
-          : { type: 'string', description };
+          ? { type: 'array', items: valueSchema(arg.rule), description }
+          : { ...valueSchema(arg.rule), description };
   }
   const usage = spec.usage.trim().split('\n');
   const about = usage.slice(1).join('\n').trim();
@@ -92,9 +118,25 @@ function toolFor(command: string, summary: string, spec: Command): Tool {
   };
 }
 
+/** A value of the wrong JSON type for its argument. */
+function wrongType(arg: Argument, expected: string): InvalidInputError {
+  return new InvalidInputError({ field: arg.property, problem: `must be ${expected}` });
+}
+
+/** One argument's value as command-line text, or why its JSON type is wrong. */
+function textOf(arg: Argument, value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (arg.rule?.kind === 'number') {
+    if (typeof value === 'number') return String(value);
+    throw wrongType(arg, 'a number');
+  }
+  throw wrongType(arg, arg.kind === 'strings' ? 'a list of strings' : 'a string');
+}
+
 /**
- * The command line for a call: flags first, then `--` and the positionals, so that a value
- * starting with `-` is never read as a flag. Throws a message for input that does not fit.
+ * The command line for a call: flags first as `--flag=value`, then `--` and the positionals, so
+ * that a value starting with `-` is never read as a flag. Throws a message for input that does
+ * not fit, and an `InvalidInputError` for a value of the wrong type.
  */
 function argvFor(tool: Tool, input: unknown, config: string | undefined): string[] {
   if (input === undefined || input === null) input = {};
@@ -104,7 +146,7 @@ function argvFor(tool: Tool, input: unknown, config: string | undefined): string
   const known = new Set(tool.arguments.map((a) => a.property));
   const unknown = Object.keys(given).filter((key) => !known.has(key));
   if (unknown.length > 0)
-    throw new Error(`unknown argument ${unknown.map((k) => `'${k}'`).join(', ')}`);
+    throw new Error(`unknown argument ${unknown.map((k) => quote(k)).join(', ')}`);
   const flags: string[] = [];
   const positionals: string[] = [];
   let positionalGap: string | undefined;
@@ -116,20 +158,17 @@ function argvFor(tool: Tool, input: unknown, config: string | undefined): string
       continue;
     }
     if (arg.kind === 'boolean') {
-      if (typeof value !== 'boolean') throw new Error(`'${arg.property}' must be true or false`);
+      if (typeof value !== 'boolean') throw wrongType(arg, 'true or false');
       if (value) flags.push(`--${arg.flag}`);
       continue;
     }
     const values = arg.kind === 'strings' && Array.isArray(value) ? value : [value];
     for (const v of values) {
-      if (typeof v !== 'string' && typeof v !== 'number')
-        throw new Error(
-          `'${arg.property}' must be ${arg.kind === 'strings' ? 'a list of strings' : 'a string'}`,
-        );
-      if (arg.flag !== undefined) flags.push(`--${arg.flag}`, String(v));
+      const text = textOf(arg, v);
+      if (arg.flag !== undefined) flags.push(`--${arg.flag}=${text}`);
       else if (positionalGap !== undefined)
         throw new Error(`'${arg.property}' needs '${positionalGap}' before it`);
-      else positionals.push(String(v));
+      else positionals.push(text);
     }
   }
   return [
@@ -249,6 +288,17 @@ Example harness entry:
           try {
             argv = argvFor(tool, params.arguments, config);
           } catch (error) {
+            if (InvalidInputError.is(error)) {
+              const { line, violation } = refusal(error);
+              return {
+                content: [
+                  { type: 'text', text: line },
+                  { type: 'text', text: jsonLine(violation) },
+                ],
+                isError: true,
+                structuredContent: violation as unknown as JsonObject,
+              };
+            }
             return {
               content: [{ type: 'text', text: `ERROR: ${(error as Error).message}` }],
               isError: true,

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { numberFlag, stringFlag } from '../args.js';
-import { type Command, UsageError } from '../context.js';
+import { got, numberArg, stringFlag, textArg } from '../args.js';
+import { type Command, quote, UsageError } from '../context.js';
 import { configFor } from '../services.js';
 
 /**
@@ -28,6 +28,31 @@ function adminToken(
   writeFileSync(file, `${token}\n`, { mode: 0o600 });
   chmodSync(file, 0o600);
   return { token, where: file };
+}
+
+// Why a service could not listen, for the errors that are the machine's and not a bug.
+const LISTEN_PROBLEMS: Record<string, string> = {
+  EADDRINUSE: 'the port is in use',
+  EACCES: 'permission denied (ports below 1024 need privileges)',
+  EADDRNOTAVAIL: 'the address is not one of this machine',
+  ENOTFOUND: 'the host name does not resolve',
+  EAI_AGAIN: 'the host name could not be resolved (try again)',
+  EAI_FAIL: 'the host name does not resolve',
+};
+
+/**
+ * Turns a listen failure (port in use, unknown host) into a one-line usage error: the user can fix
+ * it, it is not an internal error. Anything else is passed on as it is.
+ */
+function listenFailure(host: string, port: number): (error: unknown) => never {
+  return (error) => {
+    const code = (error as NodeJS.ErrnoException).code;
+    const problem = code === undefined ? undefined : LISTEN_PROBLEMS[code];
+    if (problem === undefined) throw error;
+    throw new UsageError(`Cannot listen on ${quote(host)} port ${port}: ${problem} (${code})`, {
+      pointToHelp: false,
+    });
+  };
 }
 
 /** The service package, installed beside the CLI (it is an optional peer: it brings a native SQLite driver). */
@@ -81,12 +106,20 @@ coordination.admin-token beside the SQLite database. Agents get theirs from POST
     durability: { type: 'string' },
   },
   positionals: { min: 0, max: 0, names: '' },
+  args: {
+    db: textArg('--db', 4096),
+    // An empty host would make node listen on every interface, not the 127.0.0.1 default.
+    host: textArg('--host', 255),
+    port: numberArg({ integer: true, max: 65_535 }),
+  },
   async run(ctx) {
     const durability = stringFlag(ctx.values, 'durability');
     if (durability !== undefined && durability !== 'normal' && durability !== 'full') {
-      throw new UsageError(`--durability must be normal or full, got '${durability}'`);
+      throw new UsageError(`--durability must be normal or full, ${got(durability)}`);
     }
-    const port = numberFlag(ctx.values, 'port', { integer: true }) ?? 7420;
+    const host = stringFlag(ctx.values, 'host') ?? '127.0.0.1';
+    if (host.trim() === '') throw new UsageError('--host must not be empty');
+    const port = ctx.numbers.port ?? 7420;
     const { config, storePath } = await configFor(ctx);
     const db =
       stringFlag(ctx.values, 'db') ?? `sqlite:${join(dirname(storePath), 'coordination.db')}`;
@@ -96,14 +129,14 @@ coordination.admin-token beside the SQLite database. Agents get theirs from POST
       db,
       durability,
       adminToken: token,
-      host: stringFlag(ctx.values, 'host') ?? '127.0.0.1',
+      host,
       port,
       maxDepth: config.lifecycle.maxDepth,
       admissionRequired: config.admission.required,
       budgetDefaults: config.budget,
       warnAt: config.budget.warnAt,
       idleTimeoutSeconds: config.idle.defaultTimeoutSeconds,
-    });
+    }).catch(listenFailure(host, port));
     const location = server.service.storage.location;
     ctx.out.result(`LISTENING: ${server.url} (${location})`, {
       event: 'listening',

@@ -1,9 +1,10 @@
 import { stat } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
+import { LIMIT_MAXIMUMS } from '@exec-kernel/budget';
 import { formatAmount } from '@exec-kernel/core';
 import type { SleepRecord, WakeReason } from '@exec-kernel/lifecycle';
 import type { TaskMemory } from '@exec-kernel/memory';
-import { numberFlag, requiredFlag, stringFlag } from '../args.js';
+import { got, idArg, numberArg, requiredFlag, stringFlag } from '../args.js';
 import { type Command, UsageError } from '../context.js';
 import { configFor, memoryFor } from '../services.js';
 
@@ -71,10 +72,15 @@ Example:
     reason: { type: 'string' },
   },
   positionals: { min: 0, max: 0, names: '' },
+  args: {
+    'agent-id': idArg('agent id'),
+    timeout: numberArg({ exclusiveMin: true, max: LIMIT_MAXIMUMS.maxDurationSeconds }),
+    reason: idArg('sleep reason'),
+  },
   async run(ctx) {
     const agentId = requiredFlag(ctx.values, 'agent-id');
     const reason = stringFlag(ctx.values, 'reason') ?? 'no_tasks';
-    const timeoutFlag = numberFlag(ctx.values, 'timeout', { min: 0, exclusiveMin: true });
+    const timeoutFlag = ctx.numbers.timeout;
     const { config } = await configFor(ctx);
     const timeoutSeconds = timeoutFlag ?? config.idle.defaultTimeoutSeconds;
     const memory = await memoryFor(ctx);
@@ -124,11 +130,12 @@ Options:
 `,
   options: { 'agent-id': { type: 'string' }, reason: { type: 'string' } },
   positionals: { min: 0, max: 0, names: '' },
+  args: { 'agent-id': idArg('agent id') },
   async run(ctx) {
     const agentId = requiredFlag(ctx.values, 'agent-id');
     const reason = stringFlag(ctx.values, 'reason') ?? 'woken';
     if (!WAKE_REASONS.has(reason)) {
-      throw new UsageError(`--reason must be woken or task_available, got '${reason}'`);
+      throw new UsageError(`--reason must be woken or task_available, ${got(reason)}`);
     }
     const memory = await memoryFor(ctx);
     const woke = await memory.transaction((s) => s.idle.wake(agentId, reason as WakeReason));

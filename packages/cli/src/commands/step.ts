@@ -1,5 +1,6 @@
+import { LIMIT_MAXIMUMS } from '@exec-kernel/budget';
 import { isTerminalState, NotFoundError } from '@exec-kernel/core';
-import { numberFlag } from '../args.js';
+import { idArg, numberArg } from '../args.js';
 import { BACKEND_OPTION, backendFor, coordinationFor } from '../backend.js';
 import type { Command } from '../context.js';
 import { memoryFor } from '../services.js';
@@ -19,9 +20,13 @@ Examples:
 `,
   options: { ...BACKEND_OPTION, count: { type: 'string' } },
   positionals: { min: 1, max: 1, names: '<task-id>' },
+  args: {
+    'task-id': idArg('task id'),
+    count: numberArg({ integer: true, min: 1, max: LIMIT_MAXIMUMS.maxSteps }),
+  },
   async run(ctx) {
     const [taskId] = ctx.positionals as [string];
-    const count = numberFlag(ctx.values, 'count', { integer: true, min: 1 }) ?? 1;
+    const count = ctx.numbers.count ?? 1;
     if ((await backendFor(ctx)) === 'coordination') {
       const { task, warnings } = await (await coordinationFor(ctx)).step(taskId, { count });
       for (const w of warnings) {

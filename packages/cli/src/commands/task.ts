@@ -1,5 +1,8 @@
+import { LIMIT_MAXIMUMS } from '@exec-kernel/budget';
 import {
   ConflictError,
+  checkId,
+  InvalidInputError,
   isTaskState,
   isTerminalState,
   NotFoundError,
@@ -8,7 +11,16 @@ import {
 } from '@exec-kernel/core';
 import { validateAdmission } from '@exec-kernel/lifecycle';
 import type { MemorySession, TaskRecord } from '@exec-kernel/memory';
-import { numberFlag, requiredFlag, stringFlag } from '../args.js';
+import {
+  type ArgRule,
+  got,
+  idArg,
+  numberArg,
+  requiredFlag,
+  stringFlag,
+  textArg,
+  textProblem,
+} from '../args.js';
 import { BACKEND_OPTION, backendFor, coordinationFor, paperclipFor } from '../backend.js';
 import { type Command, type CommandContext, UsageError } from '../context.js';
 import { configFor, memoryFor } from '../services.js';
@@ -20,6 +32,18 @@ const ADMISSION_FLAGS = {
   'validation-path': 'validationPath',
 } as const;
 
+// The coordination service's own caps on a title and a comment; an admission answer is a sentence.
+const MAX_TITLE = 1000;
+const MAX_COMMENT = 10_000;
+const MAX_ADMISSION_TEXT = 1000;
+
+const TASK_ID = idArg('task id');
+const AGENT_ID = idArg('agent id');
+
+/** Seconds of a lease or a wait: the coordination client's timer must not overflow (24.8 days). */
+const LEASE_SECONDS = numberArg({ exclusiveMin: true, max: LIMIT_MAXIMUMS.maxDurationSeconds });
+const WAIT_SECONDS = numberArg({ max: 86_400 });
+
 function admissionFrom(values: CommandContext['values']): Record<string, string> {
   const admission: Record<string, string> = {};
   for (const [flag, field] of Object.entries(ADMISSION_FLAGS)) {
@@ -28,8 +52,13 @@ function admissionFrom(values: CommandContext['values']): Record<string, string>
   }
   for (const pair of (values.admission as string[] | undefined) ?? []) {
     const at = pair.indexOf('=');
-    if (at <= 0) throw new UsageError(`--admission takes field=value, got '${pair}'`);
-    admission[pair.slice(0, at)] = pair.slice(at + 1);
+    if (at <= 0) throw new UsageError(`--admission takes field=value, ${got(pair)}`);
+    const field = checkId(pair.slice(0, at), 'admission field');
+    const value = pair.slice(at + 1);
+    const problem = textProblem(value, MAX_ADMISSION_TEXT);
+    if (problem !== undefined)
+      throw new InvalidInputError({ field: `admission ${field}`, problem });
+    admission[field] = value;
   }
   return admission;
 }
@@ -79,6 +108,17 @@ Options:
     admission: { type: 'string', multiple: true },
   },
   positionals: { min: 1, max: 1, names: '<task-id>' },
+  args: {
+    'task-id': TASK_ID,
+    'agent-id': AGENT_ID,
+    type: idArg('task type'),
+    title: textArg('title', MAX_TITLE),
+    'parent-task-id': idArg('parent task id'),
+    'created-by-task-id': idArg('creator task id'),
+    ...(Object.fromEntries(
+      Object.keys(ADMISSION_FLAGS).map((flag) => [flag, textArg(`--${flag}`, MAX_ADMISSION_TEXT)]),
+    ) as Record<string, ArgRule>),
+  },
   async run(ctx) {
     const [taskId] = ctx.positionals as [string];
     const taskType = requiredFlag(ctx.values, 'type');
@@ -168,6 +208,14 @@ Options:
     reviewer: { type: 'string' },
   },
   positionals: { min: 2, max: 2, names: '<task-id> <state>' },
+  args: {
+    'task-id': TASK_ID,
+    state: idArg('state'),
+    comment: textArg('comment', MAX_COMMENT),
+    'agent-id': AGENT_ID,
+    'blocked-by': idArg('blocking task id'),
+    reviewer: idArg('reviewer'),
+  },
   async run(ctx) {
     const [taskId, to] = ctx.positionals as [string, TaskState];
     const backend = await backendFor(ctx);
@@ -208,7 +256,7 @@ Options:
   },
 };
 
-function describeTask(task: TaskRecord, elapsedSeconds: number | undefined): string {
+function describeTask(task: TaskRecord, elapsedSeconds: number | undefined): string[] {
   const lines = [`${task.taskId}  ${task.state}`];
   const field = (label: string, value: string | number | undefined) => {
     if (value !== undefined) lines.push(`  ${`${label}:`.padEnd(10)} ${value}`);
@@ -249,7 +297,7 @@ function describeTask(task: TaskRecord, elapsedSeconds: number | undefined): str
     lines.push('  context:');
     for (const [k, v] of context) lines.push(`    ${k}=${JSON.stringify(v)}`);
   }
-  return lines.join('\n');
+  return lines;
 }
 
 export const taskShow: Command = {
@@ -260,6 +308,7 @@ Shows a task: state, agent, type, depth, budget, admission, history, notes and c
 `,
   options: { ...BACKEND_OPTION },
   positionals: { min: 1, max: 1, names: '<task-id>' },
+  args: { 'task-id': TASK_ID },
   async run(ctx) {
     const [taskId] = ctx.positionals as [string];
     const backend = await backendFor(ctx);
@@ -304,10 +353,11 @@ issues assigned to the agent (PAPERCLIP_AGENT_ID, or --agent-id), by priority.
 `,
   options: { ...BACKEND_OPTION, state: { type: 'string' }, 'agent-id': { type: 'string' } },
   positionals: { min: 0, max: 0, names: '' },
+  args: { state: idArg('state'), 'agent-id': AGENT_ID },
   async run(ctx) {
     const state = stringFlag(ctx.values, 'state');
     if (state !== undefined && !isTaskState(state)) {
-      throw new UsageError(`--state must be one of ${TASK_STATES.join(', ')}, got '${state}'`);
+      throw new UsageError(`--state must be one of ${TASK_STATES.join(', ')}, ${got(state)}`);
     }
     const backend = await backendFor(ctx);
     if (backend === 'coordination') {
@@ -320,7 +370,7 @@ issues assigned to the agent (PAPERCLIP_AGENT_ID, or --agent-id), by priority.
       const rows = tasks.map((t) =>
         `${t.id}  ${t.state}  ${t.agentId}  ${t.type}  depth=${t.depth}  ${t.title ?? ''}`.trimEnd(),
       );
-      ctx.out.result(rows.length === 0 ? 'No tasks.' : rows.join('\n'), { tasks });
+      ctx.out.result(rows.length === 0 ? 'No tasks.' : rows, { tasks });
       return 0;
     }
     if (backend === 'paperclip') {
@@ -329,7 +379,7 @@ issues assigned to the agent (PAPERCLIP_AGENT_ID, or --agent-id), by priority.
       const rows = issues.map(
         (i) => `${i.identifier ?? i.id}  ${i.status}  ${i.priority ?? '-'}  ${i.title}`,
       );
-      ctx.out.result(rows.length === 0 ? 'No tasks.' : rows.join('\n'), { tasks: issues });
+      ctx.out.result(rows.length === 0 ? 'No tasks.' : rows, { tasks: issues });
       return 0;
     }
     const tasks = await (await memoryFor(ctx)).listTasks({
@@ -349,7 +399,7 @@ issues assigned to the agent (PAPERCLIP_AGENT_ID, or --agent-id), by priority.
         .join('  ')
         .trimEnd(),
     );
-    ctx.out.result(rows.length === 0 ? 'No tasks.' : rows.join('\n'), {
+    ctx.out.result(rows.length === 0 ? 'No tasks.' : rows, {
       tasks: tasks.map((t) => ({
         taskId: t.taskId,
         state: t.state,
@@ -389,10 +439,11 @@ on a coordination service. Exit 1 with the holder named when someone else has it
     'lease-seconds': { type: 'string' },
   },
   positionals: { min: 1, max: 1, names: '<task-id>' },
+  args: { 'task-id': TASK_ID, 'agent-id': AGENT_ID, 'lease-seconds': LEASE_SECONDS },
   async run(ctx) {
     const [taskId] = ctx.positionals as [string];
     if ((await remoteOnly(ctx, 'checkout')) === 'coordination') {
-      const leaseSeconds = numberFlag(ctx.values, 'lease-seconds', { exclusiveMin: true });
+      const leaseSeconds = ctx.numbers['lease-seconds'];
       const { task, lease } = await (await coordinationFor(ctx)).claimTask(
         taskId,
         leaseSeconds === undefined ? {} : { leaseSeconds },
@@ -418,6 +469,7 @@ Gives a checked-out task back: in_progress returns to todo.
 `,
   options: { ...BACKEND_OPTION, 'agent-id': { type: 'string' } },
   positionals: { min: 1, max: 1, names: '<task-id>' },
+  args: { 'task-id': TASK_ID, 'agent-id': AGENT_ID },
   async run(ctx) {
     const [taskId] = ctx.positionals as [string];
     if ((await remoteOnly(ctx, 'release')) === 'coordination') {
@@ -446,14 +498,15 @@ to --wait seconds for one. Prints the task and its lease; exit 0 with "No task."
     'lease-seconds': { type: 'string' },
   },
   positionals: { min: 0, max: 0, names: '' },
+  args: { type: idArg('task type'), wait: WAIT_SECONDS, 'lease-seconds': LEASE_SECONDS },
   async run(ctx) {
     if ((await remoteOnly(ctx, 'claim')) !== 'coordination') {
       throw new UsageError(
         'task claim needs a coordination service (EXEC_KERNEL_COORDINATION_URL)',
       );
     }
-    const waitSeconds = numberFlag(ctx.values, 'wait') ?? 0;
-    const leaseSeconds = numberFlag(ctx.values, 'lease-seconds', { exclusiveMin: true });
+    const waitSeconds = ctx.numbers.wait ?? 0;
+    const leaseSeconds = ctx.numbers['lease-seconds'];
     const claimed = await (await coordinationFor(ctx)).claim({
       waitSeconds,
       ...(leaseSeconds === undefined ? {} : { leaseSeconds }),

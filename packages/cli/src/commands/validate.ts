@@ -1,5 +1,6 @@
 import { TASK_STATES } from '@exec-kernel/core';
 import { validateTransition } from '@exec-kernel/lifecycle';
+import { idArg } from '../args.js';
 import type { Command } from '../context.js';
 
 export const validate: Command = {
@@ -16,6 +17,7 @@ Examples:
 `,
   options: {},
   positionals: { min: 2, max: 2, names: '<from> <to>' },
+  args: { from: idArg('state'), to: idArg('state') },
   async run({ positionals, out }) {
     const [from, to] = positionals as [string, string];
     const reason = validateTransition(from, to);
