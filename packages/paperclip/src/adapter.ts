@@ -160,7 +160,10 @@ export interface TaskTransitionEvent {
 
 /** Options of {@link PaperclipAdapter.waitForWork}. */
 export interface WaitForWorkOptions {
-  /** How often to look at the inbox. Default: `5000` ms. */
+  /**
+   * How often to look at the inbox, from `10` to `3600000` ms (anything else throws
+   * `InvalidInputError`: `0` would poll the server without pause). Default: `5000` ms.
+   */
   pollIntervalMs?: number | undefined;
   signal?: AbortSignal | undefined;
 }
@@ -634,9 +637,17 @@ export class PaperclipAdapter {
   /**
    * While asleep, polls the inbox and returns as soon as work is assigned (waking the agent with
    * `task_available`), or when the sleep times out or `wake()` is called.
+   *
+   * @throws InvalidInputError for a `pollIntervalMs` outside 10 ms to 1 hour.
    */
   async waitForWork(options: WaitForWorkOptions = {}): Promise<WaitResult> {
     const interval = options.pollIntervalMs ?? 5_000;
+    if (!(interval >= 10 && interval <= 3_600_000)) {
+      throw new InvalidInputError({
+        field: 'pollIntervalMs',
+        problem: 'must be a number of milliseconds from 10 to 3600000',
+      });
+    }
     const sleep = this.idle.sleepOf(this.agentId);
     if (sleep === undefined) return { reason: 'woken', tasks: [] };
     const until = Date.parse(sleep.until);

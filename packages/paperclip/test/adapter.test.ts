@@ -395,6 +395,18 @@ describe('sleep and waitForWork', () => {
     expect(await second).toEqual({ reason: 'woken', tasks: [] });
     expect(await adapter.waitForWork()).toEqual({ reason: 'woken', tasks: [] });
   });
+
+  it('refuses a poll interval that would hammer the server', async () => {
+    const adapter = adapterFor();
+    adapter.sleep({ timeoutSeconds: 30 });
+    for (const pollIntervalMs of [0, -1, 5, Number.NaN, Number.POSITIVE_INFINITY]) {
+      await expect(adapter.waitForWork({ pollIntervalMs })).rejects.toMatchObject({
+        code: 'INVALID_INPUT',
+        message: 'Invalid pollIntervalMs: must be a number of milliseconds from 10 to 3600000',
+      });
+    }
+    expect(adapter.idle.isAsleep(agent.id)).toBe(true);
+  });
 });
 
 describe('HTTP behaviour', () => {
