@@ -317,6 +317,20 @@ describe('exec-kernel mcp, raw protocol', () => {
         }),
       },
     ]);
+    // A message past 4 MiB is refused as it streams in, and the next one is answered as usual.
+    const refused = next();
+    for (let i = 0; i < 5; i++) child.stdin.write(`{"pad":"${'x'.repeat(1024 * 1024)}`);
+    child.stdin.write('"}\r\n');
+    expect(await refused).toEqual({
+      jsonrpc: '2.0',
+      id: null,
+      error: { code: -32600, message: 'Invalid request: a message longer than 4194304 bytes' },
+    });
+    expect(await exchange('{"jsonrpc":"2.0","id":9,"method":"ping"}')).toEqual({
+      jsonrpc: '2.0',
+      id: 9,
+      result: {},
+    });
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
     child.stdin.end();
     expect(await exited).toBe(0);

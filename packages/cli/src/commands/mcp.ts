@@ -1,4 +1,3 @@
-import { createInterface } from 'node:readline';
 import { InvalidInputError, MAX_ID_LENGTH } from '@exec-kernel/core';
 import type { ArgRule } from '../args.js';
 import { type CliIO, type Command, jsonLine, quote, refusal } from '../context.js';
@@ -357,9 +356,19 @@ Example harness entry:
     };
 
     const pending = new Set<Promise<void>>();
-    const lines = createInterface({ input: process.stdin, crlfDelay: Number.POSITIVE_INFINITY });
-    ctx.io.signal?.addEventListener('abort', () => lines.close(), { once: true });
-    for await (const line of lines) {
+    const stop = new AbortController();
+    ctx.io.signal?.addEventListener('abort', () => stop.abort(), { once: true });
+    for await (const line of readLines(process.stdin, MAX_MESSAGE_BYTES, stop.signal)) {
+      if (line === TOO_LONG) {
+        send(
+          rpcError(
+            null,
+            ERRORS.invalidRequest,
+            `Invalid request: a message longer than ${MAX_MESSAGE_BYTES} bytes`,
+          ),
+        );
+        continue;
+      }
       if (line.trim() === '') continue;
       let message: unknown;
       try {
@@ -391,6 +400,77 @@ Example harness entry:
     return 0;
   },
 };
+
+/** The longest message (one line of JSON-RPC) the server reads; past it the line is skipped. */
+const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+const TOO_LONG: unique symbol = Symbol('too long');
+
+/**
+ * The lines of `input`, without their `\n` (and a `\r` before it). A line longer than `maxBytes`
+ * is dropped as it arrives, never held whole, and stands as {@link TOO_LONG}: readline would buffer
+ * a client's endless line until the process runs out of memory.
+ */
+async function* readLines(
+  input: NodeJS.ReadableStream,
+  maxBytes: number,
+  signal: AbortSignal,
+): AsyncGenerator<string | typeof TOO_LONG> {
+  let parts: Buffer[] = [];
+  let size = 0;
+  let skipping = false;
+  const lineOf = (tail: Buffer): string => {
+    const line = Buffer.concat([...parts, tail]).toString('utf8');
+    parts = [];
+    size = 0;
+    return line.endsWith('\r') ? line.slice(0, -1) : line;
+  };
+  const chunks = input[Symbol.asyncIterator]();
+  const aborted = new Promise<IteratorResult<never>>((resolve) => {
+    if (signal.aborted) resolve({ done: true, value: undefined as never });
+    signal.addEventListener('abort', () => resolve({ done: true, value: undefined as never }), {
+      once: true,
+    });
+  });
+  try {
+    yield* splitLines();
+  } finally {
+    // Stops reading stdin, so an abort ends the process as the end of input does.
+    await chunks.return?.();
+  }
+
+  async function* splitLines(): AsyncGenerator<string | typeof TOO_LONG> {
+    for (;;) {
+      const next = (await Promise.race([chunks.next(), aborted])) as IteratorResult<
+        Buffer | string
+      >;
+      if (next.done) break;
+      let chunk = typeof next.value === 'string' ? Buffer.from(next.value) : next.value;
+      for (let end = chunk.indexOf(10); end >= 0; end = chunk.indexOf(10)) {
+        const head = chunk.subarray(0, end);
+        chunk = chunk.subarray(end + 1);
+        if (skipping || size + head.length > maxBytes) {
+          parts = [];
+          size = 0;
+          skipping = false;
+          yield TOO_LONG;
+        } else {
+          yield lineOf(head);
+        }
+      }
+      if (skipping) continue;
+      if (size + chunk.length > maxBytes) {
+        parts = [];
+        size = 0;
+        skipping = true;
+      } else if (chunk.length > 0) {
+        parts.push(chunk);
+        size += chunk.length;
+      }
+    }
+    if (skipping) yield TOO_LONG;
+    else if (size > 0) yield lineOf(Buffer.alloc(0));
+  }
+}
 
 function rpcError(id: unknown, code: number, message: string): JsonObject {
   return {
