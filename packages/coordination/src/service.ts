@@ -10,6 +10,7 @@ import {
   type BudgetType,
   type Clock,
   ConflictError,
+  checkId,
   IdleEnforcementError,
   isTerminalState,
   type KernelError,
@@ -23,6 +24,7 @@ import {
 import { ADMISSION_FIELDS, validateAdmission, validateTransition } from '@exec-kernel/lifecycle';
 import { evaluateNewTask, type StoredWorkNode } from '@exec-kernel/loop';
 import { isViolation, ServiceError } from './errors.js';
+import { checkEnqueueInput, checkEscalationInput } from './input.js';
 import type {
   AgentRow,
   EscalationRow,
@@ -283,6 +285,7 @@ export class CoordinationService {
     agentId: string,
   ): Promise<{ agentId: string; token: string }> {
     requireAdmin(caller, 'register agents');
+    checkId(agentId, 'agent id');
     for (const [known, entry] of this.#callers) {
       if (entry.caller.kind === 'agent' && entry.caller.agentId === agentId)
         this.#callers.delete(known);
@@ -313,6 +316,7 @@ export class CoordinationService {
    * @throws IdleEnforcementError, TaskAdmissionError or LoopDetectionError (each also escalated).
    */
   async enqueue(caller: Caller, input: EnqueueInput): Promise<{ task: TaskRow; created: boolean }> {
+    checkEnqueueInput(input);
     if (
       caller.kind === 'agent' &&
       input.agentId !== undefined &&
@@ -1250,6 +1254,16 @@ export class CoordinationService {
       violation?: Violation | undefined;
     },
   ): Promise<EscalationRow> {
+    checkEscalationInput(input);
+    // An agent speaks only for itself: the violation it reports is its own.
+    const named = input.violation?.agentId;
+    if (caller.kind === 'agent' && named !== undefined && named !== caller.agentId) {
+      throw new ServiceError(
+        403,
+        'FORBIDDEN',
+        `Agent ${caller.agentId} may not escalate a violation of agent ${named}`,
+      );
+    }
     const row = this.#escalationRow(
       input.kind,
       input.taskId ?? null,
