@@ -236,9 +236,12 @@ export type TransitionResult =
 const STATUS_OF_CODE: Readonly<Record<string, number>> = {
   VALIDATION: 400,
   BAD_JSON: 400,
+  INVALID_INPUT: 400,
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,
+  METHOD_NOT_ALLOWED: 405,
   PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
   INTERNAL: 500,
   UNAVAILABLE: 503,
 };
@@ -254,7 +257,12 @@ function rebuildError(
   url: string,
   status?: number,
 ): Error {
-  const clientError = status === 400 || status === 401 || status === 403 || status === 413;
+  // A value refused by exec-kernel's own rules (a blank id) comes back as core's InvalidInputError.
+  const clientError =
+    (status === 400 && e?.code !== 'INVALID_INPUT') ||
+    status === 401 ||
+    status === 403 ||
+    status === 413;
   if (e?.code !== undefined && e.message !== undefined && !clientError) {
     const rebuilt = reviveKernelError({ code: e.code, message: e.message, details: e.details });
     if (KernelError.is(rebuilt) && rebuilt.constructor !== KernelError) {

@@ -12,6 +12,7 @@ import {
   ConflictError,
   checkId,
   IdleEnforcementError,
+  InvalidInputError,
   isTerminalState,
   type KernelError,
   NotFoundError,
@@ -159,6 +160,13 @@ export function hashToken(token: string): string {
 /** A new random bearer token. */
 export function newToken(prefix: string): string {
   return `${prefix}_${randomBytes(24).toString('base64url')}`;
+}
+
+function tooManyTokens(taskId: string): InvalidInputError {
+  return new InvalidInputError({
+    field: 'tokens',
+    problem: `would take the token count of task ${taskId} past ${Number.MAX_SAFE_INTEGER}`,
+  });
 }
 
 /** The changes that move a leased task to `state`, ending its lease. */
@@ -1027,13 +1035,15 @@ export class CoordinationService {
     const lineage = await this.storage.lineage([id]);
     const byId = new Map(lineage.map((t) => [t.id, t]));
     const chain: string[] = [];
+    const tokens = delta.tokens ?? 0;
     for (let t: TaskRow | undefined = task; t !== undefined && chain.length < MAX_LINEAGE_HOPS; ) {
+      // Past 2^53 a count is no longer exact (and PostgreSQL's bigint ends soon after).
+      if (t.tokens + tokens > Number.MAX_SAFE_INTEGER) throw tooManyTokens(t.id);
       chain.push(t.id);
       t = t.parentId === null ? undefined : byId.get(t.parentId);
     }
     const now = this.#clock.now();
     const steps = delta.steps ?? 0;
-    const tokens = delta.tokens ?? 0;
     const costUsd = delta.costUsd ?? 0;
     const kind = steps > 0 ? 'task.step' : 'task.usage';
     const rows = await this.storage.addSpending(

@@ -51,6 +51,7 @@ async function loadService(): Promise<typeof import('@exec-kernel/coordination')
 
 export const serve: Command = {
   usage: `Usage: exec-kernel serve [--db <database>] [--host <host>] [--port <port>] [--durability normal|full]
+                          [--headers-timeout <s>] [--request-timeout <s>] [--idle-timeout <s>]
 
 Runs the coordination service: a shared task queue that several agents (on one machine or many)
 use, with every exec-kernel rule applied server-side. Prints where it listens; SIGTERM or SIGINT
@@ -70,6 +71,9 @@ Options:
   --durability normal PostgreSQL: synchronous_commit=off, faster commits; a crash of
                       the database server may lose its last moments of work
                       (default: the server's own setting)
+  --headers-timeout <s>  longest wait for a request's headers (default 10)
+  --request-timeout <s>  longest wait for a whole request, body included (default 30)
+  --idle-timeout <s>     longest a connection may send and read nothing (default 90)
 
 The admin token comes from EXEC_KERNEL_COORDINATION_ADMIN_TOKEN, else from (or into) the file
 coordination.admin-token beside the SQLite database. Agents get theirs from POST /v1/agents.
@@ -79,6 +83,9 @@ coordination.admin-token beside the SQLite database. Agents get theirs from POST
     host: { type: 'string' },
     port: { type: 'string' },
     durability: { type: 'string' },
+    'headers-timeout': { type: 'string' },
+    'request-timeout': { type: 'string' },
+    'idle-timeout': { type: 'string' },
   },
   positionals: { min: 0, max: 0, names: '' },
   async run(ctx) {
@@ -87,6 +94,10 @@ coordination.admin-token beside the SQLite database. Agents get theirs from POST
       throw new UsageError(`--durability must be normal or full, got '${durability}'`);
     }
     const port = numberFlag(ctx.values, 'port', { integer: true }) ?? 7420;
+    const ms = (flag: string) => {
+      const seconds = numberFlag(ctx.values, flag, { exclusiveMin: true });
+      return seconds === undefined ? undefined : Math.ceil(seconds * 1000);
+    };
     const { config, storePath } = await configFor(ctx);
     const db =
       stringFlag(ctx.values, 'db') ?? `sqlite:${join(dirname(storePath), 'coordination.db')}`;
@@ -103,6 +114,9 @@ coordination.admin-token beside the SQLite database. Agents get theirs from POST
       budgetDefaults: config.budget,
       warnAt: config.budget.warnAt,
       idleTimeoutSeconds: config.idle.defaultTimeoutSeconds,
+      headersTimeoutMs: ms('headers-timeout'),
+      requestTimeoutMs: ms('request-timeout'),
+      idleTimeoutMs: ms('idle-timeout'),
     });
     const location = server.service.storage.location;
     ctx.out.result(`LISTENING: ${server.url} (${location})`, {
