@@ -627,10 +627,17 @@ export class CoordinationClient {
     }
   }
 
-  /** `/healthz`: `ok` when the service and its storage answer. */
-  async health(): Promise<{ status: 'ok' | 'unhealthy'; storage: string }> {
+  /**
+   * `/healthz`: `ok` when the service and its storage answer; `location` (where the database is)
+   * only when the client holds the admin token.
+   */
+  async health(): Promise<{ status: 'ok' | 'unhealthy'; storage: string; location?: string }> {
     const response = await this.#ky.get('healthz', { throwHttpErrors: false, retry: 0 });
-    return (await response.json()) as { status: 'ok' | 'unhealthy'; storage: string };
+    return (await response.json()) as {
+      status: 'ok' | 'unhealthy';
+      storage: string;
+      location?: string;
+    };
   }
 
   // --- the worker helper -------------------------------------------------------------------------
