@@ -3,6 +3,8 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CoordinationClient } from '../src/client.js';
+import { coordinationSink } from '../src/escalation-sink.js';
 import { createApp } from '../src/http/app.js';
 import type { InternalErrorReport } from '../src/http/guards.js';
 import { CoordinationService } from '../src/service.js';
@@ -177,6 +179,34 @@ describe('authentication and who may say what', () => {
     expect(
       (await call(url, 'POST', '/v1/escalations', { body: violation('agent-a') })).status,
     ).toBe(201);
+  });
+
+  it("forwards a Paperclip violation through coordinationSink with Paperclip's agent id in its details", async () => {
+    const sink = coordinationSink(new CoordinationClient({ url, token: agentA, retries: 0 }));
+    await sink.send({
+      kind: 'violation',
+      taskId: 'PAP-12',
+      agentId: 'paperclip-agent-uuid',
+      comment: undefined,
+      at: 'now',
+      violation: {
+        kind: 'loop',
+        code: 'LOOP_DETECTED',
+        agentId: 'paperclip-agent-uuid',
+        message: 'cycle',
+        at: 'now',
+        details: { loopType: 'cycle' },
+      } as never,
+    });
+    const { escalations } = (await call(url, 'GET', '/v1/escalations?limit=1000')).body as {
+      escalations: Array<{ taskId: string; agentId: string; violation: Record<string, unknown> }>;
+    };
+    const forwarded = escalations.find((e) => e.taskId === 'PAP-12');
+    expect(forwarded).toMatchObject({
+      agentId: 'agent-a',
+      violation: { details: { loopType: 'cycle', paperclipAgentId: 'paperclip-agent-uuid' } },
+    });
+    expect(forwarded?.violation).not.toHaveProperty('agentId');
   });
 
   it('shows where the database is on /healthz to the admin only', async () => {
