@@ -292,9 +292,12 @@ export type TransitionResult =
 const STATUS_OF_CODE: Readonly<Record<string, number>> = {
   VALIDATION: 400,
   BAD_JSON: 400,
+  INVALID_INPUT: 400,
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,
+  METHOD_NOT_ALLOWED: 405,
   PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
   INTERNAL: 500,
   UNAVAILABLE: 503,
 };
@@ -310,7 +313,12 @@ function rebuildError(
   url: string,
   status?: number,
 ): Error {
-  const clientError = status === 400 || status === 401 || status === 403 || status === 413;
+  // A value refused by exec-kernel's own rules (a blank id) comes back as core's InvalidInputError.
+  const clientError =
+    (status === 400 && e?.code !== 'INVALID_INPUT') ||
+    status === 401 ||
+    status === 403 ||
+    status === 413;
   if (e?.code !== undefined && e.message !== undefined && !clientError) {
     const rebuilt = reviveKernelError({ code: e.code, message: e.message, details: e.details });
     if (KernelError.is(rebuilt) && rebuilt.constructor !== KernelError) {
@@ -675,10 +683,17 @@ export class CoordinationClient {
     }
   }
 
-  /** `/healthz`: `ok` when the service and its storage answer. */
-  async health(): Promise<{ status: 'ok' | 'unhealthy'; storage: string }> {
+  /**
+   * `/healthz`: `ok` when the service and its storage answer; `location` (where the database is)
+   * only when the client holds the admin token.
+   */
+  async health(): Promise<{ status: 'ok' | 'unhealthy'; storage: string; location?: string }> {
     const response = await this.#ky.get('healthz', { throwHttpErrors: false, retry: 0 });
-    return (await response.json()) as { status: 'ok' | 'unhealthy'; storage: string };
+    return (await response.json()) as {
+      status: 'ok' | 'unhealthy';
+      storage: string;
+      location?: string;
+    };
   }
 
   // --- the worker helper -------------------------------------------------------------------------

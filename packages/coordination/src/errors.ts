@@ -7,7 +7,9 @@ export type ServiceErrorCode =
   | 'VALIDATION'
   | 'BAD_JSON'
   | 'PAYLOAD_TOO_LARGE'
+  | 'UNSUPPORTED_MEDIA_TYPE'
   | 'NOT_FOUND'
+  | 'METHOD_NOT_ALLOWED'
   | 'UNAVAILABLE';
 
 /**
@@ -33,9 +35,13 @@ export class ServiceError extends Error {
   }
 }
 
-/** The HTTP status a kernel error is answered with. */
+/**
+ * The HTTP status a kernel error is answered with: the one place the service maps core's codes.
+ * `INVALID_INPUT` (a value exec-kernel refuses, such as a blank id) is the client's fault: 400.
+ */
 export function statusOf(error: KernelError): number {
   const byCode: Partial<Record<KernelErrorCode, number>> = {
+    INVALID_INPUT: 400,
     NOT_FOUND: 404,
     CONFLICT: 409,
     CONFIG_INVALID: 400,

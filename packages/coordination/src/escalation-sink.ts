@@ -14,7 +14,9 @@ export interface ForwardedEscalation {
 /**
  * A sink for `@exec-kernel/paperclip`'s `EscalationHook`: each task entering `blocked` and each
  * violation on Paperclip becomes an item of the coordination service's escalation queue (and an
- * event), raised as the client's agent.
+ * event), raised as the client's agent. A violation's Paperclip agent id is an id of another
+ * system, which the service would take for another of its agents: it travels as
+ * `violation.details.paperclipAgentId` instead of `violation.agentId`.
  *
  * @example
  * ```ts
@@ -30,8 +32,17 @@ export function coordinationSink(client: CoordinationClient): {
         kind: escalation.kind,
         ...(escalation.taskId === undefined ? {} : { taskId: escalation.taskId }),
         ...(escalation.comment === undefined ? {} : { comment: escalation.comment }),
-        ...(escalation.violation === undefined ? {} : { violation: escalation.violation }),
+        ...(escalation.violation === undefined
+          ? {}
+          : { violation: asForwarded(escalation.violation) }),
       });
     },
   };
+}
+
+/** A Paperclip violation with its agent id moved into `details` (see {@link coordinationSink}). */
+function asForwarded(violation: Violation): Violation {
+  const { agentId, ...rest } = violation;
+  if (agentId === undefined) return violation;
+  return { ...rest, details: { ...violation.details, paperclipAgentId: agentId } };
 }

@@ -14,6 +14,7 @@ export type { ForwardedEscalation } from './escalation-sink.js';
 export { coordinationSink } from './escalation-sink.js';
 export type { AppEnv, AppOptions } from './http/app.js';
 export { createApp } from './http/app.js';
+export type { InternalErrorReport } from './http/guards.js';
 export type { AgentView, EscalationView, EventView, TaskView } from './http/views.js';
 export type { LeaseEndReason } from './lease.js';
 export { isLeaseGone } from './lease.js';

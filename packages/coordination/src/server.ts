@@ -1,7 +1,9 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { ConfigError } from '@exec-kernel/core';
 import { serve } from '@hono/node-server';
 import { createApp } from './http/app.js';
+import type { InternalErrorReport } from './http/guards.js';
 import { CoordinationService, type ServiceSettings } from './service.js';
 import { openStorage, type StorageOptions } from './storage/open.js';
 import type { Storage } from './storage/storage.js';
@@ -28,6 +30,64 @@ export interface ServerOptions extends ServiceSettings {
   maxBodyBytes?: number | undefined;
   /** Reported in the OpenAPI document. */
   version?: string | undefined;
+  /**
+   * Longest wait for a request's line and headers; a client that has not sent them by then gets
+   * `408` and its connection closed. Default: `10000` ms.
+   */
+  headersTimeoutMs?: number | undefined;
+  /**
+   * Longest wait for a whole request, body included (a body trickled in byte by byte is cut off
+   * here): `408` and the connection closed. At least `headersTimeoutMs`. Default: `30000` ms.
+   */
+  requestTimeoutMs?: number | undefined;
+  /**
+   * Longest a connection may go without a byte moving either way: a client that stops sending
+   * in the middle of a request, or stops reading an answer or the event stream, loses its
+   * connection (an event stream's reader resumes with `Last-Event-ID`). Longer than the longest
+   * long-poll (`maxWaitSeconds`). Default: `maxWaitSeconds` plus 30 s (`90000` ms).
+   */
+  idleTimeoutMs?: number | undefined;
+  /** How long a kept-alive connection waits for its next request. Default: `5000` ms. */
+  keepAliveTimeoutMs?: number | undefined;
+  /** Told of every request answered with 500. Default: one JSON line on stderr (see `createApp`). */
+  onInternalError?: ((report: InternalErrorReport) => void) | undefined;
+}
+
+/** The server timeouts of `options`, with defaults, checked. */
+function timeoutsOf(options: ServerOptions): {
+  headers: number;
+  request: number;
+  idle: number;
+  keepAlive: number;
+} {
+  const maxWaitMs = (options.maxWaitSeconds ?? 60) * 1000;
+  const headers = options.headersTimeoutMs ?? 10_000;
+  const request = options.requestTimeoutMs ?? Math.max(30_000, headers);
+  const idle = options.idleTimeoutMs ?? maxWaitMs + 30_000;
+  const keepAlive = options.keepAliveTimeoutMs ?? 5_000;
+  for (const [key, value] of Object.entries({
+    headersTimeoutMs: headers,
+    requestTimeoutMs: request,
+    idleTimeoutMs: idle,
+    keepAliveTimeoutMs: keepAlive,
+  })) {
+    if (!Number.isSafeInteger(value) || value <= 0)
+      throw new ConfigError(
+        `${key} must be a positive whole number of milliseconds, got ${value}`,
+        { key },
+      );
+  }
+  if (request < headers)
+    throw new ConfigError(
+      `requestTimeoutMs (${request}) must be at least headersTimeoutMs (${headers})`,
+      { key: 'requestTimeoutMs' },
+    );
+  if (idle <= maxWaitMs)
+    throw new ConfigError(
+      `idleTimeoutMs (${idle}) must be longer than the longest long-poll (maxWaitSeconds, ${maxWaitMs} ms)`,
+      { key: 'idleTimeoutMs' },
+    );
+  return { headers, request, idle, keepAlive };
 }
 
 /** A running service. */
@@ -53,6 +113,7 @@ export interface CoordinationServer {
  * ```
  */
 export async function startCoordinationServer(options: ServerOptions): Promise<CoordinationServer> {
+  const timeouts = timeoutsOf(options);
   const storage =
     typeof options.db === 'object'
       ? options.db
@@ -64,14 +125,34 @@ export async function startCoordinationServer(options: ServerOptions): Promise<C
     maxBodyBytes: options.maxBodyBytes,
     version: options.version,
     activity,
+    onInternalError: options.onInternalError,
+    // An idle event stream writes often enough never to reach the idle timeout.
+    streamKeepAliveMs: Math.min(15_000, Math.floor(timeouts.idle / 3)),
   });
   let server: Server;
   try {
     server = await new Promise<Server>((resolve, reject) => {
       const s = serve(
-        { fetch: app.fetch, hostname: options.host ?? '127.0.0.1', port: options.port ?? 7420 },
+        {
+          fetch: app.fetch,
+          hostname: options.host ?? '127.0.0.1',
+          port: options.port ?? 7420,
+          serverOptions: {
+            headersTimeout: timeouts.headers,
+            requestTimeout: timeouts.request,
+            keepAliveTimeout: timeouts.keepAlive,
+            // Node looks for requests past their header or request timeout this often (30 s by
+            // default, which would let a slow client hold on that much longer).
+            connectionsCheckingInterval: Math.max(
+              10,
+              Math.min(1_000, Math.floor(timeouts.headers / 4)),
+            ),
+          },
+        },
         () => resolve(s as Server),
       ) as Server;
+      // Socket inactivity: with no 'timeout' listener, Node destroys the socket.
+      s.setTimeout(timeouts.idle);
       s.once('error', reject);
     });
   } catch (error) {

@@ -10,7 +10,9 @@ import {
   type BudgetType,
   type Clock,
   ConflictError,
+  checkId,
   IdleEnforcementError,
+  InvalidInputError,
   isTerminalState,
   type KernelError,
   NotFoundError,
@@ -23,6 +25,7 @@ import {
 import { ADMISSION_FIELDS, validateAdmission, validateTransition } from '@exec-kernel/lifecycle';
 import { evaluateNewTask, type StoredWorkNode } from '@exec-kernel/loop';
 import { isViolation, ServiceError } from './errors.js';
+import { checkEnqueueInput, checkEscalationInput } from './input.js';
 import { leaseGoneError } from './lease.js';
 import type {
   AgentRow,
@@ -163,6 +166,13 @@ export function newToken(prefix: string): string {
   return `${prefix}_${randomBytes(24).toString('base64url')}`;
 }
 
+function tooManyTokens(taskId: string): InvalidInputError {
+  return new InvalidInputError({
+    field: 'tokens',
+    problem: `would take the token count of task ${taskId} past ${Number.MAX_SAFE_INTEGER}`,
+  });
+}
+
 /** The changes that move a leased task to `state`, ending its lease. */
 function endLease(state: TaskState, now: number): TaskChanges {
   return { state, leaseOwner: null, leaseId: null, leaseUntil: null, updatedAt: now };
@@ -292,6 +302,7 @@ export class CoordinationService {
     agentId: string,
   ): Promise<{ agentId: string; token: string }> {
     requireAdmin(caller, 'register agents');
+    checkId(agentId, 'agent id');
     for (const [known, entry] of this.#callers) {
       if (entry.caller.kind === 'agent' && entry.caller.agentId === agentId)
         this.#callers.delete(known);
@@ -322,6 +333,7 @@ export class CoordinationService {
    * @throws IdleEnforcementError, TaskAdmissionError or LoopDetectionError (each also escalated).
    */
   async enqueue(caller: Caller, input: EnqueueInput): Promise<{ task: TaskRow; created: boolean }> {
+    checkEnqueueInput(input);
     if (
       caller.kind === 'agent' &&
       input.agentId !== undefined &&
@@ -1111,13 +1123,15 @@ export class CoordinationService {
     const lineage = await this.storage.lineage([id]);
     const byId = new Map(lineage.map((t) => [t.id, t]));
     const chain: string[] = [];
+    const tokens = delta.tokens ?? 0;
     for (let t: TaskRow | undefined = task; t !== undefined && chain.length < MAX_LINEAGE_HOPS; ) {
+      // Past 2^53 a count is no longer exact (and PostgreSQL's bigint ends soon after).
+      if (t.tokens + tokens > Number.MAX_SAFE_INTEGER) throw tooManyTokens(t.id);
       chain.push(t.id);
       t = t.parentId === null ? undefined : byId.get(t.parentId);
     }
     const now = this.#clock.now();
     const steps = delta.steps ?? 0;
-    const tokens = delta.tokens ?? 0;
     const costUsd = delta.costUsd ?? 0;
     const kind = steps > 0 ? 'task.step' : 'task.usage';
     const rows = await this.storage.addSpending(
@@ -1339,6 +1353,16 @@ export class CoordinationService {
       violation?: Violation | undefined;
     },
   ): Promise<EscalationRow> {
+    checkEscalationInput(input);
+    // An agent speaks only for itself: the violation it reports is its own.
+    const named = input.violation?.agentId;
+    if (caller.kind === 'agent' && named !== undefined && named !== caller.agentId) {
+      throw new ServiceError(
+        403,
+        'FORBIDDEN',
+        `Agent ${caller.agentId} may not escalate a violation of agent ${named}`,
+      );
+    }
     const row = this.#escalationRow(
       input.kind,
       input.taskId ?? null,

@@ -13,6 +13,7 @@ import {
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CoordinationClient } from '../src/client.js';
 import { createApp } from '../src/http/app.js';
+import type { InternalErrorReport } from '../src/http/guards.js';
 import { type Caller, CoordinationService } from '../src/service.js';
 import { MemoryStorage } from '../src/storage/memory.js';
 import type { TaskUpdate } from '../src/storage/storage.js';
@@ -31,6 +32,7 @@ let admin: CoordinationClient;
 let planner: CoordinationClient;
 let worker: CoordinationClient;
 let tokens: Record<string, string>;
+let internalErrors: InternalErrorReport[];
 
 function clientFor(token: string): CoordinationClient {
   return clientAround(token, (_request, pass) => pass());
@@ -84,7 +86,11 @@ beforeEach(async () => {
     budgetDefaults: { maxSteps: 10 },
   });
   await service.start();
-  app = createApp(service, { maxBodyBytes: 64 * 1024 });
+  internalErrors = [];
+  app = createApp(service, {
+    maxBodyBytes: 64 * 1024,
+    onInternalError: (report) => internalErrors.push(report),
+  });
   admin = clientFor(ADMIN);
   tokens = {};
   for (const id of ['planner', 'worker', 'other'])
@@ -897,7 +903,6 @@ describe('operations', () => {
     expect(await (await app.request('/healthz')).json()).toEqual({
       status: 'ok',
       storage: 'memory',
-      location: 'memory',
     });
     await planner.enqueue({ type: 'x', admission: ADMISSION });
     await refusal(planner.enqueue({ type: 'x', admission: {} }));
@@ -914,6 +919,9 @@ describe('operations', () => {
     };
     expect(Object.keys(doc.paths).sort()).toEqual(
       [
+        '/healthz',
+        '/metrics',
+        '/openapi.json',
         '/v1/agents',
         '/v1/agents/{id}',
         '/v1/agents/{id}/sleep',
@@ -922,6 +930,7 @@ describe('operations', () => {
         '/v1/escalations/{id}/ack',
         '/v1/escalations/{id}/resolve',
         '/v1/events',
+        '/v1/events/stream',
         '/v1/tasks',
         '/v1/tasks/claim',
         '/v1/tasks/claim-many',
@@ -960,7 +969,15 @@ describe('operations', () => {
     fail(new TypeError('undefined is not a function'));
     const bug = await raw('/v1/tasks/there');
     expect(bug.status).toBe(500);
-    expect(await errorOf(bug)).toEqual({ code: 'INTERNAL', message: 'Internal error' });
+    const { ref } = internalErrors[0] as InternalErrorReport;
+    expect(await errorOf(bug)).toEqual({
+      code: 'INTERNAL',
+      message: `Internal error (ref ${ref})`,
+      details: { ref },
+    });
+    expect(internalErrors).toMatchObject([
+      { ref, method: 'GET', path: '/v1/tasks/there', error: { name: 'TypeError' } },
+    ]);
     service.storage.getTask = getTask;
     expect((await raw('/v1/tasks/there')).status).toBe(200);
   });

@@ -76,6 +76,7 @@ async function loadService(): Promise<typeof import('@exec-kernel/coordination')
 
 export const serve: Command = {
   usage: `Usage: exec-kernel serve [--db <database>] [--host <host>] [--port <port>] [--durability normal|full]
+                          [--headers-timeout <s>] [--request-timeout <s>] [--idle-timeout <s>]
 
 Runs the coordination service: a shared task queue that several agents (on one machine or many)
 use, with every exec-kernel rule applied server-side. Prints where it listens; SIGTERM or SIGINT
@@ -95,6 +96,9 @@ Options:
   --durability normal PostgreSQL: synchronous_commit=off, faster commits; a crash of
                       the database server may lose its last moments of work
                       (default: the server's own setting)
+  --headers-timeout <s>  longest wait for a request's headers (default 10)
+  --request-timeout <s>  longest wait for a whole request, body included (default 30)
+  --idle-timeout <s>     longest a connection may send and read nothing (default 90)
 
 The admin token comes from EXEC_KERNEL_COORDINATION_ADMIN_TOKEN, else from (or into) the file
 coordination.admin-token beside the SQLite database. Agents get theirs from POST /v1/agents.
@@ -104,6 +108,9 @@ coordination.admin-token beside the SQLite database. Agents get theirs from POST
     host: { type: 'string' },
     port: { type: 'string' },
     durability: { type: 'string' },
+    'headers-timeout': { type: 'string' },
+    'request-timeout': { type: 'string' },
+    'idle-timeout': { type: 'string' },
   },
   positionals: { min: 0, max: 0, names: '' },
   args: {
@@ -111,6 +118,10 @@ coordination.admin-token beside the SQLite database. Agents get theirs from POST
     // An empty host would make node listen on every interface, not the 127.0.0.1 default.
     host: textArg('--host', 255),
     port: numberArg({ integer: true, max: 65_535 }),
+    // Seconds, up to a day: past that a timeout protects nothing.
+    'headers-timeout': numberArg({ exclusiveMin: true, max: 86_400 }),
+    'request-timeout': numberArg({ exclusiveMin: true, max: 86_400 }),
+    'idle-timeout': numberArg({ exclusiveMin: true, max: 86_400 }),
   },
   async run(ctx) {
     const durability = stringFlag(ctx.values, 'durability');
@@ -120,6 +131,10 @@ coordination.admin-token beside the SQLite database. Agents get theirs from POST
     const host = stringFlag(ctx.values, 'host') ?? '127.0.0.1';
     if (host.trim() === '') throw new UsageError('--host must not be empty');
     const port = ctx.numbers.port ?? 7420;
+    const ms = (flag: string) => {
+      const seconds = ctx.numbers[flag];
+      return seconds === undefined ? undefined : Math.ceil(seconds * 1000);
+    };
     const { config, storePath } = await configFor(ctx);
     const db =
       stringFlag(ctx.values, 'db') ?? `sqlite:${join(dirname(storePath), 'coordination.db')}`;
@@ -136,6 +151,9 @@ coordination.admin-token beside the SQLite database. Agents get theirs from POST
       budgetDefaults: config.budget,
       warnAt: config.budget.warnAt,
       idleTimeoutSeconds: config.idle.defaultTimeoutSeconds,
+      headersTimeoutMs: ms('headers-timeout'),
+      requestTimeoutMs: ms('request-timeout'),
+      idleTimeoutMs: ms('idle-timeout'),
     }).catch(listenFailure(host, port));
     const location = server.service.storage.location;
     ctx.out.result(`LISTENING: ${server.url} (${location})`, {

@@ -1,4 +1,11 @@
-import { KernelError, TASK_STATES, type TaskState, type Violation } from '@exec-kernel/core';
+import { LIMIT_MAXIMUMS } from '@exec-kernel/budget';
+import {
+  InvalidInputError,
+  KernelError,
+  TASK_STATES,
+  type TaskState,
+  type Violation,
+} from '@exec-kernel/core';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
@@ -7,23 +14,39 @@ import { streamSSE } from 'hono/streaming';
 import { ServiceError, statusOf } from '../errors.js';
 import type { JsonValue } from '../model.js';
 import type { Caller, CoordinationService } from '../service.js';
+import { checkTextValue, idField, invalidInputOf, queryInteger, textField } from './fields.js';
+import {
+  allowedMethods,
+  bearerToken,
+  checkJsonBody,
+  type InternalErrorReport,
+  internalErrorReport,
+  logToStderr,
+  newErrorRef,
+  singleQueryValues,
+} from './guards.js';
 import { HttpMetrics, renderMetrics } from './metrics.js';
 import { agentView, escalationView, eventView, taskView } from './views.js';
 
 // --- schemas (module-private: they shape requests, responses and the OpenAPI document) ---
 
 const stateSchema = z.enum(TASK_STATES as [TaskState, ...TaskState[]]).openapi({ example: 'todo' });
-const id = z.string().min(1).max(200);
+const id = idField();
 const anyJson: z.ZodType<unknown> = z.unknown();
 const limitsInput = z
   .object({
-    maxSteps: z.number().int().min(0).optional(),
-    maxDepth: z.number().int().min(0).optional(),
-    maxDurationSeconds: z.number().min(0).optional(),
-    maxTokens: z.number().int().min(0).nullable().optional(),
-    maxCostUsd: z.number().min(0).nullable().optional(),
+    maxSteps: z.number().int().min(0).max(LIMIT_MAXIMUMS.maxSteps).optional(),
+    maxDepth: z.number().int().min(0).max(LIMIT_MAXIMUMS.maxDepth).optional(),
+    maxDurationSeconds: z.number().min(0).max(LIMIT_MAXIMUMS.maxDurationSeconds).optional(),
+    maxTokens: z.number().int().min(0).max(LIMIT_MAXIMUMS.maxTokens).nullable().optional(),
+    maxCostUsd: z.number().min(0).max(LIMIT_MAXIMUMS.maxCostUsd).nullable().optional(),
   })
   .strict();
+/** Admission answers: strings up to 10,000 characters (the kernel names any that are not strings). */
+const admissionInput = z.record(
+  z.string().max(100),
+  z.unknown().superRefine(checkTextValue(10_000)),
+);
 
 /** A task as the API shows it: times as ISO-8601, `null` where unset. */
 const TaskSchema = z
@@ -131,16 +154,16 @@ const ErrorSchema = z
 const EnqueueSchema = z
   .object({
     id: id.optional().openapi({ description: 'Default: a generated `tsk_…` id.' }),
-    type: z.string().min(1).max(200),
-    title: z.string().max(1000).optional(),
+    type: idField(),
+    title: textField(1000).optional(),
     priority: z.number().int().min(-1_000_000).max(1_000_000).optional(),
     parentId: id.optional(),
     createdById: id.optional(),
-    admission: z.record(z.string(), z.unknown()).optional(),
+    admission: admissionInput.optional(),
     payload: anyJson.optional(),
     budget: limitsInput.optional(),
     maxAttempts: z.number().int().min(1).max(1000).optional(),
-    idempotencyKey: z.string().min(1).max(255).optional(),
+    idempotencyKey: textField(255).min(1).optional(),
     agentId: id.optional().openapi({ description: 'Admin only: enqueue for this agent.' }),
     state: z.enum(['todo', 'backlog']).optional(),
   })
@@ -149,7 +172,7 @@ const EnqueueSchema = z
 
 const ClaimSchema = z
   .object({
-    types: z.array(z.string().min(1)).max(100).optional(),
+    types: z.array(idField()).max(100).optional(),
     leaseSeconds: z.number().positive().optional(),
     waitSeconds: z.number().min(0).optional(),
   })
@@ -161,21 +184,21 @@ const ClaimManySchema = ClaimSchema.extend({ max: z.number().int().min(1).max(10
   .openapi('ClaimManyRequest');
 
 const LeaseRequestSchema = z
-  .object({ leaseId: z.string().optional(), leaseSeconds: z.number().positive().optional() })
+  .object({ leaseId: idField().optional(), leaseSeconds: z.number().positive().optional() })
   .strict();
 
 const TransitionSchema = z
   .object({
-    to: z.string().min(1),
-    leaseId: z.string().optional(),
-    comment: z.string().max(10_000).optional(),
+    to: idField().openapi({ example: 'done' }),
+    leaseId: idField().optional(),
+    comment: textField(10_000).optional(),
   })
   .strict()
   .openapi('TransitionRequest');
 
 const NextClaimSchema = z
   .object({
-    types: z.array(z.string().min(1)).max(100).optional(),
+    types: z.array(idField()).max(100).optional(),
     leaseSeconds: z.number().positive().optional(),
   })
   .strict()
@@ -190,10 +213,7 @@ const TransitionOneSchema = TransitionSchema.extend({ next: NextClaimSchema.opti
 
 const TransitionManySchema = z
   .object({
-    transitions: z
-      .array(TransitionSchema.extend({ id: z.string().min(1) }).strict())
-      .min(1)
-      .max(100),
+    transitions: z.array(TransitionSchema.extend({ id }).strict()).min(1).max(100),
     next: NextClaimSchema.extend({ max: z.number().int().min(1).max(100) })
       .strict()
       .optional(),
@@ -204,49 +224,70 @@ const TransitionManySchema = z
 const StepsSchema = z
   .object({
     count: z.number().int().min(1).max(1_000_000).optional(),
-    leaseId: z.string().optional(),
+    leaseId: idField().optional(),
   })
   .strict();
 
 const UsageSchema = z
   .object({
-    tokens: z.number().int().min(0).optional(),
-    costUsd: z.number().min(0).optional(),
-    leaseId: z.string().optional(),
+    tokens: z.number().int().min(0).max(LIMIT_MAXIMUMS.maxTokens).optional(),
+    costUsd: z.number().min(0).max(LIMIT_MAXIMUMS.maxCostUsd).optional(),
+    leaseId: idField().optional(),
   })
   .strict();
 
 const SleepSchema = z
   .object({
     timeoutSeconds: z.number().positive().max(31_536_000).optional(),
-    reason: z.string().max(200).optional(),
+    reason: textField(200).optional(),
   })
   .strict();
 
 const WakeSchema = z.object({ reason: z.enum(['woken', 'task_available']).optional() }).strict();
 
 const ResolveSchema = z
-  .object({ resolution: z.string().max(10_000).optional(), requeue: z.boolean().optional() })
+  .object({ resolution: textField(10_000).optional(), requeue: z.boolean().optional() })
   .strict();
 
 const RegisterSchema = z.object({ id }).strict();
+
+/** A Violation record as an agent reports it (`agentId`, when given, must be the agent's own). */
+const ViolationInputSchema = z
+  .object({
+    kind: idField(),
+    code: idField(),
+    taskId: id.optional(),
+    agentId: id.optional(),
+    limit: z.number().optional(),
+    observed: z.number().optional(),
+    message: textField(10_000),
+    at: textField(100),
+    details: z.record(z.string().max(100), z.unknown()),
+  })
+  .openapi('ViolationInput');
 
 const EscalateSchema = z
   .object({
     kind: z.enum(['blocked', 'violation']),
     taskId: id.optional(),
-    comment: z.string().max(10_000).optional(),
-    violation: ViolationSchema.optional(),
+    comment: textField(10_000).optional(),
+    violation: ViolationInputSchema.optional(),
   })
   .strict()
   .openapi('EscalateRequest');
 
-const IdParam = z.object({ id: id.openapi({ param: { name: 'id', in: 'path' } }) });
+const idParam = (field: string) =>
+  z.object({ id: idField(field).openapi({ param: { name: 'id', in: 'path' } }) });
+const TaskIdParam = idParam('task id');
+const AgentIdParam = idParam('agent id');
+const EscalationIdParam = idParam('escalation id');
 
-const ListQuery = z.object({
-  after: z.coerce.number().int().min(0).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).optional(),
-});
+const ListQuery = z
+  .object({
+    after: queryInteger(0, Number.MAX_SAFE_INTEGER).optional(),
+    limit: queryInteger(1, 1000).optional(),
+  })
+  .strict();
 
 /** What the app keeps per request. */
 export interface AppEnv {
@@ -261,6 +302,17 @@ export interface AppOptions {
   version?: string | undefined;
   /** Kept up to date with the number of requests being handled (for a graceful shutdown). */
   activity?: { inFlight: number } | undefined;
+  /**
+   * Told of every request answered with 500 (an error the service did not expect): a reference
+   * that is also in the response body, the method, path and route, and the error's name, code,
+   * message and stack; never a header, a token or a body. Default: one JSON line on stderr.
+   */
+  onInternalError?: ((report: InternalErrorReport) => void) | undefined;
+  /**
+   * How often an event stream with nothing to send writes a keep-alive comment, which also keeps
+   * its connection from reaching the server's idle timeout. Default: `15000` ms.
+   */
+  streamKeepAliveMs?: number | undefined;
 }
 
 type ErrorBody = z.infer<typeof ErrorSchema>;
@@ -278,19 +330,47 @@ const json = <T extends z.ZodType>(schema: T, description: string) => ({
   description,
 });
 
+/** The error answers every route may give besides its own. */
+const common = {
+  400: json(
+    ErrorSchema,
+    'Malformed JSON (`BAD_JSON`), a request the schema refuses (`VALIDATION`), or a value exec-kernel refuses, such as a blank id (`INVALID_INPUT`)',
+  ),
+  500: json(
+    ErrorSchema,
+    'An error the service did not expect (`INTERNAL`); `details.ref` is in its log',
+  ),
+  503: json(
+    ErrorSchema,
+    'The database does not answer (`UNAVAILABLE`); `Retry-After` says when to try again',
+  ),
+} as const;
+
 const errors = {
-  400: json(ErrorSchema, 'Malformed JSON or a body that does not match the schema'),
+  ...common,
   401: json(ErrorSchema, 'No token, or an unknown one'),
   403: json(ErrorSchema, 'Acting as someone else, or an admin-only action'),
   404: json(ErrorSchema, 'Unknown task, agent or escalation'),
   409: json(ErrorSchema, 'A lease or state conflict'),
   413: json(ErrorSchema, 'Body too large'),
+  415: json(ErrorSchema, 'A body that is not JSON in UTF-8 (`UNSUPPORTED_MEDIA_TYPE`)'),
   422: json(ErrorSchema, 'A rule violation; `error.violation` is the Violation record'),
 } as const;
 
 const body = <T extends z.ZodType>(schema: T) => ({
   body: { content: { 'application/json': { schema } }, required: true },
 });
+
+const HealthSchema = z
+  .object({
+    status: z.enum(['ok', 'unhealthy']),
+    storage: z.string().openapi({ example: 'sqlite' }),
+    location: z
+      .string()
+      .optional()
+      .openapi({ description: 'Where the database is; shown to the admin only.' }),
+  })
+  .openapi('Health');
 
 const TaskResult = z.object({ task: TaskSchema });
 const LeaseResult = z.object({ task: TaskSchema, lease: LeaseSchema });
@@ -325,19 +405,42 @@ export function createApp(
   service: CoordinationService,
   options: AppOptions = {},
 ): OpenAPIHono<AppEnv> {
+  const onInternalError = options.onInternalError ?? logToStderr;
+  /** Reports an unexpected error of `c`'s request; returns the reference its answer carries. */
+  const internal = (c: Context<AppEnv>) => (error: unknown) => {
+    const ref = newErrorRef();
+    onInternalError(internalErrorReport(ref, error, c));
+    return ref;
+  };
+  const fail = (error: unknown, c: Context<AppEnv>): Response => {
+    const { status, body } = describeError(error, internal(c));
+    if (status === 503) c.header('retry-after', '1');
+    if (status === 401) c.header('www-authenticate', 'Bearer');
+    return c.json(body, status as 500);
+  };
   const app = new OpenAPIHono<AppEnv>({
     defaultHook: (result, c) => {
-      if (!result.success) {
-        const issues = result.error.issues.map((i) => ({
-          path: i.path.join('.'),
-          message: i.message,
-        }));
-        const first = issues[0];
-        const message =
-          first === undefined ? 'Invalid request' : `${first.path || 'body'}: ${first.message}`;
-        return c.json(errorBody('VALIDATION', message, { details: { issues } }), 400);
+      if (result.success) return undefined;
+      const where = { json: 'body', query: 'query', param: 'path' }[result.target as string];
+      const named = (path: PropertyKey[]) => (path.length === 0 ? where : path.join('.'));
+      // A value exec-kernel's own rules refuse (core's id rule, the text rule) is INVALID_INPUT,
+      // with core's message, wherever it came: body, path or query.
+      for (const issue of result.error.issues) {
+        const input = invalidInputOf(issue);
+        if (input === undefined) continue;
+        const field = input.field ?? named(issue.path) ?? 'request';
+        return fail(new InvalidInputError({ field, problem: input.problem }), c);
       }
-      return undefined;
+      const issues = result.error.issues.map((i) => ({
+        path: i.path.join('.'),
+        message: i.message,
+      }));
+      const first = result.error.issues[0];
+      const message =
+        first === undefined
+          ? 'Invalid request'
+          : `${named(first.path) ?? 'request'}: ${first.message}`;
+      return c.json(errorBody('VALIDATION', message, { details: { issues } }), 400);
     },
   });
 
@@ -367,44 +470,103 @@ export function createApp(
     );
   });
 
+  /** The caller a request's bearer token stands for; `undefined` without a valid one. */
+  const callerOf = async (c: Context<AppEnv>): Promise<Caller | undefined> => {
+    const token = bearerToken(c.req.header('authorization'));
+    return token === undefined || token === '' ? undefined : await service.authenticate(token);
+  };
+
   app.use('/v1/*', async (c, next) => {
-    const header = c.req.header('authorization');
-    const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
-    const caller =
-      token === undefined || token === '' ? undefined : await service.authenticate(token);
+    const caller = await callerOf(c);
     if (caller === undefined) {
+      const token = bearerToken(c.req.header('authorization'));
       const message =
-        token === undefined ? 'A bearer token is required' : 'The bearer token is not valid';
+        token === undefined || token === ''
+          ? 'A bearer token is required'
+          : 'The bearer token is not valid';
       return c.json(errorBody('UNAUTHENTICATED', message), 401, { 'www-authenticate': 'Bearer' });
     }
     c.set('caller', caller);
     return next();
   });
+  app.use('/v1/*', checkJsonBody());
+  app.use('*', singleQueryValues());
 
-  app.onError((error, c) => handleError(error, c));
-  app.notFound((c) =>
-    c.json(errorBody('NOT_FOUND', `No route ${c.req.method} ${c.req.path}`), 404),
-  );
-
-  // --- operations ------------------------------------------------------------------------------
-
-  app.get('/healthz', async (c) => {
-    const ok = await service.healthy();
+  app.onError((error, c) => fail(error, c));
+  const allowed = allowedMethods(app.routes);
+  app.notFound((c) => {
+    const methods = allowed(c.req.path);
+    // As sent (percent-encoded), so no control character of the path reaches the message.
+    const raw = new URL(c.req.url).pathname;
+    const shown = raw.length > 200 ? `${raw.slice(0, 200)}…` : raw;
+    if (methods.length === 0)
+      return c.json(errorBody('NOT_FOUND', `No route ${c.req.method} ${shown}`), 404);
     return c.json(
-      {
-        status: ok ? 'ok' : 'unhealthy',
-        storage: service.storage.engine,
-        location: service.storage.location,
-      },
-      ok ? 200 : 503,
+      errorBody(
+        'METHOD_NOT_ALLOWED',
+        `${shown} does not take ${c.req.method}; it takes ${methods.join(', ')}`,
+        {
+          details: { allow: methods },
+        },
+      ),
+      405,
+      { allow: methods.join(', ') },
     );
   });
 
-  app.get('/metrics', async (c) => {
-    const text = await renderMetrics(service, metrics);
-    return c.text(text, 200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
-  });
+  // --- operations ------------------------------------------------------------------------------
 
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/healthz',
+      summary:
+        'Whether the service and its database answer; the admin also sees where the database is',
+      security: [{}, { bearer: [] }],
+      responses: {
+        ...common,
+        200: json(HealthSchema, 'Healthy'),
+        503: json(HealthSchema, 'The database does not answer'),
+      },
+    }),
+    async (c) => {
+      const ok = await service.healthy();
+      // Where the database is (a path, a host) is for the operator, not for whoever can connect.
+      const admin = (await callerOf(c))?.kind === 'admin';
+      const health = {
+        status: ok ? ('ok' as const) : ('unhealthy' as const),
+        storage: service.storage.engine,
+        ...(admin ? { location: service.storage.location } : {}),
+      };
+      return ok ? c.json(health, 200) : c.json(health, 503);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/metrics',
+      summary: 'Prometheus metrics (text exposition format 0.0.4)',
+      responses: {
+        200: {
+          content: { 'text/plain': { schema: z.string() } },
+          description: 'Counters, gauges and request histograms',
+        },
+        ...common,
+      },
+    }),
+    async (c) => {
+      const text = await renderMetrics(service, metrics);
+      return c.text(text, 200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+    },
+  );
+
+  app.openAPIRegistry.registerPath({
+    method: 'get',
+    path: '/openapi.json',
+    summary: 'This document',
+    responses: { 200: { description: 'The OpenAPI 3.0 document of the service' } },
+  });
   app.doc('/openapi.json', {
     openapi: '3.0.3',
     info: {
@@ -441,7 +603,7 @@ export function createApp(
       path: '/v1/agents/{id}',
       summary: 'An agent and its sleep state',
       security: [{ bearer: [] }],
-      request: { params: IdParam },
+      request: { params: AgentIdParam },
       responses: { 200: json(z.object({ agent: AgentSchema }), 'The agent'), ...errors },
     }),
     async (c) => {
@@ -456,7 +618,7 @@ export function createApp(
       path: '/v1/agents/{id}/sleep',
       summary: 'Put an agent to sleep: it may not enqueue until woken or timed out',
       security: [{ bearer: [] }],
-      request: { params: IdParam, ...body(SleepSchema) },
+      request: { params: AgentIdParam, ...body(SleepSchema) },
       responses: { 200: json(z.object({ agent: AgentSchema }), 'Asleep'), ...errors },
     }),
     async (c) => {
@@ -475,7 +637,7 @@ export function createApp(
       path: '/v1/agents/{id}/wake',
       summary: "End an agent's sleep",
       security: [{ bearer: [] }],
-      request: { params: IdParam, ...body(WakeSchema) },
+      request: { params: AgentIdParam, ...body(WakeSchema) },
       responses: {
         200: json(z.object({ agent: AgentSchema, wasAsleep: z.boolean() }), 'Awake'),
         ...errors,
@@ -529,11 +691,11 @@ export function createApp(
       security: [{ bearer: [] }],
       request: {
         query: ListQuery.extend({
-          state: z.string().optional(),
-          type: z.string().optional(),
-          agentId: z.string().optional(),
-          leaseOwner: z.string().optional(),
-        }),
+          state: stateSchema.optional(),
+          type: idField().optional(),
+          agentId: idField().optional(),
+          leaseOwner: idField().optional(),
+        }).strict(),
       },
       responses: {
         200: json(
@@ -547,7 +709,7 @@ export function createApp(
       const q = c.req.valid('query');
       const limit = q.limit ?? 100;
       const tasks = await service.listTasks({
-        state: q.state as TaskState | undefined,
+        state: q.state,
         type: q.type,
         agentId: q.agentId,
         leaseOwner: q.leaseOwner,
@@ -615,7 +777,7 @@ export function createApp(
       path: '/v1/tasks/{id}',
       summary: 'A task',
       security: [{ bearer: [] }],
-      request: { params: IdParam },
+      request: { params: TaskIdParam },
       responses: { 200: json(TaskResult, 'The task'), ...errors },
     }),
     async (c) => c.json({ task: taskView(await service.getTask(c.req.valid('param').id)) }, 200),
@@ -627,7 +789,7 @@ export function createApp(
       path: '/v1/tasks/{id}/claim',
       summary: 'Claim this task (if it is todo)',
       security: [{ bearer: [] }],
-      request: { params: IdParam, ...body(LeaseRequestSchema.pick({ leaseSeconds: true })) },
+      request: { params: TaskIdParam, ...body(LeaseRequestSchema.pick({ leaseSeconds: true })) },
       responses: { 200: json(LeaseResult, 'Claimed'), ...errors },
     }),
     async (c) => {
@@ -647,7 +809,7 @@ export function createApp(
       path: '/v1/tasks/{id}/heartbeat',
       summary: "Extend the caller's lease",
       security: [{ bearer: [] }],
-      request: { params: IdParam, ...body(LeaseRequestSchema) },
+      request: { params: TaskIdParam, ...body(LeaseRequestSchema) },
       responses: { 200: json(LeaseResult, 'Extended'), ...errors },
     }),
     async (c) => {
@@ -709,7 +871,7 @@ export function createApp(
               to: transitions[i]?.to,
               reason: o.reason,
             }
-          : { id: o.id, ok: false, error: describeError(o.error).body.error },
+          : { id: o.id, ok: false, error: describeError(o.error, internal(c)).body.error },
       );
       if (next === undefined) return c.json({ results }, 200);
       const claims = claimed?.tasks.map((task) => ({ task: taskView(task), lease: claimed.lease }));
@@ -723,7 +885,7 @@ export function createApp(
       path: '/v1/tasks/{id}/transition',
       summary: 'Move a task along the lifecycle table (lease holder or admin)',
       security: [{ bearer: [] }],
-      request: { params: IdParam, ...body(TransitionOneSchema) },
+      request: { params: TaskIdParam, ...body(TransitionOneSchema) },
       responses: {
         200: json(
           z.object({
@@ -772,7 +934,7 @@ export function createApp(
       path: '/v1/tasks/{id}/steps',
       summary: 'Record steps (budget checked for the task and its ancestors)',
       security: [{ bearer: [] }],
-      request: { params: IdParam, ...body(StepsSchema) },
+      request: { params: TaskIdParam, ...body(StepsSchema) },
       responses: {
         200: json(z.object({ task: TaskSchema, warnings: z.array(Warning) }), 'Recorded'),
         ...errors,
@@ -794,7 +956,7 @@ export function createApp(
       path: '/v1/tasks/{id}/usage',
       summary: 'Record tokens and cost (budget checked for the task and its ancestors)',
       security: [{ bearer: [] }],
-      request: { params: IdParam, ...body(UsageSchema) },
+      request: { params: TaskIdParam, ...body(UsageSchema) },
       responses: {
         200: json(z.object({ task: TaskSchema, warnings: z.array(Warning) }), 'Recorded'),
         ...errors,
@@ -816,7 +978,7 @@ export function createApp(
       path: '/v1/tasks/{id}/release',
       summary: 'Give a leased task back to the queue',
       security: [{ bearer: [] }],
-      request: { params: IdParam, ...body(LeaseRequestSchema.pick({ leaseId: true })) },
+      request: { params: TaskIdParam, ...body(LeaseRequestSchema.pick({ leaseId: true })) },
       responses: { 200: json(TaskResult, 'Released'), ...errors },
     }),
     async (c) => {
@@ -840,7 +1002,7 @@ export function createApp(
       request: {
         query: ListQuery.extend({
           status: z.enum(['open', 'acknowledged', 'resolved']).optional(),
-        }),
+        }).strict(),
       },
       responses: {
         200: json(
@@ -890,7 +1052,7 @@ export function createApp(
       path: '/v1/escalations/{id}/ack',
       summary: 'Acknowledge an escalation (admin)',
       security: [{ bearer: [] }],
-      request: { params: IdParam },
+      request: { params: EscalationIdParam },
       responses: {
         200: json(z.object({ escalation: EscalationSchema }), 'Acknowledged'),
         ...errors,
@@ -913,7 +1075,7 @@ export function createApp(
       path: '/v1/escalations/{id}/resolve',
       summary: 'Resolve an escalation (admin); requeue puts its blocked task back to todo',
       security: [{ bearer: [] }],
-      request: { params: IdParam, ...body(ResolveSchema) },
+      request: { params: EscalationIdParam, ...body(ResolveSchema) },
       responses: { 200: json(z.object({ escalation: EscalationSchema }), 'Resolved'), ...errors },
     }),
     async (c) => {
@@ -948,39 +1110,89 @@ export function createApp(
     },
   );
 
-  app.get('/v1/events/stream', (c) => {
-    const lastId = Number(c.req.header('last-event-id') ?? c.req.query('after') ?? 0);
-    let after = Number.isInteger(lastId) && lastId >= 0 ? lastId : 0;
-    return streamSSE(c, async (stream) => {
-      // Ends when the client goes away or the service stops (a graceful shutdown waits for it).
-      const gone = new AbortController();
-      stream.onAbort(() => gone.abort());
-      c.req.raw.signal.addEventListener('abort', () => gone.abort(), { once: true });
-      const open = () => !gone.signal.aborted && !service.stopping.aborted;
-      while (open()) {
-        const events = await service.readEvents(after, 500);
-        for (const event of events) {
-          await stream.writeSSE({
-            id: String(event.seq),
-            event: event.type,
-            data: JSON.stringify(eventView(event)),
-          });
-          after = event.seq;
+  const keepAliveMs = options.streamKeepAliveMs ?? 15_000;
+  const cursor = queryInteger(0, Number.MAX_SAFE_INTEGER);
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/events/stream',
+      summary: 'The event log as Server-Sent Events, from a cursor on (`Last-Event-ID` resumes)',
+      security: [{ bearer: [] }],
+      request: {
+        query: z.object({ after: cursor.optional() }).strict(),
+        headers: z.object({
+          'last-event-id': cursor
+            .optional()
+            .openapi({ description: 'The last event seen; wins over `after`.' }),
+        }),
+      },
+      responses: {
+        200: {
+          content: { 'text/event-stream': { schema: z.string() } },
+          description:
+            'One SSE event per log entry (`id` the seq, `event` the type, `data` the Event as JSON); a `: keep-alive` comment while idle',
+        },
+        ...errors,
+      },
+    }),
+    (c) => {
+      let after = c.req.valid('header')['last-event-id'] ?? c.req.valid('query').after ?? 0;
+      const response = streamSSE(c, async (stream) => {
+        // Ends when the client goes away or the service stops (a graceful shutdown waits for it).
+        // A client that stops reading stalls the writes below; the server's idle timeout then
+        // closes its connection, which ends the stream too.
+        const gone = new AbortController();
+        stream.onAbort(() => gone.abort());
+        c.req.raw.signal.addEventListener('abort', () => gone.abort(), { once: true });
+        const open = () => !gone.signal.aborted && !service.stopping.aborted;
+        metrics.streams++;
+        try {
+          while (open()) {
+            const events = await service.readEvents(after, 500);
+            for (const event of events) {
+              if (!open()) break;
+              await stream.writeSSE({
+                id: String(event.seq),
+                event: event.type,
+                data: JSON.stringify(eventView(event)),
+              });
+              after = event.seq;
+            }
+            if (events.length === 0) {
+              await service.waitForEvents(keepAliveMs, gone.signal);
+              // A comment line keeps proxies from closing an idle stream.
+              if (open()) await stream.write(': keep-alive\n\n');
+            }
+          }
+        } finally {
+          metrics.streams--;
         }
-        if (events.length === 0) {
-          await service.waitForEvents(15_000, gone.signal);
-          // A comment line keeps proxies from closing an idle stream.
-          if (open()) await stream.write(': keep-alive\n\n');
-        }
-      }
-    });
-  });
+      });
+      return response as never;
+    },
+  );
 
   return app;
 }
 
-/** The status and body an error is answered with. */
-function describeError(error: unknown): { status: number; body: ErrorBody } {
+/** The codes of the HTTP errors Hono's own middleware throws. */
+const HTTP_EXCEPTION_CODES: Readonly<Record<number, { code: string; message: string }>> = {
+  400: { code: 'BAD_JSON', message: 'The request body is not valid JSON' },
+  413: { code: 'PAYLOAD_TOO_LARGE', message: 'The request body is too large' },
+  415: {
+    code: 'UNSUPPORTED_MEDIA_TYPE',
+    message: 'The request body must be JSON (Content-Type: application/json)',
+  },
+};
+
+/**
+ * The status and body an error is answered with. `internal` is told of an error the service did
+ * not expect (a 500) and returns the reference the body carries.
+ */
+function describeError(
+  error: unknown,
+  internal: (error: unknown) => string,
+): { status: number; body: ErrorBody } {
   if (error instanceof ServiceError) {
     return {
       status: error.status,
@@ -996,14 +1208,9 @@ function describeError(error: unknown): { status: number; body: ErrorBody } {
     return { status: statusOf(error), body: errorBody(error.code, error.message, extra) };
   }
   if (error instanceof HTTPException) {
-    const malformed = error.status === 400;
-    return {
-      status: error.status,
-      body: errorBody(
-        malformed ? 'BAD_JSON' : 'HTTP_ERROR',
-        malformed ? 'The request body is not valid JSON' : error.message,
-      ),
-    };
+    const known = HTTP_EXCEPTION_CODES[error.status];
+    if (known !== undefined)
+      return { status: error.status, body: errorBody(known.code, known.message) };
   }
   if (databaseUnavailable(error)) {
     return {
@@ -1011,14 +1218,11 @@ function describeError(error: unknown): { status: number; body: ErrorBody } {
       body: errorBody('UNAVAILABLE', 'The database is not answering; try again shortly'),
     };
   }
-  return { status: 500, body: errorBody('INTERNAL', 'Internal error') };
-}
-
-/** One error body for everything the routes throw. */
-export function handleError(error: unknown, c: Context<AppEnv>): Response {
-  const { status, body } = describeError(error);
-  if (status === 503) c.header('retry-after', '1');
-  return c.json(body, status as 500);
+  const ref = internal(error);
+  return {
+    status: 500,
+    body: errorBody('INTERNAL', `Internal error (ref ${ref})`, { details: { ref } }),
+  };
 }
 
 /**

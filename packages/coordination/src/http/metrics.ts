@@ -6,6 +6,8 @@ const BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 export class HttpMetrics {
   readonly #requests = new Map<string, number>();
   readonly #durations = new Map<string, { buckets: number[]; sum: number; count: number }>();
+  /** Event streams open now. */
+  streams = 0;
 
   /** Records one request; `route` is the matched pattern (`/v1/tasks/:id`), so labels stay few. */
   observeRequest(method: string, route: string, status: number, ms: number): void {
@@ -29,6 +31,9 @@ export class HttpMetrics {
 
   lines(): string[] {
     const out = [
+      '# HELP exec_kernel_event_streams Server-Sent Event streams open now.',
+      '# TYPE exec_kernel_event_streams gauge',
+      `exec_kernel_event_streams ${this.streams}`,
       '# HELP exec_kernel_http_requests_total HTTP requests by method, route and status.',
       '# TYPE exec_kernel_http_requests_total counter',
     ];
