@@ -10,6 +10,7 @@ export type ServiceErrorCode =
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'NOT_FOUND'
   | 'METHOD_NOT_ALLOWED'
+  | 'TOO_MANY_STREAMS'
   | 'UNAVAILABLE';
 
 /**

@@ -51,6 +51,10 @@ export interface ServerOptions extends ServiceSettings {
   keepAliveTimeoutMs?: number | undefined;
   /** Told of every request answered with 500. Default: one JSON line on stderr (see `createApp`). */
   onInternalError?: ((report: InternalErrorReport) => void) | undefined;
+  /** Most event streams open at once, all callers together (`429` past it). Default: `1000`. */
+  maxEventStreams?: number | undefined;
+  /** Most event streams one agent (or the admin) may hold open at once. Default: `8`. */
+  maxEventStreamsPerCaller?: number | undefined;
 }
 
 /** The server timeouts of `options`, with defaults, checked. */
@@ -126,6 +130,8 @@ export async function startCoordinationServer(options: ServerOptions): Promise<C
     version: options.version,
     activity,
     onInternalError: options.onInternalError,
+    maxEventStreams: options.maxEventStreams,
+    maxEventStreamsPerCaller: options.maxEventStreamsPerCaller,
     // An idle event stream writes often enough never to reach the idle timeout.
     streamKeepAliveMs: Math.min(15_000, Math.floor(timeouts.idle / 3)),
   });

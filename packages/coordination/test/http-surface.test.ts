@@ -412,6 +412,22 @@ describe('the README', () => {
       body: { timeoutSeconds: 60 },
     });
     await note(call(url, 'POST', '/v1/tasks', { token: agentA, body: admission }));
+    // One event stream more than an agent may hold open.
+    const streams = await Promise.all(
+      Array.from({ length: 9 }, async () => {
+        const stop = new AbortController();
+        const response = await fetch(`${url}/v1/events/stream`, {
+          headers: { authorization: `Bearer ${agentA}` },
+          signal: stop.signal,
+        });
+        return { response, stop };
+      }),
+    );
+    const refusedStream = streams.find((s) => s.response.status === 429);
+    if (refusedStream === undefined) throw new Error('no stream was refused');
+    const refusedBody = (await refusedStream.response.json()) as { error: { code: string } };
+    seen.set(refusedBody.error.code, 429);
+    for (const s of streams) s.stop.abort();
     // An error nobody expected: the database closed under the running service.
     await t.server.service.storage.close();
     await note(call(url, 'GET', '/v1/tasks/r-budget'));

@@ -1,6 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import { ConfigError } from '@exec-kernel/core';
-import { afterEach, expect, it } from 'vitest';
+import { afterEach, expect, it, vi } from 'vitest';
 import { startCoordinationServer } from '../src/server.js';
 import {
   ADMIN,
@@ -104,6 +104,63 @@ it('closes an event stream whose client stopped reading, and keeps long-polls wi
   await reader.closed;
   expect(reader.received()).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
 }, 120_000);
+
+it('bounds the event streams open at once, per agent and in all, and frees a place when one closes', async () => {
+  t = await startServer('sqlite', { maxEventStreamsPerCaller: 2, maxEventStreams: 3 });
+  const url = t.url;
+  const [a, b] = [await registerAgent(url, 'reader-a'), await registerAgent(url, 'reader-b')];
+  const opened: AbortController[] = [];
+  const stream = async (token: string) => {
+    const stop = new AbortController();
+    const response = await fetch(`${url}/v1/events/stream`, {
+      headers: { authorization: `Bearer ${token}` },
+      signal: stop.signal,
+    });
+    const body = response.status === 200 ? undefined : await response.json();
+    if (response.status === 200) opened.push(stop);
+    else stop.abort();
+    return { status: response.status, retryAfter: response.headers.get('retry-after'), body, stop };
+  };
+  const streamsOpen = async () =>
+    Number(
+      /^exec_kernel_event_streams (\d+)$/m.exec(await (await fetch(`${url}/metrics`)).text())?.[1],
+    );
+  try {
+    expect((await stream(a)).status).toBe(200);
+    const second = await stream(a);
+    expect(second.status).toBe(200);
+    expect(await stream(a)).toMatchObject({
+      status: 429,
+      retryAfter: '5',
+      body: {
+        error: {
+          code: 'TOO_MANY_STREAMS',
+          message:
+            'This caller already has 2 event streams open, the most allowed; close one first',
+          details: { limit: 2 },
+        },
+      },
+    });
+    expect((await stream(b)).status).toBe(200);
+    expect(await stream(b)).toMatchObject({
+      status: 429,
+      body: {
+        error: {
+          code: 'TOO_MANY_STREAMS',
+          message:
+            'The service already has 3 event streams open, the most allowed; try again later',
+        },
+      },
+    });
+    expect(await streamsOpen()).toBe(3);
+    // Closing one frees its place.
+    second.stop.abort();
+    await vi.waitFor(async () => expect(await streamsOpen()).toBe(2), { timeout: 5_000 });
+    expect((await stream(a)).status).toBe(200);
+  } finally {
+    for (const stop of opened) stop.abort();
+  }
+});
 
 it('refuses timeouts that cannot work, before it opens the database', async () => {
   const start = (options: object) =>

@@ -313,6 +313,14 @@ export interface AppOptions {
    * its connection from reaching the server's idle timeout. Default: `15000` ms.
    */
   streamKeepAliveMs?: number | undefined;
+  /**
+   * Most event streams open at once, all callers together. Each open stream reads the event log
+   * after every write, so streams without bound would let one token load the database; past the
+   * limit a new stream is answered `429` `TOO_MANY_STREAMS`. Default: `1000`.
+   */
+  maxEventStreams?: number | undefined;
+  /** Most event streams one agent (or the admin) may hold open at once. Default: `8`. */
+  maxEventStreamsPerCaller?: number | undefined;
 }
 
 type ErrorBody = z.infer<typeof ErrorSchema>;
@@ -415,6 +423,7 @@ export function createApp(
   const fail = (error: unknown, c: Context<AppEnv>): Response => {
     const { status, body } = describeError(error, internal(c));
     if (status === 503) c.header('retry-after', '1');
+    if (status === 429) c.header('retry-after', '5');
     if (status === 401) c.header('www-authenticate', 'Bearer');
     return c.json(body, status as 500);
   };
@@ -1111,6 +1120,9 @@ export function createApp(
   );
 
   const keepAliveMs = options.streamKeepAliveMs ?? 15_000;
+  const maxStreams = options.maxEventStreams ?? 1000;
+  const maxStreamsPerCaller = options.maxEventStreamsPerCaller ?? 8;
+  const streamsOf = new Map<string, number>();
   const cursor = queryInteger(0, Number.MAX_SAFE_INTEGER);
   app.openapi(
     createRoute({
@@ -1133,10 +1145,37 @@ export function createApp(
             'One SSE event per log entry (`id` the seq, `event` the type, `data` the Event as JSON); a `: keep-alive` comment while idle',
         },
         ...errors,
+        429: json(
+          ErrorSchema,
+          'Too many event streams open, by this caller or in all (`TOO_MANY_STREAMS`, with `Retry-After`)',
+        ),
       },
     }),
     (c) => {
       let after = c.req.valid('header')['last-event-id'] ?? c.req.valid('query').after ?? 0;
+      const caller = c.get('caller');
+      const who = caller.kind === 'admin' ? 'admin' : `agent:${caller.agentId}`;
+      const mine = streamsOf.get(who) ?? 0;
+      if (mine >= maxStreamsPerCaller || metrics.streams >= maxStreams) {
+        const limit = mine >= maxStreamsPerCaller ? maxStreamsPerCaller : maxStreams;
+        throw new ServiceError(
+          429,
+          'TOO_MANY_STREAMS',
+          mine >= maxStreamsPerCaller
+            ? `This caller already has ${mine} event streams open, the most allowed; close one first`
+            : `The service already has ${limit} event streams open, the most allowed; try again later`,
+          { limit },
+        );
+      }
+      // Counted before the stream starts, so that many requests at once cannot all pass the check.
+      streamsOf.set(who, mine + 1);
+      metrics.streams++;
+      const closed = () => {
+        metrics.streams--;
+        const left = (streamsOf.get(who) ?? 1) - 1;
+        if (left > 0) streamsOf.set(who, left);
+        else streamsOf.delete(who);
+      };
       const response = streamSSE(c, async (stream) => {
         // Ends when the client goes away or the service stops (a graceful shutdown waits for it).
         // A client that stops reading stalls the writes below; the server's idle timeout then
@@ -1145,7 +1184,6 @@ export function createApp(
         stream.onAbort(() => gone.abort());
         c.req.raw.signal.addEventListener('abort', () => gone.abort(), { once: true });
         const open = () => !gone.signal.aborted && !service.stopping.aborted;
-        metrics.streams++;
         try {
           while (open()) {
             const events = await service.readEvents(after, 500);
@@ -1165,7 +1203,7 @@ export function createApp(
             }
           }
         } finally {
-          metrics.streams--;
+          closed();
         }
       });
       return response as never;
