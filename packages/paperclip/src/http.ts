@@ -101,10 +101,16 @@ class ResponseTooLarge extends Error {
 
 async function readCapped(response: Response, max: number): Promise<Uint8Array | null> {
   if (response.body === null) return null;
-  const declared = Number(response.headers.get('content-length') ?? 0);
+  const length = response.headers.get('content-length');
+  const declared = length === null ? Number.NaN : Number(length);
   if (declared > max) {
     void response.body.cancel().catch(() => undefined);
     throw new ResponseTooLarge();
+  }
+  // A declared length is enforced by fetch itself (a body longer than it is an error), so the
+  // whole-body read, much cheaper than a read loop, cannot go past the cap.
+  if (Number.isSafeInteger(declared) && declared >= 0) {
+    return new Uint8Array(await response.arrayBuffer());
   }
   const reader = response.body.getReader();
   const chunks: Uint8Array[] = [];
