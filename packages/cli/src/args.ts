@@ -1,5 +1,5 @@
 import { LIMIT_MAXIMUMS } from '@exec-kernel/budget';
-import { InvalidInputError, idProblem } from '@exec-kernel/core';
+import { textProblem as coreTextProblem, InvalidInputError, idProblem } from '@exec-kernel/core';
 import { type CommandContext, quote, UsageError } from './context.js';
 
 type Values = CommandContext['values'];
@@ -72,10 +72,14 @@ export function parseNumber(raw: string, rule: NumberRule): number | { problem: 
   return value;
 }
 
-/** Why text is not acceptable under a text rule, or undefined. */
+/**
+ * Why text is not acceptable under a text rule, or undefined: longer than `max`, or refused by
+ * core's one text rule (`textProblem`: no control characters but tab and line breaks, no unpaired
+ * surrogates), as the coordination service refuses it too.
+ */
 export function textProblem(value: string, max: number): string | undefined {
   if (value.length > max) return `must be at most ${max} characters, got ${value.length}`;
-  return undefined;
+  return coreTextProblem(value);
 }
 
 /**

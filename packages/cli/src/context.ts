@@ -1,5 +1,5 @@
 import type { ParseArgsConfig } from 'node:util';
-import { type KernelError, toViolation, type Violation } from '@exec-kernel/core';
+import { type KernelError, toViolation, UNPRINTABLE, type Violation } from '@exec-kernel/core';
 import type { ArgRule } from './args.js';
 
 /** Where the CLI reads and writes; `main` takes one so tests need no process. */
@@ -68,11 +68,11 @@ export interface CommandContext {
   out: Output;
 }
 
-// What a terminal must never receive from user text: C0 and C1 controls (newline, ESC, CSI),
-// line and paragraph separators, direction and byte-order marks, and unpaired surrogates.
-const UNPRINTABLE = /[\p{Cc}\p{Cs}\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]/gu;
-// In a JSON line, JSON.stringify already escapes what is below U+0020 and unpaired surrogates.
-const JSON_UNPRINTABLE = /[\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]/g;
+// What a terminal must never receive from user text: core's UNPRINTABLE, and unpaired surrogates.
+const TO_ESCAPE = new RegExp(`${UNPRINTABLE.source}|\\p{Cs}`, 'gu');
+// In a JSON line, JSON.stringify has escaped what is below U+0020 and unpaired surrogates: this
+// finds the rest (DEL, C1 controls, separators and marks).
+const JSON_TO_ESCAPE = new RegExp(UNPRINTABLE.source, 'gu');
 const SHORT_ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 
 function unicodeEscape(char: string): string {
@@ -85,12 +85,12 @@ function unicodeEscape(char: string): string {
  * the terminal.
  */
 export function printable(text: string): string {
-  return text.replace(UNPRINTABLE, (char) => SHORT_ESCAPES[char] ?? unicodeEscape(char));
+  return text.replace(TO_ESCAPE, (char) => SHORT_ESCAPES[char] ?? unicodeEscape(char));
 }
 
 /** A JSON line with the characters a terminal acts on but JSON.stringify leaves raw escaped too. */
 export function jsonLine(data: unknown): string {
-  return JSON.stringify(data).replace(JSON_UNPRINTABLE, unicodeEscape);
+  return JSON.stringify(data).replace(JSON_TO_ESCAPE, unicodeEscape);
 }
 
 /** User text quoted for a message: escaped, and cut to 40 characters. */

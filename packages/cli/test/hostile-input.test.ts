@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -363,9 +363,43 @@ describe('usage', () => {
 });
 
 describe('user text in output: one line per result, no escape reaches the terminal', () => {
-  it('escapes titles, comments, notes, admission answers and context values', async () => {
+  it('refuses control characters in titles, comments, notes and admission answers', async () => {
+    const evil = 'x\u001b[2J\nCREATED: fake';
+    const problem = 'must not contain control characters';
+    refused(
+      await create('t1', '--title', evil),
+      `ERROR: [invalid_input] Invalid title: ${problem}`,
+    );
+    refused(
+      await cli(dir, [
+        'task',
+        'create',
+        't1',
+        '--agent-id',
+        'a1',
+        '--type',
+        'feature',
+        ...ADMISSION.slice(0, -1),
+        evil,
+      ]),
+      `ERROR: [invalid_input] Invalid --validation-path: ${problem}`,
+    );
+    expect((await create('t1', '--title', 'two\nlines\tand a tab')).status).toBe(0);
+    refused(
+      await cli(dir, ['task', 'transition', 't1', 'in_progress', '--comment', evil]),
+      `ERROR: [invalid_input] Invalid comment: ${problem}`,
+    );
+    refused(
+      await cli(dir, ['context', 'note', 't1', evil]),
+      `ERROR: [invalid_input] Invalid note: ${problem}`,
+    );
+  });
+
+  it('escapes titles, comments, notes, admission answers and context values it did not write', async () => {
     const evil = 'x\u001b[2J\nCREATED: fake\u009b\u2028!';
     const shown = 'x\\u001b[2J\\nCREATED: fake\\u009b\\u2028!';
+    // Made with plain text, then given what another tool (or a hand edit) could put in the file.
+    const mark = 'PLACEHOLDER';
     expect(
       (
         await cli(dir, [
@@ -377,15 +411,19 @@ describe('user text in output: one line per result, no escape reaches the termin
           '--type',
           'feature',
           ...ADMISSION.slice(0, -1),
-          evil,
+          mark,
           '--title',
-          evil,
+          mark,
         ])
       ).stdout,
     ).toBe('CREATED: t1 state=todo depth=0\n');
-    await cli(dir, ['task', 'transition', 't1', 'in_progress', '--comment', evil]);
-    await cli(dir, ['context', 'note', 't1', evil]);
-    await cli(dir, ['context', 'set', 't1', 'k', evil]);
+    await cli(dir, ['task', 'transition', 't1', 'in_progress', '--comment', mark]);
+    await cli(dir, ['context', 'note', 't1', mark]);
+    await cli(dir, ['context', 'set', 't1', 'k', mark]);
+    const stateFile = join(dir, '.exec-kernel', 'state.json');
+    const text = await readFile(stateFile, 'utf8');
+    expect(text.split(mark)).toHaveLength(6);
+    await writeFile(stateFile, text.replaceAll(mark, JSON.stringify(evil).slice(1, -1)));
 
     const list = await cli(dir, ['task', 'list']);
     expect(list.stdout).toBe(`t1  in_progress  a1  feature  depth=0  steps=0/50  ${shown}\n`);

@@ -1,32 +1,16 @@
-import { checkId, InvalidInputError } from '@exec-kernel/core';
+import { checkId, InvalidInputError, textProblem, UNPAIRED_SURROGATE } from '@exec-kernel/core';
 
 /** Deepest nesting of arrays and objects accepted in a request body (and a task payload). */
 export const MAX_JSON_DEPTH = 64;
-
-// NUL (PostgreSQL stores it in neither text nor jsonb) and every other C0/C1 control except tab,
-// newline and carriage return, which free text may hold.
-const TEXT_CONTROL = /(?![\t\n\r])\p{Cc}/u;
-// With the `u` flag a surrogate pair is one code point, so this matches only a lone half: SQLite
-// rewrites one to U+FFFD and PostgreSQL refuses it, so the engines could not agree on it.
-const LONE_SURROGATE = /\p{Cs}/u;
-
-/**
- * Why `value` is not acceptable free text (a title, a comment, a reason), or `undefined`: it may
- * not hold control characters other than tab, newline and carriage return, nor lone surrogates.
- */
-export function textProblem(value: string): string | undefined {
-  if (TEXT_CONTROL.test(value)) return 'must not contain control characters';
-  if (LONE_SURROGATE.test(value)) return 'must not contain unpaired surrogates';
-  return undefined;
-}
 
 /**
  * Why a string inside JSON data (a payload, event data) cannot be stored alike by every engine,
  * or `undefined`: a NUL or a lone surrogate.
  */
 export function dataStringProblem(value: string): string | undefined {
+  // PostgreSQL stores NUL in neither text nor jsonb; SQLite rewrites a lone surrogate.
   if (value.includes('\u0000')) return 'must not contain NUL characters';
-  if (LONE_SURROGATE.test(value)) return 'must not contain unpaired surrogates';
+  if (UNPAIRED_SURROGATE.test(value)) return 'must not contain unpaired surrogates';
   return undefined;
 }
 
@@ -101,7 +85,7 @@ export function checkJson(value: unknown, field: string): void {
   if (found !== undefined) throw new InvalidInputError(found);
 }
 
-/** Throws {@link InvalidInputError} when {@link textProblem} refuses `value`; passes `undefined`. */
+/** Throws {@link InvalidInputError} when core's `textProblem` refuses `value`; passes `undefined`. */
 export function checkText(value: string | null | undefined, field: string): void {
   if (value === undefined || value === null) return;
   const problem = textProblem(value);

@@ -1,13 +1,9 @@
 import { InvalidInputError } from './errors.js';
+import { UNPAIRED_SURROGATE, UNPRINTABLE } from './text.js';
 
 /** The longest id exec-kernel accepts, in UTF-16 code units (what `string.length` counts). */
 export const MAX_ID_LENGTH = 200;
 
-// C0 and C1 controls (newline, NUL, the ESC of terminal escapes), line and paragraph separators,
-// and the invisible direction and byte-order marks that make one id look like another.
-const CONTROL = /[\p{Cc}\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/u;
-// With the `u` flag a surrogate pair is one code point, so this matches only a lone half.
-const LONE_SURROGATE = /\p{Cs}/u;
 const EDGE_SPACE = /^\s|\s$/;
 
 /**
@@ -22,8 +18,8 @@ export function idProblem(value: unknown): string | undefined {
   if (value.trim() === '') return 'must not be blank';
   if (value.length > MAX_ID_LENGTH)
     return `must be at most ${MAX_ID_LENGTH} characters, got ${value.length}`;
-  if (CONTROL.test(value)) return 'must not contain control characters';
-  if (LONE_SURROGATE.test(value)) return 'must not contain unpaired surrogates';
+  if (UNPRINTABLE.test(value)) return 'must not contain control characters';
+  if (UNPAIRED_SURROGATE.test(value)) return 'must not contain unpaired surrogates';
   if (EDGE_SPACE.test(value)) return 'must not start or end with whitespace';
   if (value === '.' || value === '..') return `must not be '${value}'`;
   return undefined;

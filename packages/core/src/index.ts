@@ -46,5 +46,6 @@ export {
   TaskState,
   TERMINAL_STATES,
 } from './task-state.js';
+export { textProblem, UNPAIRED_SURROGATE, UNPRINTABLE } from './text.js';
 export type { Violation, ViolationKind } from './violation.js';
 export { toViolation } from './violation.js';

@@ -1,3 +1,5 @@
+import { UNPRINTABLE } from '@exec-kernel/core';
+
 /** What a secret is replaced with. */
 export const REDACTED = '[redacted]';
 
@@ -9,9 +11,8 @@ const AUTH_VALUE = /\b(Bearer|Basic)(\s+)[A-Za-z0-9._~+/-]{8,}=*/gi;
 const AGENT_KEY = /pcp_[A-Za-z0-9_-]+/g;
 const JWT = /\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g;
 const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@]*@/gi;
-// Anything that would break a one-line message or drive a terminal: C0/C1 controls (newline,
-// ESC), line separators, and the direction marks that make text read differently than it is.
-const UNPRINTABLE = /[\p{Cc}\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]+/gu;
+// Anything that would break a one-line message or drive a terminal (core's UNPRINTABLE), in runs.
+const UNPRINTABLE_RUNS = new RegExp(`${UNPRINTABLE.source}+`, 'gu');
 
 /** Longest text taken from a server's answer into a message. */
 export const MAX_SERVER_TEXT = 300;
@@ -58,7 +59,7 @@ export class Redactor {
    */
   serverText(value: unknown): string | undefined {
     if (typeof value !== 'string') return undefined;
-    const clean = this.text(value).replace(UNPRINTABLE, ' ').replace(/\s+/g, ' ').trim();
+    const clean = this.text(value).replace(UNPRINTABLE_RUNS, ' ').replace(/\s+/g, ' ').trim();
     if (clean === '') return undefined;
     // Cut on a code point, not inside a surrogate pair.
     const points = [...clean.slice(0, MAX_SERVER_TEXT * 2 + 2)];

@@ -1,6 +1,5 @@
-import { idProblem, MAX_ID_LENGTH } from '@exec-kernel/core';
+import { idProblem, MAX_ID_LENGTH, textProblem } from '@exec-kernel/core';
 import { z } from '@hono/zod-openapi';
-import { textProblem } from '../input.js';
 
 /**
  * What a zod issue carries when it stands for core's `InvalidInputError` (an id or a text that
