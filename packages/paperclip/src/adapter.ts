@@ -15,6 +15,7 @@ import {
   systemClock,
   TASK_STATES,
   type TaskState,
+  textProblem,
   toIsoTime,
   toViolation,
   type Unsubscribe,
@@ -240,6 +241,12 @@ function issueProblem(value: unknown): string | undefined {
   return undefined;
 }
 
+/** Throws `InvalidInputError` when core's text rule refuses `value` (ESC, NUL, a lone surrogate). */
+function checkText(value: string, field: string): void {
+  const problem = textProblem(value);
+  if (problem !== undefined) throw new InvalidInputError({ field, problem });
+}
+
 /** `id` checked by core's id rule and encoded as one path segment. */
 function segment(id: unknown, field: string): string {
   return encodeURIComponent(checkId(id, field));
@@ -410,8 +417,9 @@ export class PaperclipAdapter {
    * the loop rules over the issue's `parentId` chain and creator links read from Paperclip.
    *
    * @throws IdleEnforcementError, TaskAdmissionError or LoopDetectionError; nothing is created.
-   * @throws InvalidInputError for a `parentTaskId`, `createdByTaskId` or `assignee` that core's id
-   *   rule refuses, before anything is sent.
+   * @throws InvalidInputError for a `taskType`, `parentTaskId`, `createdByTaskId` or `assignee`
+   *   that core's id rule refuses, or a title or description that its text rule refuses (control
+   *   characters other than tabs and line breaks), before anything is sent.
    */
   async createTask(
     title: string,
@@ -421,6 +429,9 @@ export class PaperclipAdapter {
     return this.#refusing(async () => {
       this.idle.assertMayCreate(this.agentId);
       validateAdmission(options.admission, this.#admission);
+      checkId(taskType, 'task type');
+      checkText(title, 'title');
+      if (options.description !== undefined) checkText(options.description, 'description');
       if (options.assignee !== undefined) checkId(options.assignee, 'assignee');
       const createdByTaskId = options.createdByTaskId ?? this.taskId;
       const { depth, parentId, creatorId } = await this.#checkLoop(title, taskType, {
@@ -476,7 +487,7 @@ export class PaperclipAdapter {
    *   Paperclip refuses with a 422 (its reason in the message).
    * @throws ConflictError when the issue is held by another agent or run (409).
    * @throws InvalidInputError for an id (also a blocker or reviewer) that core's id rule refuses,
-   *   before anything is sent.
+   *   or a comment its text rule refuses, before anything is sent.
    */
   async transitionTask(
     id: string,
@@ -485,6 +496,7 @@ export class PaperclipAdapter {
   ): Promise<TransitionedTask> {
     return this.#refusing(async () => {
       for (const blocker of options.blockedByIssueIds ?? []) checkId(blocker, 'blocker id');
+      if (options.comment !== undefined) checkText(options.comment, 'comment');
       if (options.reviewerUserId !== undefined) checkId(options.reviewerUserId, 'reviewer id');
       const current = await this.#issue(id);
       const from = current.status;
@@ -566,9 +578,11 @@ export class PaperclipAdapter {
   /**
    * Adds a comment to an issue.
    *
-   * @throws InvalidInputError for an id core's id rule refuses, before anything is sent.
+   * @throws InvalidInputError for an id core's id rule refuses, or a body its text rule refuses,
+   *   before anything is sent.
    */
   async comment(id: string, body: string): Promise<unknown> {
+    checkText(body, 'comment');
     const path = `issues/${segment(id, 'task id')}/comments`;
     return this.#call(`issue ${id}`, 'post', path, { json: { body } });
   }

@@ -273,6 +273,21 @@ describe('ids in paths', () => {
     expect(status.message).toBe(
       'Invalid status: must be one of backlog, todo, in_progress, in_review, blocked, done, cancelled',
     );
+    // Text follows core's text rule, as the CLI and the coordination service apply it.
+    const evil = 'x\u001b[2J\u0000';
+    for (const [call, field] of [
+      [() => adapter.createTask(evil, 'x', { admission: ADMISSION }), 'title'],
+      [
+        () => adapter.createTask('t', 'x', { admission: ADMISSION, description: evil }),
+        'description',
+      ],
+      [() => adapter.createTask('t', ' x', { admission: ADMISSION }), 'task type'],
+      [() => adapter.comment('KER-1', evil), 'comment'],
+      [() => adapter.transitionTask('KER-1', 'done', { comment: evil }), 'comment'],
+    ] as const) {
+      const error = await refusal<InvalidInputError>(call());
+      expect([error.code, error.field]).toEqual(['INVALID_INPUT', field]);
+    }
     expect(fake.requests).toEqual([]);
   });
 
