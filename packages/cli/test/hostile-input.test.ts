@@ -15,8 +15,12 @@ beforeEach(async () => {
 });
 afterEach(() => done());
 
-const create = (id: string, ...more: string[]) =>
-  cli(dir, ['task', 'create', id, '--agent-id', 'a1', '--type', 'feature', ...ADMISSION, ...more]);
+const createAnswering = (id: string, admission: string[], more: string[]) =>
+  cli(dir, ['task', 'create', id, '--agent-id', 'a1', '--type', 'feature', ...admission, ...more]);
+const create = (id: string, ...more: string[]) => createAnswering(id, ADMISSION, more);
+/** `create`, with `validationPath` as the admission case's last answer. */
+const createValidatedBy = (id: string, validationPath: string, ...more: string[]) =>
+  createAnswering(id, [...ADMISSION.slice(0, -1), validationPath], more);
 
 /** A refusal of bad input: one line on stderr, nothing on stdout, exit 1. */
 function refused(run: Run, line: string): void {
@@ -371,17 +375,7 @@ describe('user text in output: one line per result, no escape reaches the termin
       `ERROR: [invalid_input] Invalid title: ${problem}`,
     );
     refused(
-      await cli(dir, [
-        'task',
-        'create',
-        't1',
-        '--agent-id',
-        'a1',
-        '--type',
-        'feature',
-        ...ADMISSION.slice(0, -1),
-        evil,
-      ]),
+      await createValidatedBy('t1', evil),
       `ERROR: [invalid_input] Invalid --validation-path: ${problem}`,
     );
     expect((await create('t1', '--title', 'two\nlines\tand a tab')).status).toBe(0);
@@ -400,23 +394,9 @@ describe('user text in output: one line per result, no escape reaches the termin
     const shown = 'x\\u001b[2J\\nCREATED: fake\\u009b\\u2028!';
     // Made with plain text, then given what another tool (or a hand edit) could put in the file.
     const mark = 'PLACEHOLDER';
-    expect(
-      (
-        await cli(dir, [
-          'task',
-          'create',
-          't1',
-          '--agent-id',
-          'a1',
-          '--type',
-          'feature',
-          ...ADMISSION.slice(0, -1),
-          mark,
-          '--title',
-          mark,
-        ])
-      ).stdout,
-    ).toBe('CREATED: t1 state=todo depth=0\n');
+    expect((await createValidatedBy('t1', mark, '--title', mark)).stdout).toBe(
+      'CREATED: t1 state=todo depth=0\n',
+    );
     await cli(dir, ['task', 'transition', 't1', 'in_progress', '--comment', mark]);
     await cli(dir, ['context', 'note', 't1', mark]);
     await cli(dir, ['context', 'set', 't1', 'k', mark]);

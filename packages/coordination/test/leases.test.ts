@@ -630,25 +630,31 @@ describe.each(Object.keys(ENGINES))('leases and the worker on %s', (engine) => {
   });
 
   describe('a lease lost while the handler runs', () => {
-    it('aborts the job when a heartbeat hears the lease was claimed again, and reports nothing', async () => {
-      await enqueue('lost');
+    /** Agent a works one task whose handler waits for its signal; resolves once it has started. */
+    const workUntilAborted = async () => {
       const started = deferred();
-      let reason: unknown;
+      const seen: { reason?: unknown } = {};
       const work = as('a').work(
         async (job: Job) => {
           started.resolve();
           await aborted(job.signal);
-          reason = job.signal.reason;
+          seen.reason = job.signal.reason;
           return 'done';
         },
         { untilIdle: true, waitSeconds: 0, leaseSeconds: 0.3 },
       );
       await started.promise;
+      return { work, seen };
+    };
+
+    it('aborts the job when a heartbeat hears the lease was claimed again, and reports nothing', async () => {
+      await enqueue('lost');
+      const { work, seen } = await workUntilAborted();
       await expireAndReap();
       const taken = (await as('b').claim()) as Claimed;
       expect(await work).toBe(1);
-      expect(isLeaseGone(reason)).toBe(true);
-      expect((reason as ConflictError).details).toMatchObject({
+      expect(isLeaseGone(seen.reason)).toBe(true);
+      expect((seen.reason as ConflictError).details).toMatchObject({
         reason: 'claimed_again',
         holder: 'b',
       });
@@ -661,21 +667,10 @@ describe.each(Object.keys(ENGINES))('leases and the worker on %s', (engine) => {
 
     it('aborts the job when a heartbeat finds the lease expired, before anyone reaps it', async () => {
       await enqueue('expired');
-      const started = deferred();
-      let reason: unknown;
-      const work = as('a').work(
-        async (job: Job) => {
-          started.resolve();
-          await aborted(job.signal);
-          reason = job.signal.reason;
-          return 'done';
-        },
-        { untilIdle: true, waitSeconds: 0, leaseSeconds: 0.3 },
-      );
-      await started.promise;
+      const { work, seen } = await workUntilAborted();
       running.clock.advance(60_000);
       expect(await work).toBe(1);
-      expect((reason as ConflictError).details).toMatchObject({ reason: 'expired' });
+      expect((seen.reason as ConflictError).details).toMatchObject({ reason: 'expired' });
       // Not done by the worker that lost it: the reaper puts it back.
       expect(await admin.getTask('expired')).toMatchObject({ state: 'in_progress' });
       expect(await running.service.reapExpiredLeases()).toBe(1);

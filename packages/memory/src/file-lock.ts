@@ -67,8 +67,21 @@ function errnoOf(error: unknown): string | undefined {
   return (error as NodeJS.ErrnoException | undefined)?.code;
 }
 
-function isPermission(code: string | undefined): boolean {
-  return code === 'EACCES' || code === 'EPERM' || code === 'EROFS';
+/**
+ * The `StoreError` for a system error on the state file at `path`: `permission` for EACCES, EPERM
+ * and EROFS (naming `target`, the file or folder refused), else `io`, with the system code.
+ */
+export function systemStoreError(
+  error: unknown,
+  path: string,
+  access: 'read' | 'write',
+  target: string,
+): StoreError {
+  const reason = errnoOf(error);
+  const denied = reason === 'EACCES' || reason === 'EPERM' || reason === 'EROFS';
+  return denied
+    ? new StoreError({ path, problem: 'permission', access, reason, target }, { cause: error })
+    : new StoreError({ path, problem: 'io', access, reason }, { cause: error });
 }
 
 /** Whether a process of this machine with this pid is running (EPERM: it is, as another user). */
@@ -127,15 +140,8 @@ export async function acquireFileLock(
   // Unique per process and lock; node:crypto is not worth its load time for this.
   const token = `${process.pid}-${Date.now().toString(36)}${(tokens++).toString(36)}${Math.random().toString(36).slice(2, 8)}`;
   const prepared = join(dir, `.${base}.${token}.acquire`);
-  const fail = (error: unknown, access: 'read' | 'write', on = dir): StoreError => {
-    const reason = errnoOf(error);
-    return isPermission(reason)
-      ? new StoreError(
-          { path: target, problem: 'permission', access, reason, target: on },
-          { cause: error },
-        )
-      : new StoreError({ path: target, problem: 'io', access, reason }, { cause: error });
-  };
+  const fail = (error: unknown, access: 'read' | 'write', on = dir): StoreError =>
+    systemStoreError(error, target, access, on);
 
   const prepare = (): void => {
     // Written before every attempt, so that the lock's age counts from when it was taken.

@@ -1,7 +1,6 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { StoreError } from '@exec-kernel/core';
-import { acquireFileLock } from './file-lock.js';
+import { acquireFileLock, systemStoreError } from './file-lock.js';
 import { MemoryState } from './state.js';
 import type { StateStore } from './store.js';
 
@@ -19,14 +18,6 @@ export interface FileStoreOptions {
    * Default: `10000` ms.
    */
   staleLockMs?: number | undefined;
-}
-
-function errnoOf(error: unknown): string | undefined {
-  return (error as NodeJS.ErrnoException | undefined)?.code;
-}
-
-function isPermission(code: string | undefined): boolean {
-  return code === 'EACCES' || code === 'EPERM' || code === 'EROFS';
 }
 
 /**
@@ -66,13 +57,9 @@ export class FileStore implements StateStore {
     try {
       text = readFileSync(this.location, 'utf8');
     } catch (error) {
-      const reason = errnoOf(error);
-      if (reason === 'ENOENT') return new MemoryState([], [], this.location);
-      const problem = isPermission(reason) ? 'permission' : 'io';
-      throw new StoreError(
-        { path: this.location, problem, access: 'read', reason, target: this.location },
-        { cause: error },
-      );
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+        return new MemoryState([], [], this.location);
+      throw systemStoreError(error, this.location, 'read', this.location);
     }
     return MemoryState.fromText(text, this.location);
   }
@@ -82,12 +69,7 @@ export class FileStore implements StateStore {
     try {
       mkdirSync(folder, { recursive: true });
     } catch (error) {
-      const reason = errnoOf(error);
-      const problem = isPermission(reason) ? 'permission' : 'io';
-      throw new StoreError(
-        { path: this.location, problem, access: 'write', reason, target: folder },
-        { cause: error },
-      );
+      throw systemStoreError(error, this.location, 'write', folder);
     }
     const lock = await acquireFileLock(this.location, {
       timeoutMs: this.#lockTimeoutMs,

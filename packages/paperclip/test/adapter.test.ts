@@ -15,14 +15,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PaperclipAdapter } from '../src/adapter.js';
 import { callbackSink, type Escalation, EscalationHook } from '../src/escalation.js';
 import { readMarker } from '../src/marker.js';
+import { ADMISSION } from './admission.js';
 import { type FakeAgent, FakePaperclip } from './fake-paperclip.js';
-
-const ADMISSION = {
-  consumer: 'end-user',
-  painPoint: 'login page is slow',
-  expectedValue: 'reduce load time by 40%',
-  validationPath: 'benchmark test suite',
-};
 
 let fake: FakePaperclip;
 let agent: FakeAgent;

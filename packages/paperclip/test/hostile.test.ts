@@ -11,18 +11,12 @@ import {
 } from '@exec-kernel/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PaperclipAdapter } from '../src/adapter.js';
+import { ADMISSION } from './admission.js';
 import { type FakeAgent, FakePaperclip } from './fake-paperclip.js';
 
 // The adapter against a Paperclip that answers as an attacker's or a broken server would, and
 // against callers and environments that hand it values no id or URL should be. Real HTTP on
 // 127.0.0.1 throughout: what the assertions read is what went over the wire.
-
-const ADMISSION = {
-  consumer: 'end-user',
-  painPoint: 'login page is slow',
-  expectedValue: 'reduce load time by 40%',
-  validationPath: 'benchmark test suite',
-};
 
 let fake: FakePaperclip;
 let agent: FakeAgent;

@@ -8,18 +8,12 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PaperclipAdapter } from '../../src/adapter.js';
 import { readMarker } from '../../src/marker.js';
+import { ADMISSION } from '../admission.js';
 import { type Json, type PaperclipServer, startPaperclip } from './paperclip-server.js';
 
 // The adapter against a real Paperclip 2026.916.1 server (see paperclip-server.ts): every rule
 // Paperclip itself does not enforce is checked here end to end, and every refusal is shown to
 // leave Paperclip untouched.
-
-const ADMISSION = {
-  consumer: 'end-user',
-  painPoint: 'login page is slow',
-  expectedValue: 'reduce load time by 40%',
-  validationPath: 'benchmark test suite',
-};
 
 let server: PaperclipServer;
 let alpha: PaperclipAdapter;
