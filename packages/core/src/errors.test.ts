@@ -3,6 +3,7 @@ import {
   BudgetExceededError,
   ConfigError,
   ConflictError,
+  ForbiddenError,
   formatAmount,
   IdleEnforcementError,
   InvalidInputError,
@@ -14,7 +15,9 @@ import {
   StoreError,
   TaskAdmissionError,
   TransportError,
-} from './errors.js';
+  toViolation,
+  ValidationError,
+} from './index.js';
 
 const samples: KernelError[] = [
   new InvalidTransitionError({
@@ -191,6 +194,43 @@ describe('messages', () => {
     expect(new NotFoundError({ resource: 'task', id: 'x' }).message).toBe('Task x not found');
     expect(new NotFoundError({ resource: 'task', id: 'x' }, { message: 'gone' }).message).toBe(
       'gone',
+    );
+  });
+});
+
+describe('request errors', () => {
+  it('round-trip ForbiddenError and ValidationError through their JSON form', () => {
+    const forbidden = new ForbiddenError({ agentId: 'agent-1', action: 'enqueue as agent-2' });
+    expect(forbidden.message).toBe('Agent agent-1 may not enqueue as agent-2');
+    const revived = reviveKernelError(JSON.parse(JSON.stringify(forbidden)));
+    expect(ForbiddenError.is(revived)).toBe(true);
+    expect(revived).toBeInstanceOf(ForbiddenError);
+    expect((revived as ForbiddenError).action).toBe('enqueue as agent-2');
+
+    const invalid = new ValidationError({
+      issues: [
+        { path: 'body.title', message: 'expected string' },
+        { path: 'query.limit', message: 'too big' },
+      ],
+    });
+    expect(invalid.message).toBe(
+      'Invalid request: body.title: expected string; query.limit: too big',
+    );
+    const back = reviveKernelError(JSON.parse(JSON.stringify(invalid)));
+    expect(back).toBeInstanceOf(ValidationError);
+    expect((back as ValidationError).issues).toHaveLength(2);
+    expect(toViolation(back).kind).toBe('validation');
+  });
+
+  it('names the database and the system code when storage is unavailable', () => {
+    const error = new StoreError({
+      path: 'postgres://db.internal/app',
+      problem: 'unavailable',
+      engine: 'postgres',
+      reason: 'ECONNREFUSED',
+    });
+    expect(error.message).toBe(
+      'Database postgres://db.internal/app is unavailable (ECONNREFUSED); try again',
     );
   });
 });

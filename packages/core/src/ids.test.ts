@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { InvalidInputError } from './errors.js';
 import { checkId, idProblem, isValidId, MAX_ID_LENGTH } from './ids.js';
+import { InvalidInputError } from './request-errors.js';
 import { toViolation } from './violation.js';
 
 describe('the id rule', () => {

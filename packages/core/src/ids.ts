@@ -1,4 +1,4 @@
-import { InvalidInputError } from './errors.js';
+import { InvalidInputError } from './request-errors.js';
 import { UNPAIRED_SURROGATE, UNPRINTABLE } from './text.js';
 
 /** The longest id exec-kernel accepts, in UTF-16 code units (what `string.length` counts). */

@@ -3,42 +3,51 @@ export { ManualClock, systemClock, toIsoTime } from './clock.js';
 export type {
   BudgetExceededDetails,
   BudgetType,
-  ConfigErrorDetails,
-  ConfigProblem,
-  ConflictDetails,
   IdleEnforcementDetails,
-  InvalidInputDetails,
   InvalidTransitionDetails,
   KernelErrorCode,
   KernelErrorJSON,
   KernelErrorOptions,
   LoopDetectionDetails,
   LoopType,
-  NotFoundDetails,
-  StoreErrorDetails,
-  StoreProblem,
   TaskAdmissionDetails,
-  TransportDetails,
 } from './errors.js';
 export {
   BudgetExceededError,
-  ConfigError,
-  ConflictError,
   formatAmount,
   IdleEnforcementError,
-  InvalidInputError,
   InvalidTransitionError,
   KernelError,
   LoopDetectionError,
-  NotFoundError,
-  reviveKernelError,
-  StoreError,
   TaskAdmissionError,
-  TransportError,
 } from './errors.js';
 export { checkId, idProblem, isValidId, MAX_ID_LENGTH } from './ids.js';
 export type { Unsubscribe } from './listener-set.js';
 export { ListenerSet } from './listener-set.js';
+export type {
+  ConfigErrorDetails,
+  ConfigProblem,
+  ConflictDetails,
+  ForbiddenDetails,
+  InvalidInputDetails,
+  NotFoundDetails,
+  StoreErrorDetails,
+  StoreProblem,
+  TransportDetails,
+  ValidationDetails,
+  ValidationIssue,
+} from './request-errors.js';
+export {
+  ConfigError,
+  ConflictError,
+  ForbiddenError,
+  InvalidInputError,
+  NotFoundError,
+  StoreError,
+  TransportError,
+  ValidationError,
+} from './request-errors.js';
+export { reviveKernelError } from './revive.js';
 export {
   isTaskState,
   isTerminalState,

@@ -7,24 +7,26 @@ export type Unsubscribe = () => void;
  * `emit` after the state change it reports has been made.
  */
 export class ListenerSet<T> {
-  #listeners: Array<(event: T) => void> = [];
+  #entries: Array<{ listener: (event: T) => void }> = [];
 
   /** Adds a listener; returns the function that removes it. */
   add(listener: (event: T) => void): Unsubscribe {
     // Copy on write, so a listener that unsubscribes during emit does not skip its neighbour.
-    this.#listeners = [...this.#listeners, listener];
+    // Each add gets its own entry, so a listener added twice and unsubscribed once still runs once.
+    const entry = { listener };
+    this.#entries = [...this.#entries, entry];
     return () => {
-      this.#listeners = this.#listeners.filter((l) => l !== listener);
+      this.#entries = this.#entries.filter((e) => e !== entry);
     };
   }
 
   /** Whether any listener is attached (lets callers skip building an event nobody reads). */
   get isEmpty(): boolean {
-    return this.#listeners.length === 0;
+    return this.#entries.length === 0;
   }
 
   /** Calls every listener with `event`. */
   emit(event: T): void {
-    for (const listener of this.#listeners) listener(event);
+    for (const entry of this.#entries) entry.listener(event);
   }
 }

@@ -6,7 +6,7 @@ import {
   InvalidTransitionError,
   LoopDetectionError,
   TaskAdmissionError,
-} from './errors.js';
+} from './index.js';
 import { ListenerSet } from './listener-set.js';
 import { isTaskState, isTerminalState, TASK_STATES, TaskState } from './task-state.js';
 import { toViolation } from './violation.js';
@@ -126,5 +126,21 @@ describe('ListenerSet', () => {
     set.emit(1);
     set.emit(2);
     expect(seen).toEqual(['a1', 'b1', 'b2']);
+  });
+});
+
+describe('ListenerSet', () => {
+  it('removes only the copy an unsubscribe was returned for', () => {
+    const set = new ListenerSet<number>();
+    const seen: number[] = [];
+    const listener = (n: number) => seen.push(n);
+    const first = set.add(listener);
+    set.add(listener);
+    first();
+    set.emit(1);
+    expect(seen).toEqual([1]);
+    first();
+    set.emit(2);
+    expect(seen).toEqual([1, 2]);
   });
 });

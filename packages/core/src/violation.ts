@@ -23,6 +23,8 @@ export type ViolationKind =
   | 'not_found'
   | 'store'
   | 'invalid_input'
+  | 'forbidden'
+  | 'validation'
   | 'other';
 
 /**
@@ -71,6 +73,10 @@ function kindOf(error: KernelError): ViolationKind {
       return 'store';
     case 'INVALID_INPUT':
       return 'invalid_input';
+    case 'FORBIDDEN':
+      return 'forbidden';
+    case 'VALIDATION':
+      return 'validation';
     default:
       return 'other';
   }

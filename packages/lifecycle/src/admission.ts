@@ -38,7 +38,8 @@ export interface AdmissionProblems {
 
 /**
  * Lists every problem with `input` at once, without throwing. Pure.
- * A field is missing when absent, `null` or blank (whitespace only); invalid when present but not a string.
+ * A required field is missing when absent, `null` or blank (whitespace only); any field is invalid
+ * when present (not `null`) but not a string.
  */
 export function findAdmissionProblems(
   input: unknown,
@@ -54,6 +55,14 @@ export function findAdmissionProblems(
     else if (typeof value !== 'string')
       invalid.push({ field, problem: `must be a string, got ${typeof value}` });
     else if (value.trim() === '') missing.push(field);
+  }
+  // Fields beyond the required ones are kept as given, so they must be text too (a number would
+  // otherwise pass here and be dropped by the store).
+  const requiredSet = new Set(required);
+  for (const [field, value] of Object.entries(fields)) {
+    if (requiredSet.has(field) || value === undefined || value === null) continue;
+    if (typeof value !== 'string')
+      invalid.push({ field, problem: `must be a string, got ${typeof value}` });
   }
   return { missing, invalid };
 }

@@ -81,6 +81,32 @@ function checkTimeout(seconds: number): number {
  * guard.assertMayCreate('agent-1'); // fine
  * ```
  */
+/** An agent's sleep as a rule reads it: when it ends (ms since the epoch) and why it began. */
+export interface SleepState {
+  untilMs: number;
+  /** Why the agent went to sleep (`no_tasks` by default). */
+  reason?: string | undefined;
+}
+
+/**
+ * The idle rule, pure: the error that refuses task creation by an agent whose sleep (if any) is
+ * still in force at `now`, or `undefined` when it may create. Every backend calls this one rule.
+ */
+export function idleRefusal(
+  agentId: string,
+  sleep: SleepState | undefined,
+  now: number,
+  taskId?: string,
+): IdleEnforcementError | undefined {
+  if (sleep === undefined || now >= sleep.untilMs) return undefined;
+  return new IdleEnforcementError({
+    agentId,
+    until: toIsoTime(sleep.untilMs),
+    sleepReason: sleep.reason,
+    taskId,
+  });
+}
+
 export class IdleGuard {
   readonly #clock: Clock;
   readonly #defaultTimeoutSeconds: number;
@@ -145,15 +171,15 @@ export class IdleGuard {
    * @throws IdleEnforcementError with the agent and the time its sleep ends.
    */
   assertMayCreate(agentId: string, taskId?: string): void {
-    const sleep = this.#current(agentId, this.#clock.now());
-    if (sleep !== undefined) {
-      throw new IdleEnforcementError({
-        agentId,
-        until: sleep.record.until,
-        sleepReason: sleep.record.reason,
-        taskId,
-      });
-    }
+    const now = this.#clock.now();
+    const sleep = this.#current(agentId, now);
+    const error = idleRefusal(
+      agentId,
+      sleep && { untilMs: sleep.untilMs, reason: sleep.record.reason },
+      now,
+      taskId,
+    );
+    if (error !== undefined) throw error;
   }
 
   /** Calls `listener` on every sleep and every wake. Returns the function that removes it. */

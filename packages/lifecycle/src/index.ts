@@ -8,15 +8,24 @@ export {
 export type { AdmissionOptions, AdmissionProblems, TaskAdmission } from './admission.js';
 export { ADMISSION_FIELDS, findAdmissionProblems, validateAdmission } from './admission.js';
 export type {
+  AdmissionRefusal,
+  AdmissionRules,
+  AdmitDecision,
+  LoopRules,
+  TaskCandidate,
+} from './admit-task.js';
+export { admitTask } from './admit-task.js';
+export type {
   IdleEvent,
   IdleGuardJSON,
   IdleGuardOptions,
   SleepOptions,
   SleepRecord,
+  SleepState,
   WakeReason,
   WakeRecord,
 } from './idle-guard.js';
-export { IdleGuard } from './idle-guard.js';
+export { IdleGuard, idleRefusal } from './idle-guard.js';
 export type {
   TaskLifecycleJSON,
   TaskLifecycleOptions,

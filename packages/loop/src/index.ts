@@ -15,5 +15,6 @@ export {
   evaluateNewTask,
   linkWorkNodes,
   loopFlags,
+  loopOver,
   normalizeTitle,
 } from './rules.js';

@@ -251,14 +251,31 @@ export function evaluateNewTask(
   rows: Iterable<StoredWorkNode>,
   options: { maxDepth: number },
 ): LoopDecision {
+  return loopOver(rows, options).evaluate(candidate);
+}
+
+/**
+ * The loop rules over plain rows, linked once: `evaluate(candidate)` is {@link evaluateNewTask}
+ * without re-linking. What a server passes to `admitTask` after loading a task's ancestry.
+ */
+export function loopOver(
+  rows: Iterable<StoredWorkNode>,
+  options: { maxDepth: number },
+): { evaluate(candidate: WorkNode): LoopDecision } {
   const nodes = linkWorkNodes(rows);
-  return decideNewTask(
-    candidate,
-    {
-      parent: candidate.parentTaskId === undefined ? undefined : nodes.get(candidate.parentTaskId),
-      creator:
-        candidate.createdByTaskId === undefined ? undefined : nodes.get(candidate.createdByTaskId),
-    },
-    options,
-  );
+  return {
+    evaluate: (candidate) =>
+      decideNewTask(
+        candidate,
+        {
+          parent:
+            candidate.parentTaskId === undefined ? undefined : nodes.get(candidate.parentTaskId),
+          creator:
+            candidate.createdByTaskId === undefined
+              ? undefined
+              : nodes.get(candidate.createdByTaskId),
+        },
+        options,
+      ),
+  };
 }
