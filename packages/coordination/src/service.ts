@@ -1134,12 +1134,22 @@ export class CoordinationService {
     const steps = delta.steps ?? 0;
     const costUsd = delta.costUsd ?? 0;
     const kind = steps > 0 ? 'task.step' : 'task.usage';
+    // Compare-and-set on the lease as read: one that lapsed or changed hands since spends nothing.
     const rows = await this.storage.addSpending(
       chain,
       { steps, tokens, costUsd },
       now,
       this.#event(kind, { taskId: id, agentId, data: { steps, tokens, costUsd } }),
+      caller.kind === 'agent'
+        ? {
+            state: 'in_progress',
+            leaseId: task.leaseId,
+            leaseOwner: task.leaseOwner,
+            ...live(caller, now),
+          }
+        : undefined,
     );
+    if (rows === undefined) throw await this.#leaseGoneNow(caller, id, delta.leaseId);
     const warnings: Array<{ taskId: string; budgetType: BudgetType; fraction: number }> = [];
     return this.#escalating(agentId, id, async () => {
       for (const row of rows) {

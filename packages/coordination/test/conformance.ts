@@ -679,7 +679,7 @@ export function storageConformance(name: string, create: () => Promise<Conforman
         3_000,
         event('task.step'),
       );
-      expect(rows.map((r) => [r.id, r.stepsTaken, r.tokens, r.costUsd, r.updatedAt])).toEqual([
+      expect(rows?.map((r) => [r.id, r.stepsTaken, r.tokens, r.costUsd, r.updatedAt])).toEqual([
         [a.id, 2, 10, 0.25, 3_000],
         [b.id, 2, 10, 0.25, 3_000],
       ]);
@@ -706,7 +706,7 @@ export function storageConformance(name: string, create: () => Promise<Conforman
         3_000,
         event('task.step'),
       );
-      expect(rows.map((r) => [r.id, r.stepsTaken, r.tokens])).toEqual([[a.id, 1, 5]]);
+      expect(rows?.map((r) => [r.id, r.stepsTaken, r.tokens])).toEqual([[a.id, 1, 5]]);
       expect((await storage.getTask(a.id))?.stepsTaken).toBe(1);
     });
 

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { ConflictError, StoreError } from '@exec-kernel/core';
 import postgres from 'postgres';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { PostgresStorage } from '../src/storage/postgres.js';
+import { PostgresStorage } from '../src/storage/postgres/index.js';
 import type { ChangeSignal, ClaimEvent, ClaimRequest } from '../src/storage/storage.js';
 import { event, storageConformance, taskRow } from './conformance.js';
 import {
@@ -173,7 +173,7 @@ describe('PostgresStorage', () => {
     const rows = await admin.unsafe(
       `select version from "${schema}".schema_migrations order by version`,
     );
-    expect(rows.map((r) => r.version)).toEqual([1, 2]);
+    expect(rows.map((r) => r.version)).toEqual([1, 2, 3]);
     await instances[0]?.insertTask(taskRow(), event('e'));
     expect((await instances[3]?.countTasks())?.todo).toBe(1);
   });
@@ -206,11 +206,22 @@ describe('PostgresStorage', () => {
     expect(StoreError.is(error) && error.problem).toBe('newer_version');
   });
 
-  it('fails to open, and to ping, with a StoreError when the server cannot be reached', async () => {
+  it('fails to open, and to ping, with StoreError unavailable when the server cannot be reached', async () => {
     const storage = storageOn(freshSchema(), 'postgres://postgres@127.0.0.1:1/test');
     const error = await storage.open().catch((e: unknown) => e);
-    expect(StoreError.is(error) && error.problem).toBe('io');
-    await expect(storage.ping()).rejects.toBeInstanceOf(StoreError);
+    expect(error).toBeInstanceOf(StoreError);
+    expect(error).toMatchObject({
+      problem: 'unavailable',
+      details: {
+        engine: 'postgres',
+        reason: 'ECONNREFUSED',
+        path: 'postgres://postgres@127.0.0.1:1/test',
+      },
+    });
+    await expect(storage.ping()).rejects.toMatchObject({
+      problem: 'unavailable',
+      details: { reason: 'closed' },
+    });
   });
 
   it('round-trips JSON of every shape, exact floats and large integers', async () => {
@@ -230,12 +241,13 @@ describe('PostgresStorage', () => {
     }
     const task = (await storage.insertTask(taskRow(), event('e'))).task;
     await storage.addSpending([task.id], { steps: 1, tokens: 1, costUsd: 0.1 }, 2_000, event('s'));
-    const [after] = await storage.addSpending(
-      [task.id],
-      { steps: 1, tokens: 1, costUsd: 0.2 },
-      3_000,
-      event('s'),
-    );
+    const [after] =
+      (await storage.addSpending(
+        [task.id],
+        { steps: 1, tokens: 1, costUsd: 0.2 },
+        3_000,
+        event('s'),
+      )) ?? [];
     expect(after?.costUsd).toBe(0.1 + 0.2);
     const events = await storage.readEvents(0, 100);
     expect(events.slice(0, shapes.length).map((e) => e.data)).toEqual(shapes.map((p) => p ?? {}));

@@ -8,7 +8,7 @@ import { ConflictError, StoreError, TASK_STATES } from '@exec-kernel/core';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryStorage } from '../src/storage/memory.js';
-import { SqliteStorage } from '../src/storage/sqlite.js';
+import { SQLITE_MIGRATIONS, SqliteStorage } from '../src/storage/sqlite/index.js';
 import { event, storageConformance, taskRow } from './conformance.js';
 
 const require = createRequire(import.meta.url);
@@ -79,7 +79,7 @@ if (mode === 'read') {
   }
   process.exit(0);
 }
-const { SqliteStorage } = await import(${JSON.stringify(new URL('../src/storage/sqlite.ts', import.meta.url).href)});
+const { SqliteStorage } = await import(${JSON.stringify(new URL('../src/storage/sqlite/index.ts', import.meta.url).href)});
 const storage = new SqliteStorage({ path });
 const started = performance.now();
 try {
@@ -239,7 +239,7 @@ describe('SqliteStorage: durability and schema', () => {
       journalMode: 'wal',
       lockingMode: 'exclusive',
       synchronous: 'NORMAL',
-      schemaVersion: 1,
+      schemaVersion: SQLITE_MIGRATIONS.length,
     });
     await normal.close();
     const full = new SqliteStorage({ path: tempFile(), durability: 'full' });

@@ -10,6 +10,7 @@ import type {
   EscalationRow,
   EscalationStatus,
   EventRow,
+  JsonValue,
   NewEscalationRow,
   NewEvent,
   NewTaskRow,
@@ -25,7 +26,9 @@ import {
   type SpendingDelta,
   type Storage,
   type TaskChanges,
+  type TaskContext,
   type TaskFilter,
+  type TaskNote,
   type TaskUpdate,
   type UpdateExtras,
 } from './storage.js';
@@ -61,6 +64,8 @@ export class MemoryStorage implements Storage {
   readonly #agents = new Map<string, AgentRow>();
   readonly #escalations = new Map<string, EscalationRow>();
   readonly #events: EventRow[] = [];
+  readonly #context = new Map<string, Map<string, JsonValue>>();
+  readonly #notes = new Map<string, TaskNote[]>();
   readonly #signals = new ListenerSet<ChangeSignal>();
   #seq = 0;
   #eventSeq = 0;
@@ -280,9 +285,15 @@ export class MemoryStorage implements Storage {
     delta: SpendingDelta,
     now: number,
     event: NewEvent,
-  ): Promise<TaskRow[]> {
+    expect?: Expectation | undefined,
+  ): Promise<TaskRow[] | undefined> {
+    const unique = [...new Set(ids)];
+    if (expect !== undefined) {
+      const first = unique[0] === undefined ? undefined : this.#tasks.get(unique[0]);
+      if (first === undefined || !matches(first, expect)) return undefined;
+    }
     const rows: TaskRow[] = [];
-    for (const id of new Set(ids)) {
+    for (const id of unique) {
       const task = this.#tasks.get(id);
       if (task === undefined) continue;
       task.stepsTaken += delta.steps;
@@ -294,6 +305,46 @@ export class MemoryStorage implements Storage {
     this.#append(event);
     this.#signal('event');
     return rows;
+  }
+
+  async getContext(taskId: string): Promise<TaskContext | undefined> {
+    if (!this.#tasks.has(taskId)) return undefined;
+    return { context: this.#contextOf(taskId), notes: copy(this.#notes.get(taskId) ?? []) };
+  }
+
+  async setContext(
+    taskId: string,
+    key: string,
+    value: JsonValue | undefined,
+    event: NewEvent,
+  ): Promise<Record<string, JsonValue> | undefined> {
+    if (!this.#tasks.has(taskId)) return undefined;
+    let context = this.#context.get(taskId);
+    if (context === undefined) this.#context.set(taskId, (context = new Map()));
+    if (value === undefined) context.delete(key);
+    else context.set(key, copy(value));
+    this.#append(event);
+    this.#signal('event');
+    return this.#contextOf(taskId);
+  }
+
+  async addNote(taskId: string, note: TaskNote, event: NewEvent): Promise<TaskNote | undefined> {
+    if (!this.#tasks.has(taskId)) return undefined;
+    const stored = { at: note.at, agentId: note.agentId, text: note.text };
+    let notes = this.#notes.get(taskId);
+    if (notes === undefined) this.#notes.set(taskId, (notes = []));
+    notes.push(stored);
+    this.#append(event);
+    this.#signal('event');
+    return copy(stored);
+  }
+
+  /** A task's context as a record, keys sorted as the SQL engines return them. */
+  #contextOf(taskId: string): Record<string, JsonValue> {
+    const entries = [...(this.#context.get(taskId) ?? [])].sort(([a], [b]) =>
+      a < b ? -1 : a > b ? 1 : 0,
+    );
+    return copy(Object.fromEntries(entries));
   }
 
   async listExpiredLeases(now: number, limit: number): Promise<TaskRow[]> {

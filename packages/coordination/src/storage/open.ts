@@ -28,11 +28,11 @@ export async function openStorage(spec: string, options: StorageOptions = {}): P
       throw new ConfigError('sqlite: needs a file, as in sqlite:.exec-kernel/queue.db', {
         key: 'db',
       });
-    const { SqliteStorage } = await import('./sqlite.js');
+    const { SqliteStorage } = await import('./sqlite/index.js');
     return new SqliteStorage({ path, durability: options.durability });
   }
   if (/^postgres(ql)?:\/\//.test(spec)) {
-    const { PostgresStorage } = await import('./postgres.js');
+    const { PostgresStorage } = await import('./postgres/index.js');
     // `?schema=` picks the schema (one queue per schema); the driver would send it to the server.
     const url = new URL(spec);
     const schema = url.searchParams.get('schema') ?? undefined;

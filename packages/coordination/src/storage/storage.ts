@@ -109,6 +109,20 @@ export interface SpendingDelta {
   costUsd: number;
 }
 
+/** One note on a task, as {@link Storage.addNote} keeps it. */
+export interface TaskNote {
+  /** When it was written, in ms since the epoch. */
+  at: number;
+  agentId: string;
+  text: string;
+}
+
+/** What {@link Storage.getContext} returns: a task's key/value context and its notes, oldest first. */
+export interface TaskContext {
+  context: Record<string, JsonValue>;
+  notes: TaskNote[];
+}
+
 /** What changed, for wake-ups: a task may have become claimable, or events were appended. */
 export type ChangeSignal = 'task' | 'event';
 
@@ -188,13 +202,43 @@ export interface Storage {
     claim: FollowingClaim,
   ): Promise<{ tasks: Array<TaskRow | undefined>; claimed: TaskRow[] | undefined }>;
 
-  /** Adds spending to each task (a task and its budget ancestors) and writes `event`. */
+  /**
+   * Adds spending to each task (a task and its budget ancestors, once each, unknown ids skipped)
+   * and writes `event`. With `expect`, a compare-and-set on the first task (the one spent on, as
+   * {@link updateTask} checks it): when it does not match, nothing at all is written and the
+   * result is `undefined`. So a lease that lapsed (`leaseLiveAt`) or was taken over cannot spend.
+   */
   addSpending(
     ids: readonly string[],
     delta: SpendingDelta,
     now: number,
     event: NewEvent,
-  ): Promise<TaskRow[]>;
+    expect?: Expectation | undefined,
+  ): Promise<TaskRow[] | undefined>;
+
+  /**
+   * A task's key/value context (keys sorted) and its notes (oldest first), in two
+   * indexed reads; `undefined` for an unknown task. Bounds on keys and notes are the service's.
+   */
+  getContext(taskId: string): Promise<TaskContext | undefined>;
+
+  /**
+   * Sets one key of a task's context (`value` `undefined` deletes it) and writes `event`, in one
+   * transaction. Returns the context after the write, or `undefined` (nothing written) for an
+   * unknown task.
+   */
+  setContext(
+    taskId: string,
+    key: string,
+    value: JsonValue | undefined,
+    event: NewEvent,
+  ): Promise<Record<string, JsonValue> | undefined>;
+
+  /**
+   * Appends a note to a task and writes `event`, in one transaction. Returns the note, or
+   * `undefined` (nothing written) for an unknown task.
+   */
+  addNote(taskId: string, note: TaskNote, event: NewEvent): Promise<TaskNote | undefined>;
 
   /** `in_progress` tasks whose lease ended before `now`, oldest lease first. */
   listExpiredLeases(now: number, limit: number): Promise<TaskRow[]>;
