@@ -1,7 +1,15 @@
 import { ConflictError } from '@exec-kernel/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { NewEscalationRow, NewEvent, NewTaskRow, TaskRow } from '../src/model.js';
-import type { ChangeSignal, ClaimEvent, Expectation, Storage } from '../src/storage/storage.js';
+import type {
+  ChangeSignal,
+  ClaimEvent,
+  ClaimRequest,
+  Expectation,
+  Storage,
+} from '../src/storage/storage.js';
+import { contextConformance } from './conformance-context.js';
+import { lapsedLeaseConformance } from './conformance-leases.js';
 
 /** What an engine's test file hands the suite: a fresh, opened storage, and how to clean up. */
 export interface ConformanceTarget {
@@ -87,7 +95,11 @@ function escalationRow(fields: Partial<NewEscalationRow> = {}): NewEscalationRow
   };
 }
 
-const claimRequest = (agentId: string, fields: Record<string, unknown> = {}) => ({
+/** A claim request by `agentId` with a fresh lease until 60_000, at 5_000. */
+export const claimRequest = (
+  agentId: string,
+  fields: Partial<ClaimRequest> = {},
+): ClaimRequest => ({
   agentId,
   types: null,
   leaseId: `lease-${++counter}`,
@@ -96,7 +108,8 @@ const claimRequest = (agentId: string, fields: Record<string, unknown> = {}) => 
   ...fields,
 });
 
-const claimed: ClaimEvent = {
+/** The claim event template the suite claims with. */
+export const claimed: ClaimEvent = {
   type: 'task.claimed',
   agentId: 'claimant',
   data: { leaseId: 'from-the-template', nested: { list: [1, null] } },
@@ -876,6 +889,12 @@ export function storageConformance(name: string, create: () => Promise<Conforman
       await settle();
       expect(signals).toEqual([]);
     });
+
+    lapsedLeaseConformance(() => storage);
+    contextConformance(
+      () => storage,
+      () => target,
+    );
 
     it('keeps everything across a close and reopen', async () => {
       if (target.reopen === undefined) return;

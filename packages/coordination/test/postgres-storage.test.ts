@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { ConflictError, StoreError } from '@exec-kernel/core';
 import postgres from 'postgres';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { PostgresStorage } from '../src/storage/postgres/index.js';
+import { POSTGRES_MIGRATIONS, PostgresStorage } from '../src/storage/postgres/index.js';
 import type { ChangeSignal, ClaimEvent, ClaimRequest } from '../src/storage/storage.js';
 import { event, storageConformance, taskRow } from './conformance.js';
 import {
@@ -146,6 +147,118 @@ storageConformance('postgres', async () => {
     },
     cleanup: cleanUp,
   };
+});
+
+/** Resolves once a backend of another session waits on a lock that backend `pid` holds. */
+async function blockedBy(pid: number): Promise<number[]> {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const rows = await admin`
+      select pid from pg_stat_activity where ${pid}::int = any(pg_blocking_pids(pid))`;
+    if (rows.length > 0) return rows.map((r) => r.pid as number);
+    if (Date.now() > deadline) throw new Error(`nothing blocked by ${pid} within 5 s`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('PostgresStorage: migrations and faults', () => {
+  it('opens a schema of before numbered steps as it is, and adds only the new steps', async () => {
+    const schema = freshSchema();
+    const fixture = readFileSync(
+      new globalThis.URL('./fixtures/postgres-schema-before-steps.sql', import.meta.url),
+      'utf8',
+    );
+    await admin.begin(async (tx) => {
+      await tx.unsafe(`create schema "${schema}"`);
+      await tx.unsafe(`set local search_path to "${schema}"`);
+      await tx.unsafe(fixture);
+      await tx.unsafe(`
+        insert into tasks (id, type, state, priority, agent_id, depth, attempts, max_attempts,
+          limits, steps_taken, tokens, cost_usd, warned, created_at, updated_at)
+        values ('old', 'build', 'todo', 0, 'a', 0, 0, 3, '{}', 0, 0, 0, '[]', 1, 1)`);
+    });
+    const storage = await opened(schema);
+    expect((await storage.getTask('old'))?.state).toBe('todo');
+    expect(await storage.setContext('old', 'k', null, event('task.context'))).toEqual({ k: null });
+    const steps = await admin.unsafe(
+      `select version, name from "${schema}".schema_migrations order by version`,
+    );
+    expect([...steps]).toEqual([
+      { version: 1, name: null },
+      { version: 2, name: null },
+      ...POSTGRES_MIGRATIONS.slice(2).map(({ version, name }) => ({ version, name })),
+    ]);
+    await storage.close();
+    await storage.open();
+    expect((await storage.getContext('old'))?.context).toEqual({ k: null });
+  });
+
+  it('answers StoreError unavailable when its connection is terminated mid-query, then recovers', async () => {
+    const schema = freshSchema();
+    const storage = await opened(schema);
+    const { task } = await storage.insertTask(taskRow(), event('e'));
+    const { update } = await admin.begin(async (tx) => {
+      await tx.unsafe(`select 1 from "${schema}".tasks where id = $1 for update`, [task.id]);
+      const [me] = await tx`select pg_backend_pid() as pid`;
+      const update = storage
+        .updateTask(task.id, { state: 'todo' }, { priority: 1 }, { events: [] })
+        .catch((e: unknown) => e);
+      for (const pid of await blockedBy(me?.pid)) await admin`select pg_terminate_backend(${pid})`;
+      // Not awaited here: the transaction must end for nothing else to wait on it.
+      return { update };
+    });
+    const error = await update;
+    expect(error).toBeInstanceOf(StoreError);
+    expect(error).toMatchObject({
+      problem: 'unavailable',
+      path: storage.location,
+      details: { engine: 'postgres' },
+    });
+    expect(['57P01', 'CONNECTION_CLOSED']).toContain((error as StoreError).details.reason);
+    // The pool reconnects by itself: the next call works, and the update never happened.
+    expect((await storage.getTask(task.id))?.priority).toBe(task.priority);
+    // The driver's end() then waits its whole timeout (5 s) for the terminated connection.
+  }, 20_000);
+
+  it('answers StoreError unavailable once its pool is ended', async () => {
+    const storage = await opened(freshSchema());
+    await storage.close();
+    for (const call of [() => storage.getTask('x'), () => storage.ping()]) {
+      await expect(call()).rejects.toMatchObject({
+        problem: 'unavailable',
+        details: { engine: 'postgres', reason: 'closed' },
+      });
+    }
+  });
+
+  it('spends nothing on a lease reaped while the spending waited for its row', async () => {
+    const schema = freshSchema();
+    const storage = await opened(schema);
+    await storage.insertTask(taskRow(), event('e'));
+    const task = await storage.claim(claimRequest('w'), claimedEvent);
+    if (task === undefined) throw new Error('expected a claim');
+    const { spending } = await admin.begin(async (tx) => {
+      // The reaper's write, not yet committed when the spending reads the lease as live.
+      await tx.unsafe(
+        `update "${schema}".tasks set state = 'todo', lease_owner = null, lease_id = null,
+           lease_until = null where id = $1`,
+        [task.id],
+      );
+      const [me] = await tx`select pg_backend_pid() as pid`;
+      const spending = storage.addSpending(
+        [task.id],
+        { steps: 1, tokens: 0, costUsd: 0 },
+        6_000,
+        event('task.step'),
+        { state: 'in_progress', leaseId: task.leaseId, leaseOwner: 'w', leaseLiveAt: 6_000 },
+      );
+      await blockedBy(me?.pid);
+      return { spending };
+    });
+    expect(await spending).toBeUndefined();
+    expect(await storage.getTask(task.id)).toMatchObject({ state: 'todo', stepsTaken: 0 });
+    expect((await storage.readEvents(0, 100)).map((e) => e.type)).not.toContain('task.step');
+  });
 });
 
 describe('PostgresStorage', () => {

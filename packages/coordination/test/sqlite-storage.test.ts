@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +9,7 @@ import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryStorage } from '../src/storage/memory.js';
 import { SQLITE_MIGRATIONS, SqliteStorage } from '../src/storage/sqlite/index.js';
+import { migrateSqlite } from '../src/storage/sqlite/migrations.js';
 import { event, storageConformance, taskRow } from './conformance.js';
 
 const require = createRequire(import.meta.url);
@@ -310,6 +311,82 @@ describe('SqliteStorage: durability and schema', () => {
     expect(await storage.getTask(task.id)).toEqual(task);
     expect(await storage.readEvents(0, 10)).toHaveLength(1);
     await storage.close();
+  });
+});
+
+describe('SqliteStorage: migrations and faults', () => {
+  const fixture = readFileSync(
+    new URL('./fixtures/sqlite-schema-before-steps.sql', import.meta.url),
+    'utf8',
+  );
+
+  it('opens a file of the schema before numbered steps as it is, and adds only the new steps', async () => {
+    const path = tempFile();
+    const db = new Database(path);
+    db.exec(fixture);
+    db.pragma('user_version = 1');
+    db.prepare(
+      `INSERT INTO tasks (id, type, state, priority, agent_id, depth, attempts, max_attempts,
+        limits, steps_taken, tokens, cost_usd, warned, created_at, updated_at)
+       VALUES ('old', 'build', 'todo', 0, 'a', 0, 0, 3, '{}', 0, 0, 0, '[]', 1, 1)`,
+    ).run();
+    db.close();
+    const storage = new SqliteStorage({ path });
+    await storage.open();
+    expect((await storage.getTask('old'))?.state).toBe('todo');
+    expect(await storage.setContext('old', 'k', 1, event('task.context'))).toEqual({ k: 1 });
+    expect((await storage.diagnostics()).schemaVersion).toBe(SQLITE_MIGRATIONS.length);
+    await storage.close();
+    const reader = new Database(path, { readonly: true });
+    const steps = reader
+      .prepare('SELECT version, name FROM schema_migrations ORDER BY version')
+      .all();
+    reader.close();
+    expect(steps).toEqual(SQLITE_MIGRATIONS.map(({ version, name }) => ({ version, name })));
+    // Opened again, nothing runs twice (a second CREATE TABLE would throw).
+    await storage.open();
+    expect(await storage.getContext('old')).toEqual({ context: { k: 1 }, notes: [] });
+    await storage.close();
+  });
+
+  it('runs each step in a transaction of its own: a failing step leaves the ones before it', () => {
+    const db = new Database(tempFile());
+    const steps = [
+      { version: 1, name: 'one', up: 'CREATE TABLE one (x)' },
+      { version: 2, name: 'two', up: 'CREATE TABLE two (x); SELECT * FROM missing' },
+    ];
+    expect(() => migrateSqlite(db, 'test', steps)).toThrow(/no such table: missing/);
+    expect(db.pragma('user_version', { simple: true })).toBe(1);
+    const tables = db
+      .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+      .all()
+      .map((row) => (row as { name: string }).name);
+    expect(tables).toEqual(['one', 'schema_migrations']);
+    expect(() => migrateSqlite(db, 'test', [{ version: 2, name: 'gap', up: '' }])).toThrow(
+      TypeError,
+    );
+    db.close();
+  });
+
+  it('answers StoreError unavailable, not a plain Error, once the storage is closed under its caller', async () => {
+    const storage = new SqliteStorage({ path: tempFile() });
+    await storage.open();
+    const { task } = await storage.insertTask(taskRow(), event('task.enqueued'));
+    await storage.close();
+    for (const call of [
+      () => storage.getTask(task.id),
+      () => storage.ping(),
+      () => storage.appendEvent(event('x')),
+      () => storage.updateTask(task.id, { state: 'todo' }, { priority: 1 }, { events: [] }),
+    ]) {
+      const error = await call().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StoreError);
+      expect(error).toMatchObject({
+        problem: 'unavailable',
+        path: storage.location,
+        details: { engine: 'sqlite', reason: 'closed' },
+      });
+    }
   });
 });
 

@@ -468,8 +468,9 @@ export function setContextQuery(
   const change =
     value === undefined
       ? sql`delete from task_context where task_id = ${taskId} and key = ${key}`
-      : sql`insert into task_context (task_id, key, value)
-          select ${taskId}, ${key}, ${sql.json(value as postgres.JSONValue)}::jsonb where exists ${found}
+      : // As text cast to jsonb: sql.json(null) would be SQL NULL, not the JSON value null.
+        sql`insert into task_context (task_id, key, value)
+          select ${taskId}, ${key}, ${JSON.stringify(value)}::text::jsonb where exists ${found}
           on conflict (task_id, key) do update set value = excluded.value`;
   return sql`
     with w as (${change}), ev as (${insertEvents(sql, [event], found)})
