@@ -319,8 +319,8 @@ export class MemoryStorage implements Storage {
     event: NewEvent,
   ): Promise<Record<string, JsonValue> | undefined> {
     if (!this.#tasks.has(taskId)) return undefined;
-    let context = this.#context.get(taskId);
-    if (context === undefined) this.#context.set(taskId, (context = new Map()));
+    const context = this.#context.get(taskId) ?? new Map<string, JsonValue>();
+    this.#context.set(taskId, context);
     if (value === undefined) context.delete(key);
     else context.set(key, copy(value));
     this.#append(event);
@@ -331,8 +331,8 @@ export class MemoryStorage implements Storage {
   async addNote(taskId: string, note: TaskNote, event: NewEvent): Promise<TaskNote | undefined> {
     if (!this.#tasks.has(taskId)) return undefined;
     const stored = { at: note.at, agentId: note.agentId, text: note.text };
-    let notes = this.#notes.get(taskId);
-    if (notes === undefined) this.#notes.set(taskId, (notes = []));
+    const notes = this.#notes.get(taskId) ?? [];
+    this.#notes.set(taskId, notes);
     notes.push(stored);
     this.#append(event);
     this.#signal('event');

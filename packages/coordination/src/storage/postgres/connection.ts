@@ -11,12 +11,55 @@ export type Fragment = postgres.PendingQuery<Row[]>;
 /** How long a new connection may take; `ping()` gives up sooner, queries wait for this. */
 const CONNECT_TIMEOUT_SECONDS = 10;
 
+/** Options of `PostgresStorage`. */
+export interface PostgresStorageOptions {
+  /**
+   * Type: `string`
+   *
+   * The connection URL, as in `postgres://user:password@host:5432/db`. The password is used to
+   * connect and never shown: `PostgresStorage.location` leaves it out.
+   */
+  url: string;
+  /**
+   * Type: `string`
+   *
+   * Default: `'exec_kernel'`
+   *
+   * The schema that holds every table, created by `open()`. Service instances that share a schema
+   * share the queue; a different schema is a separate queue in the same database. Lowercase
+   * letters, digits and underscores, at most 48 characters.
+   */
+  schema?: string | undefined;
+  /**
+   * Type: `number`
+   *
+   * Default: `10`
+   *
+   * Connections in the pool. Change notifications take two more: one listens, one sends.
+   */
+  max?: number | undefined;
+  /**
+   * Type: `'normal' | 'full'`
+   *
+   * Default: the server's `synchronous_commit` (`on` unless configured otherwise)
+   *
+   * `normal` sets `synchronous_commit = off` for the service's writes: a commit no longer waits for
+   * its WAL to reach the disk, so each claim and completion is answered sooner (45 % more tasks
+   * per second with four workers in bench/RESULTS.md). A crash of the database server,
+   * or of its machine, may then lose the last moments of commits (at most about three times
+   * `wal_writer_delay`, 600 ms by default): tasks claimed or finished just before come back as
+   * they were, to be run again. Nothing is ever corrupted, and a crash of the service itself
+   * loses nothing. `full` sets `synchronous_commit = on` whatever the server's default.
+   */
+  durability?: 'normal' | 'full' | undefined;
+}
+
 /** What {@link connect} needs to know. */
 export interface ConnectOptions {
   url: string;
   schema: string;
   max: number;
-  durability: 'normal' | 'full' | undefined;
+  durability: PostgresStorageOptions['durability'];
 }
 
 /**

@@ -1,13 +1,12 @@
 import { ConflictError } from '@exec-kernel/core';
 import postgres from 'postgres';
-import type { JsonValue, NewEvent } from '../../model.js';
+import type { NewEvent } from '../../model.js';
 import type {
   ClaimEvent,
   ClaimRequest,
   Expectation,
   FollowingClaim,
   SpendingDelta,
-  TaskNote,
   TaskUpdate,
 } from '../storage.js';
 import { ESCALATIONS, TASKS, type Table } from '../tables.js';
@@ -443,54 +442,6 @@ export function insertOnceQuery(sql: Sql, table: Table, fields: object, event: N
     select * from x`;
 }
 
-/** A task's context keys (in code-point order) and values; rows `{ key, value }`. */
-export function contextQuery(sql: Sql | Tx, taskId: string): Fragment {
-  return sql`select key, value from task_context where task_id = ${taskId} order by key collate "C"`;
-}
-
-/** A task's notes, oldest first; rows `{ at, agent_id, text }`. */
-export function notesQuery(sql: Sql | Tx, taskId: string): Fragment {
-  return sql`select at, agent_id, text from task_notes where task_id = ${taskId} order by seq`;
-}
-
-/**
- * Sets (or, with `value` `undefined`, deletes) one key of a known task's context and writes its
- * event, in one statement; one row `{ found }` saying whether the task exists.
- */
-export function setContextQuery(
-  sql: Sql | Tx,
-  taskId: string,
-  key: string,
-  value: JsonValue | undefined,
-  event: NewEvent,
-): Fragment {
-  const found = sql`(select 1 from tasks where id = ${taskId})`;
-  const change =
-    value === undefined
-      ? sql`delete from task_context where task_id = ${taskId} and key = ${key}`
-      : // As text cast to jsonb: sql.json(null) would be SQL NULL, not the JSON value null.
-        sql`insert into task_context (task_id, key, value)
-          select ${taskId}, ${key}, ${JSON.stringify(value)}::text::jsonb where exists ${found}
-          on conflict (task_id, key) do update set value = excluded.value`;
-  return sql`
-    with w as (${change}), ev as (${insertEvents(sql, [event], found)})
-    select exists ${found} as found`;
-}
-
-/** Appends a note to a known task and writes its event; the note's row, none for an unknown task. */
-export function addNoteQuery(sql: Sql, taskId: string, note: TaskNote, event: NewEvent): Fragment {
-  return sql`
-    with n as (
-      insert into task_notes (task_id, at, agent_id, text)
-      select ${taskId}, ${note.at}, ${note.agentId}, ${note.text}
-      where exists (select 1 from tasks where id = ${taskId})
-      returning at, agent_id, text
-    ), ev as (
-      ${insertEvents(sql, [event], sql`(select 1 from n)`)}
-    )
-    select * from n`;
-}
-
 /** Each update as its own statement in the transaction, sent together (the driver pipelines). */
 export function updateEach(
   tx: Tx,
@@ -504,4 +455,25 @@ export function byItem(count: number, stages: readonly Row[]): Array<Row | undef
   const rows: Array<Row | undefined> = Array.from({ length: count }, () => undefined);
   for (const row of stages) if (row.stage === 'u') rows[row.n_ as number] = row;
   return rows;
+}
+
+/**
+ * The updates, each its own statement, then (only if one applied) the claim, in one transaction:
+ * for a batch that {@link alike} cannot serve as one statement.
+ */
+export function updateThenClaimEach(
+  sql: Sql,
+  updates: readonly TaskUpdate[],
+  { request, max, event }: FollowingClaim,
+): Promise<{ rows: Array<Row | undefined>; claimed: Row[] | undefined }> {
+  return sql.begin(async (tx) => {
+    const rows = await updateEach(tx, updates);
+    if (rows.every((row) => row === undefined)) return { rows, claimed: undefined };
+    const next = nextTodo(tx, request.types, max, [
+      ...(request.exceptIds ?? []),
+      ...updates.map((u) => u.id),
+    ]);
+    const which = tx`id = any(array(${next} for update skip locked))`;
+    return { rows, claimed: await claimQuery(tx, which, request, event) };
+  });
 }

@@ -5,7 +5,6 @@ import {
   type TaskState,
   type Unsubscribe,
 } from '@exec-kernel/core';
-import type postgres from 'postgres';
 import type {
   AgentRow,
   EscalationRow,
@@ -32,62 +31,19 @@ import type {
   TaskUpdate,
   UpdateExtras,
 } from '../storage.js';
-import { AGENTS, ESCALATIONS, TASKS } from '../tables.js';
-import { unavailableCode, unavailableError } from '../unavailable.js';
-import { connect, describe, type Row, type Sql, withTimeout } from './connection.js';
+import { ESCALATIONS, TASKS } from '../tables.js';
+import { describe, type PostgresStorageOptions, type Row, withTimeout } from './connection.js';
 import { type ClaimPlan, explainClaim } from './explain.js';
-import { migratePostgres } from './migrations.js';
+import * as lk from './lookups.js';
 import { ChangeChannel } from './notifications.js';
+import { Pool } from './pool.js';
 import * as q from './queries.js';
 import { toAgent, toEscalation, toEvent, toNote, toTask } from './rows.js';
-
-export interface PostgresStorageOptions {
-  /**
-   * Type: `string`
-   *
-   * The connection URL, as in `postgres://user:password@host:5432/db`. The password is used to
-   * connect and never shown: {@link PostgresStorage.location} leaves it out.
-   */
-  url: string;
-  /**
-   * Type: `string`
-   *
-   * Default: `'exec_kernel'`
-   *
-   * The schema that holds every table, created by `open()`. Service instances that share a schema
-   * share the queue; a different schema is a separate queue in the same database. Lowercase
-   * letters, digits and underscores, at most 48 characters.
-   */
-  schema?: string | undefined;
-  /**
-   * Type: `number`
-   *
-   * Default: `10`
-   *
-   * Connections in the pool. Change notifications take two more: one listens, one sends.
-   */
-  max?: number | undefined;
-  /**
-   * Type: `'normal' | 'full'`
-   *
-   * Default: the server's `synchronous_commit` (`on` unless configured otherwise)
-   *
-   * `normal` sets `synchronous_commit = off` for the service's writes: a commit no longer waits for
-   * its WAL to reach the disk, so each claim and completion is answered sooner (45 % more tasks
-   * per second with four workers in bench/RESULTS.md). A crash of the database server,
-   * or of its machine, may then lose the last moments of commits (at most about three times
-   * `wal_writer_delay`, 600 ms by default): tasks claimed or finished just before come back as
-   * they were, to be run again. Nothing is ever corrupted, and a crash of the service itself
-   * loses nothing. `full` sets `synchronous_commit = on` whatever the server's default.
-   */
-  durability?: 'normal' | 'full' | undefined;
-}
 
 const DEFAULT_SCHEMA = 'exec_kernel';
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,47}$/;
 /** How long `ping()` waits for an answer. */
 const PING_TIMEOUT_MS = 2_000;
-const CLOSE_TIMEOUT_SECONDS = 5;
 
 const byClaimOrder = (a: TaskRow, b: TaskRow): number => b.priority - a.priority || a.seq - b.seq;
 
@@ -122,13 +78,8 @@ const byClaimOrder = (a: TaskRow, b: TaskRow): number => b.priority - a.priority
   readonly schema: string;
   /** The `LISTEN` / `NOTIFY` channel of the schema. */
   readonly channel: string;
-  readonly #url: string;
-  readonly #max: number;
-  readonly #durability: 'normal' | 'full' | undefined;
   readonly #changes: ChangeChannel;
-  #sql: Sql | undefined;
-  #notifier: postgres.Sql | undefined;
-  #opening: Promise<void> | undefined;
+  readonly #pool: Pool;
 
   constructor(options: PostgresStorageOptions) {
     const schema = options.schema ?? DEFAULT_SCHEMA;
@@ -137,13 +88,12 @@ const byClaimOrder = (a: TaskRow, b: TaskRow): number => b.priority - a.priority
         `Schema '${schema}' is not a plain name: use lowercase letters, digits and _, at most 48 characters`,
       );
     }
-    this.#url = options.url;
-    this.#max = options.max ?? 10;
-    this.#durability = options.durability;
     this.schema = schema;
     this.channel = `exec_kernel_${schema}`;
     this.#changes = new ChangeChannel(this.channel);
     this.location = describe(options.url);
+    const { url, max = 10, durability } = options;
+    this.#pool = new Pool({ url, schema, max, durability }, this.location, this.#changes);
   }
 
   /**
@@ -154,35 +104,7 @@ const byClaimOrder = (a: TaskRow, b: TaskRow): number => b.priority - a.priority
    * `unavailable` when the server cannot be reached, `io` when it refuses the migration.
    */
   async open(): Promise<void> {
-    if (this.#sql !== undefined) return;
-    this.#opening ??= this.#connect().finally(() => {
-      this.#opening = undefined;
-    });
-    return this.#opening;
-  }
-
-  async #connect(): Promise<void> {
-    const { sql, notifier } = connect({
-      url: this.#url,
-      schema: this.schema,
-      max: this.#max,
-      durability: this.#durability,
-    });
-    try {
-      await migratePostgres(sql, this.schema, this.location);
-      await this.#changes.listen(sql, notifier);
-    } catch (error) {
-      await Promise.all([sql.end({ timeout: 0 }), notifier.end({ timeout: 0 })]);
-      if (StoreError.is(error)) throw error;
-      const translated = this.#translate(error);
-      if (StoreError.is(translated)) throw translated;
-      throw new StoreError(
-        { path: this.location, problem: 'io' },
-        { cause: error, message: `PostgreSQL at ${this.location} could not be opened` },
-      );
-    }
-    this.#sql = sql;
-    this.#notifier = notifier;
+    await this.#pool.open();
   }
 
   /**
@@ -190,28 +112,19 @@ const byClaimOrder = (a: TaskRow, b: TaskRow): number => b.priority - a.priority
    * finish for a few seconds. Harmless when not open.
    */
   async close(): Promise<void> {
-    const sql = this.#sql;
-    const notifier = this.#notifier;
-    if (sql === undefined || notifier === undefined) return;
-    this.#sql = undefined;
-    this.#notifier = undefined;
-    await this.#changes.close();
-    await Promise.all([
-      sql.end({ timeout: CLOSE_TIMEOUT_SECONDS }),
-      notifier.end({ timeout: CLOSE_TIMEOUT_SECONDS }),
-    ]);
+    await this.#pool.close();
   }
 
   /** Runs `select 1`; rejects with a {@link StoreError} within 2 s when the server does not answer. */
   async ping(): Promise<void> {
-    await this.#run((sql) => withTimeout(sql`select 1`.execute(), PING_TIMEOUT_MS));
+    await this.#pool.run((sql) => withTimeout(sql`select 1`.execute(), PING_TIMEOUT_MS));
   }
 
   async insertTask(
     task: NewTaskRow,
     event: NewEvent,
   ): Promise<{ task: TaskRow; created: boolean }> {
-    return this.#run(async (sql) => {
+    return this.#pool.run(async (sql) => {
       // Any unique violation (id, or agent + idempotency key) inserts nothing; which one it was is
       // read afterwards, in a fresh snapshot that sees a concurrent insert that won the race.
       const [inserted] = await q.insertOnceQuery(sql, TASKS, task, event);
@@ -232,52 +145,29 @@ const byClaimOrder = (a: TaskRow, b: TaskRow): number => b.priority - a.priority
   }
 
   async getTask(id: string): Promise<TaskRow | undefined> {
-    const [row] = await this.#run((sql) => sql`select * from tasks where id = ${id}`);
+    const [row] = await this.#pool.run((sql) => sql`select * from tasks where id = ${id}`);
     return row === undefined ? undefined : toTask(row);
   }
 
   async getTasks(ids: readonly string[]): Promise<TaskRow[]> {
     if (ids.length === 0) return [];
     // One statement: a query per id would wake a backend per id on the pool's connections.
-    const rows = await this.#run(
+    const rows = await this.#pool.run(
       (sql) => sql`select * from tasks where id = any(${[...new Set(ids)]}::text[])`,
     );
     return rows.map(toTask);
   }
 
   async listTasks(filter: TaskFilter): Promise<TaskRow[]> {
-    const rows = await this.#run(
-      (sql) => sql`
-        select * from tasks where true
-        ${filter.state === undefined ? sql`` : sql`and state = ${filter.state}`}
-        ${filter.type === undefined ? sql`` : sql`and type = ${filter.type}`}
-        ${filter.agentId === undefined ? sql`` : sql`and agent_id = ${filter.agentId}`}
-        ${filter.leaseOwner === undefined ? sql`` : sql`and lease_owner = ${filter.leaseOwner}`}
-        ${filter.afterSeq === undefined ? sql`` : sql`and seq > ${filter.afterSeq}`}
-        order by seq limit ${filter.limit}`,
-    );
-    return rows.map(toTask);
+    return (await this.#pool.run((sql) => lk.listTasksQuery(sql, filter))).map(toTask);
   }
 
   async lineage(ids: readonly string[]): Promise<TaskRow[]> {
-    // UNION (not UNION ALL) drops ids already walked, so a cycle in the links ends the walk.
-    const rows = await this.#run(
-      (sql) => sql`
-        with recursive walk(id) as (
-          select unnest(${[...ids]}::text[])
-          union
-          select link.id from tasks t
-            join walk on t.id = walk.id
-            cross join lateral (values (t.parent_id), (t.created_by_id)) as link(id)
-            where link.id is not null
-        )
-        select t.* from tasks t join walk on t.id = walk.id`,
-    );
-    return rows.map(toTask);
+    return (await this.#pool.run((sql) => lk.lineageQuery(sql, ids))).map(toTask);
   }
 
   async countTasks(): Promise<Record<TaskState, number>> {
-    const rows = await this.#run(
+    const rows = await this.#pool.run(
       (sql) => sql`select state, count(*)::int as n from tasks group by state`,
     );
     const counts = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskState, number>;
@@ -288,7 +178,7 @@ const byClaimOrder = (a: TaskRow, b: TaskRow): number => b.priority - a.priority
   async claim(request: ClaimRequest, event: ClaimEvent): Promise<TaskRow | undefined> {
     if (request.taskId === undefined) return (await this.claimMany(request, 1, event))[0];
     const id = request.taskId;
-    const rows = await this.#run((sql) =>
+    const rows = await this.#pool.run((sql) =>
       q.claimQuery(sql, sql`id = ${id} and state = 'todo'`, request, event),
     );
     if (rows.length === 0) return undefined;
@@ -297,8 +187,8 @@ const byClaimOrder = (a: TaskRow, b: TaskRow): number => b.priority - a.priority
   }
 
   async claimMany(request: ClaimRequest, max: number, event: ClaimEvent): Promise<TaskRow[]> {
-    if (request.types?.length === 0 || max < 1) return this.#run(async () => []);
-    const rows = await this.#run((sql) => {
+    if (request.types?.length === 0 || max < 1) return this.#pool.run(async () => []);
+    const rows = await this.#pool.run((sql) => {
       // `= any(array(…))` runs the locking subquery once, whatever plan the UPDATE gets.
       const next = q.nextTodo(sql, request.types, max, request.exceptIds);
       const which = sql`id = any(array(${next} for update skip locked))`;
@@ -315,15 +205,17 @@ const byClaimOrder = (a: TaskRow, b: TaskRow): number => b.priority - a.priority
     changes: TaskChanges,
     extras: UpdateExtras,
   ): Promise<TaskRow | undefined> {
-    const [row] = await this.#run((sql) => q.updateQuery(sql, { id, expect, changes, extras }));
+    const [row] = await this.#pool.run((sql) =>
+      q.updateQuery(sql, { id, expect, changes, extras }),
+    );
     if (row === undefined) return undefined;
     this.#changes.emit((changes.state ?? expect.state) === 'todo' ? 'task' : 'event');
     return toTask(row);
   }
 
   async updateTasks(updates: readonly TaskUpdate[]): Promise<Array<TaskRow | undefined>> {
-    if (updates.length === 0) return this.#run(async () => []);
-    const rows = await this.#run(async (sql) =>
+    if (updates.length === 0) return this.#pool.run(async () => []);
+    const rows = await this.#pool.run(async (sql) =>
       updates.length > 1 && q.alike(updates)
         ? q.byItem(updates.length, await q.alikeQuery(sql, updates, undefined))
         : sql.begin((tx) => q.updateEach(tx, updates)),
@@ -335,7 +227,7 @@ const byClaimOrder = (a: TaskRow, b: TaskRow): number => b.priority - a.priority
     updates: readonly TaskUpdate[],
     claim: FollowingClaim,
   ): Promise<{ tasks: Array<TaskRow | undefined>; claimed: TaskRow[] | undefined }> {
-    const { rows, claimed } = await this.#run(async (sql) => {
+    const { rows, claimed } = await this.#pool.run(async (sql) => {
       const [only] = updates;
       if (only !== undefined && (updates.length === 1 || q.alike(updates))) {
         const stages =
@@ -346,17 +238,7 @@ const byClaimOrder = (a: TaskRow, b: TaskRow): number => b.priority - a.priority
         const applied = rows.some((row) => row !== undefined);
         return { rows, claimed: applied ? stages.filter((row) => row.stage === 'c') : undefined };
       }
-      return sql.begin(async (tx) => {
-        const rows = await q.updateEach(tx, updates);
-        if (rows.every((row) => row === undefined)) return { rows, claimed: undefined };
-        const { request, max, event } = claim;
-        const next = q.nextTodo(tx, request.types, max, [
-          ...(request.exceptIds ?? []),
-          ...updates.map((u) => u.id),
-        ]);
-        const which = tx`id = any(array(${next} for update skip locked))`;
-        return { rows, claimed: await q.claimQuery(tx, which, request, event) };
-      });
+      return q.updateThenClaimEach(sql, updates, claim);
     });
     return { tasks: this.#updated(rows), claimed: claimed?.map(toTask).sort(byClaimOrder) };
   }
@@ -377,7 +259,7 @@ const byClaimOrder = (a: TaskRow, b: TaskRow): number => b.priority - a.priority
     expect?: Expectation | undefined,
   ): Promise<TaskRow[] | undefined> {
     const unique = [...new Set(ids)];
-    const rows = await this.#run((sql) =>
+    const rows = await this.#pool.run((sql) =>
       q.addSpendingQuery(sql, unique, delta, now, event, expect),
     );
     if (expect !== undefined && !rows.some((r) => r.id === unique[0])) return undefined;
@@ -390,19 +272,7 @@ const byClaimOrder = (a: TaskRow, b: TaskRow): number => b.priority - a.priority
   }
 
   async getContext(taskId: string): Promise<TaskContext | undefined> {
-    // One transaction, so the context and the notes are of one moment; both are sent at once.
-    const [found, context, notes] = await this.#run((sql) =>
-      sql.begin((tx) => [
-        tx`select 1 from tasks where id = ${taskId}`,
-        q.contextQuery(tx, taskId),
-        q.notesQuery(tx, taskId),
-      ]),
-    );
-    if (found.length === 0) return undefined;
-    return {
-      context: Object.fromEntries(context.map((r) => [r.key as string, r.value as JsonValue])),
-      notes: notes.map(toNote),
-    };
+    return this.#pool.run((sql) => lk.readContext(sql, taskId));
   }
 
   async setContext(
@@ -411,48 +281,33 @@ const byClaimOrder = (a: TaskRow, b: TaskRow): number => b.priority - a.priority
     value: JsonValue | undefined,
     event: NewEvent,
   ): Promise<Record<string, JsonValue> | undefined> {
-    const [written, context] = await this.#run((sql) =>
-      sql.begin((tx) => [
-        q.setContextQuery(tx, taskId, key, value, event),
-        q.contextQuery(tx, taskId),
-      ]),
-    );
-    if (written[0]?.found !== true) return undefined;
-    this.#changes.emit('event');
-    return Object.fromEntries(context.map((r) => [r.key as string, r.value as JsonValue]));
+    const context = await this.#pool.run((sql) => lk.writeContext(sql, taskId, key, value, event));
+    if (context !== undefined) this.#changes.emit('event');
+    return context;
   }
 
   async addNote(taskId: string, note: TaskNote, event: NewEvent): Promise<TaskNote | undefined> {
-    const [row] = await this.#run((sql) => q.addNoteQuery(sql, taskId, note, event));
+    const [row] = await this.#pool.run((sql) => lk.addNoteQuery(sql, taskId, note, event));
     if (row === undefined) return undefined;
     this.#changes.emit('event');
     return toNote(row);
   }
 
   async listExpiredLeases(now: number, limit: number): Promise<TaskRow[]> {
-    const rows = await this.#run(
-      (sql) => sql`
-        select * from tasks where state = 'in_progress' and lease_until < ${now}
-        order by lease_until, seq limit ${limit}`,
-    );
-    return rows.map(toTask);
+    return (await this.#pool.run((sql) => lk.expiredLeasesQuery(sql, now, limit))).map(toTask);
   }
 
   async putAgent(agent: AgentRow): Promise<void> {
-    await this.#run((sql) => {
-      const values = q.columnValues(sql, AGENTS, agent, true);
-      const { id: _, ...rest } = values;
-      return sql`insert into agents ${sql(values)} on conflict (id) do update set ${sql(rest)}`;
-    });
+    await this.#pool.run((sql) => lk.putAgentQuery(sql, agent));
   }
 
   async getAgent(id: string): Promise<AgentRow | undefined> {
-    const [row] = await this.#run((sql) => sql`select * from agents where id = ${id}`);
+    const [row] = await this.#pool.run((sql) => sql`select * from agents where id = ${id}`);
     return row === undefined ? undefined : toAgent(row);
   }
 
   async findAgentByTokenHash(tokenHash: string): Promise<AgentRow | undefined> {
-    const [row] = await this.#run(
+    const [row] = await this.#pool.run(
       (sql) => sql`
         select * from agents where token_hash = ${tokenHash} order by created_at, id limit 1`,
     );
@@ -460,7 +315,7 @@ const byClaimOrder = (a: TaskRow, b: TaskRow): number => b.priority - a.priority
   }
 
   async listAgents(): Promise<AgentRow[]> {
-    const rows = await this.#run((sql) => sql`select * from agents order by created_at, id`);
+    const rows = await this.#pool.run((sql) => sql`select * from agents order by created_at, id`);
     return rows.map(toAgent);
   }
 
@@ -469,28 +324,23 @@ const byClaimOrder = (a: TaskRow, b: TaskRow): number => b.priority - a.priority
     changes: Partial<Omit<AgentRow, 'id' | 'createdAt'>>,
     event: NewEvent | undefined,
   ): Promise<AgentRow | undefined> {
-    const [row] = await this.#run(
-      (sql) => sql`
-        with u as (
-          ${q.updateSet(sql, AGENTS, changes)} where id = ${id} returning *
-        )
-        ${event === undefined ? sql`` : sql`, ev as (${q.insertEvents(sql, [event], sql`(select 1 from u)`)})`}
-        select * from u`,
-    );
+    const [row] = await this.#pool.run((sql) => lk.updateAgentQuery(sql, id, changes, event));
     if (row === undefined) return undefined;
     if (event !== undefined) this.#changes.emit('event');
     return toAgent(row);
   }
 
   async insertEscalation(escalation: NewEscalationRow, event: NewEvent): Promise<EscalationRow> {
-    const [row] = await this.#run((sql) => q.insertOnceQuery(sql, ESCALATIONS, escalation, event));
+    const [row] = await this.#pool.run((sql) =>
+      q.insertOnceQuery(sql, ESCALATIONS, escalation, event),
+    );
     if (row === undefined) throw q.escalationExists(escalation.id);
     this.#changes.emit('event');
     return toEscalation(row);
   }
 
   async getEscalation(id: string): Promise<EscalationRow | undefined> {
-    const [row] = await this.#run((sql) => sql`select * from escalations where id = ${id}`);
+    const [row] = await this.#pool.run((sql) => sql`select * from escalations where id = ${id}`);
     return row === undefined ? undefined : toEscalation(row);
   }
 
@@ -499,14 +349,7 @@ const byClaimOrder = (a: TaskRow, b: TaskRow): number => b.priority - a.priority
     afterSeq?: number | undefined;
     limit: number;
   }): Promise<EscalationRow[]> {
-    const rows = await this.#run(
-      (sql) => sql`
-        select * from escalations where true
-        ${filter.status === undefined ? sql`` : sql`and status = ${filter.status}`}
-        ${filter.afterSeq === undefined ? sql`` : sql`and seq > ${filter.afterSeq}`}
-        order by seq limit ${filter.limit}`,
-    );
-    return rows.map(toEscalation);
+    return (await this.#pool.run((sql) => lk.listEscalationsQuery(sql, filter))).map(toEscalation);
   }
 
   async updateEscalation(
@@ -515,16 +358,8 @@ const byClaimOrder = (a: TaskRow, b: TaskRow): number => b.priority - a.priority
     changes: Partial<Omit<EscalationRow, 'id' | 'seq' | 'createdAt'>>,
     event: NewEvent,
   ): Promise<EscalationRow | undefined> {
-    const [row] = await this.#run(
-      (sql) => sql`
-        with u as (
-          ${q.updateSet(sql, ESCALATIONS, changes)}
-          where id = ${id} and status = any(${[...expectStatuses]}::text[])
-          returning *
-        ), ev as (
-          ${q.insertEvents(sql, [event], sql`(select 1 from u)`)}
-        )
-        select * from u`,
+    const [row] = await this.#pool.run((sql) =>
+      lk.updateEscalationQuery(sql, id, expectStatuses, changes, event),
     );
     if (row === undefined) return undefined;
     this.#changes.emit('event');
@@ -532,20 +367,22 @@ const byClaimOrder = (a: TaskRow, b: TaskRow): number => b.priority - a.priority
   }
 
   async countOpenEscalations(): Promise<number> {
-    const [row] = await this.#run(
+    const [row] = await this.#pool.run(
       (sql) => sql`select count(*)::int as n from escalations where status <> 'resolved'`,
     );
     return row?.n ?? 0;
   }
 
   async appendEvent(event: NewEvent): Promise<EventRow> {
-    const [row] = await this.#run((sql) => sql`${q.insertEvents(sql, [event])} returning *`);
+    const [row] = await this.#pool.run((sql) => sql`${q.insertEvents(sql, [event])} returning *`);
     this.#changes.emit('event');
     return toEvent(row as Row);
   }
 
   async readEvents(afterSeq: number, limit: number): Promise<EventRow[]> {
-    const rows = await this.#run((sql) => sql`select * from read_events(${afterSeq}, ${limit})`);
+    const rows = await this.#pool.run(
+      (sql) => sql`select * from read_events(${afterSeq}, ${limit})`,
+    );
     return rows.map(toEvent);
   }
 
@@ -555,7 +392,7 @@ const byClaimOrder = (a: TaskRow, b: TaskRow): number => b.priority - a.priority
 
   /** The commit setting the service's writes run with (see {@link PostgresStorageOptions.durability}). */
   async diagnostics(): Promise<{ synchronousCommit: string }> {
-    const [row] = await this.#run(
+    const [row] = await this.#pool.run(
       (sql) => sql`select current_setting('synchronous_commit') as value`,
     );
     return { synchronousCommit: String(row?.value) };
@@ -569,31 +406,6 @@ const byClaimOrder = (a: TaskRow, b: TaskRow): number => b.priority - a.priority
   async explainClaim(
     options: { types?: string[] | null | undefined; analyze?: boolean | undefined } = {},
   ): Promise<ClaimPlan> {
-    return this.#run((sql) => explainClaim(sql, options));
-  }
-
-  /**
-   * Runs `work` on the pool. A closed storage, and a driver or system error that means the
-   * server is out of reach or ended the connection, become a {@link StoreError} `unavailable`;
-   * every other error passes as it is.
-   */
-  async #run<T>(work: (sql: Sql) => Promise<T>): Promise<T> {
-    const sql = this.#sql;
-    if (sql === undefined) throw this.#unavailable('closed');
-    try {
-      return await work(sql);
-    } catch (error) {
-      throw this.#translate(error);
-    }
-  }
-
-  #translate(error: unknown): unknown {
-    if (StoreError.is(error)) return error;
-    const code = unavailableCode(error);
-    return code === undefined ? error : this.#unavailable(code, error);
-  }
-
-  #unavailable(reason: string, cause?: unknown): StoreError {
-    return unavailableError({ location: this.location, engine: 'postgres', reason }, cause);
+    return this.#pool.run((sql) => explainClaim(sql, options));
   }
 }

@@ -1,14 +1,11 @@
-import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import {
   ConflictError,
   ListenerSet,
   StoreError,
-  TASK_STATES,
   type TaskState,
   type Unsubscribe,
 } from '@exec-kernel/core';
-import Database from 'better-sqlite3';
 import type {
   AgentRow,
   EscalationRow,
@@ -36,23 +33,18 @@ import type {
   UpdateExtras,
 } from '../storage.js';
 import { unavailableCode, unavailableError } from '../unavailable.js';
-import { isBusy, lockHolder } from './lock-holder.js';
-import { migrateSqlite } from './migrations.js';
+import { openFile } from './file.js';
+import * as reads from './reads.js';
 import {
   AGENTS,
   appendEvent,
   type Connection,
-  cached,
   claimNextSql,
-  ESCALATIONS,
   type EscalationRecord,
   type EventRecord,
   insertEscalation,
   prepare,
-  type Statement,
-  TASKS,
   type TaskRecord,
-  tasksInState,
   toEscalation,
   toEvent,
   toTask,
@@ -95,9 +87,6 @@ export interface SqliteDiagnostics {
 }
 
 const SYNCHRONOUS = ['OFF', 'NORMAL', 'FULL', 'EXTRA'];
-
-/** How long `open()` waits for a lock held by someone else before refusing. */
-const BUSY_TIMEOUT_MS = 100;
 
 /**
  * The embedded engine: one SQLite file (better-sqlite3, WAL) owned by one service process.
@@ -142,27 +131,7 @@ export class SqliteStorage implements Storage {
    */
   async open(): Promise<void> {
     if (this.#connection !== undefined) return;
-    mkdirSync(dirname(this.#path), { recursive: true });
-    const db = new Database(this.#path, { timeout: BUSY_TIMEOUT_MS });
-    try {
-      // Exclusive before the first access: SQLite then keeps the WAL index in process memory (no
-      // -shm file) and holds its lock on the database file until close.
-      db.pragma('locking_mode = EXCLUSIVE');
-      const mode = db.pragma('journal_mode = WAL', { simple: true });
-      if (mode !== 'wal') throw new Error(`${this.location} cannot use WAL (journal_mode ${mode})`);
-      db.pragma(`synchronous = ${this.#synchronous}`);
-      // The WAL is reset after each checkpoint but keeps its size; cap what a burst leaves on disk.
-      db.pragma('journal_size_limit = 67108864');
-      // Checkpoints are where NORMAL syncs; every 10k pages (40 MiB) rather than 1k measured
-      // 10-20% more claims/s. A crash of the process still loses nothing committed.
-      db.pragma('wal_autocheckpoint = 10000');
-      migrateSqlite(db, this.location);
-      this.#connection = prepare(db);
-    } catch (error) {
-      db.close();
-      if (isBusy(error)) throw this.#inUse(error);
-      throw error;
-    }
+    this.#connection = prepare(openFile(this.#path, this.#synchronous, this.location));
   }
 
   /** Closes the file and releases the lock. Harmless when not open. */
@@ -197,21 +166,7 @@ export class SqliteStorage implements Storage {
     task: NewTaskRow,
     event: NewEvent,
   ): Promise<{ task: TaskRow; created: boolean }> {
-    const result = this.#write((c) => {
-      if (task.idempotencyKey !== null) {
-        const existing = c.taskByIdempotencyKey.get(task.agentId, task.idempotencyKey);
-        if (existing !== undefined) return { task: toTask(existing as TaskRecord), created: false };
-      }
-      if (c.taskIdExists.get(task.id) !== undefined) {
-        throw new ConflictError(
-          { resource: `task ${task.id}` },
-          { message: `Task ${task.id} already exists` },
-        );
-      }
-      const row = toTask(c.insertTask.get(...values(TASKS, task)) as TaskRecord);
-      appendEvent(c, event);
-      return { task: row, created: true };
-    });
+    const result = this.#write((c) => writes.insertTask(c, task, event));
     if (result.created) this.#signal(result.task.state === 'todo' ? 'task' : 'event');
     return result;
   }
@@ -222,74 +177,19 @@ export class SqliteStorage implements Storage {
   }
 
   async getTasks(ids: readonly string[]): Promise<TaskRow[]> {
-    return this.#read(({ taskById }) => {
-      const out: TaskRow[] = [];
-      for (const id of new Set(ids)) {
-        const row = taskById.get(id) as TaskRecord | undefined;
-        if (row !== undefined) out.push(toTask(row));
-      }
-      return out;
-    });
+    return this.#read((c) => reads.getTasks(c, ids));
   }
 
   async listTasks(filter: TaskFilter): Promise<TaskRow[]> {
-    let source = 'tasks WHERE 1';
-    if (filter.state !== undefined) {
-      if (!TASK_STATES.includes(filter.state)) return [];
-      source = tasksInState(filter.state);
-    }
-    const params: unknown[] = [];
-    for (const [condition, value] of [
-      ['type = ?', filter.type],
-      ['agent_id = ?', filter.agentId],
-      ['lease_owner = ?', filter.leaseOwner],
-      ['seq > ?', filter.afterSeq],
-    ] as const) {
-      if (value === undefined) continue;
-      source += ` AND ${condition}`;
-      params.push(value);
-    }
-    const sql = `SELECT ${TASKS.select} FROM ${source} ORDER BY seq LIMIT ?`;
-    const rows = this.#read((c) => cached(c, sql).all(...params, filter.limit)) as TaskRecord[];
-    return rows.map(toTask);
+    return this.#read((c) => reads.listTasks(c, filter));
   }
 
   async lineage(ids: readonly string[]): Promise<TaskRow[]> {
-    return this.#read((c) => {
-      const found = new Map<string, TaskRow>();
-      const queue = [...ids];
-      // Synchronous reads on the only connection: no write can land between them.
-      for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
-        if (found.has(id)) continue;
-        const record = c.taskById.get(id) as TaskRecord | undefined;
-        if (record === undefined) continue;
-        const task = toTask(record);
-        found.set(id, task);
-        if (task.parentId !== null) queue.push(task.parentId);
-        if (task.createdById !== null) queue.push(task.createdById);
-      }
-      return [...found.values()];
-    });
+    return this.#read((c) => reads.lineage(c, ids));
   }
 
   async countTasks(): Promise<Record<TaskState, number>> {
-    return this.#read((c) => {
-      const counts = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<
-        TaskState,
-        number
-      >;
-      // Every count walks an index (no GROUP BY over the whole table): done is what is left over.
-      const count = (statement: Statement): number => (statement.get() as { n: number }).n;
-      counts.todo = count(c.countTodo);
-      counts.in_progress = count(c.countInProgress);
-      let rest = count(c.countAll) - counts.todo - counts.in_progress;
-      for (const { state, n } of c.countParked.all() as Array<{ state: TaskState; n: number }>) {
-        if (Object.hasOwn(counts, state)) counts[state] = n;
-        rest -= n;
-      }
-      counts.done = rest;
-      return counts;
-    });
+    return this.#read(reads.countTasks);
   }
 
   async claim(request: ClaimRequest, event: ClaimEvent): Promise<TaskRow | undefined> {
@@ -432,22 +332,7 @@ export class SqliteStorage implements Storage {
     afterSeq?: number | undefined;
     limit: number;
   }): Promise<EscalationRow[]> {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    if (filter.status !== undefined) {
-      where.push('status = ?');
-      params.push(filter.status);
-    }
-    if (filter.afterSeq !== undefined) {
-      where.push('seq > ?');
-      params.push(filter.afterSeq);
-    }
-    const condition = where.length === 0 ? '' : ` WHERE ${where.join(' AND ')}`;
-    const sql = `SELECT ${ESCALATIONS.select} FROM escalations${condition} ORDER BY seq LIMIT ?`;
-    const records = this.#read((c) =>
-      cached(c, sql).all(...params, filter.limit),
-    ) as EscalationRecord[];
-    return records.map(toEscalation);
+    return this.#read((c) => reads.listEscalations(c, filter));
   }
 
   async updateEscalation(
@@ -456,14 +341,7 @@ export class SqliteStorage implements Storage {
     changes: Partial<Omit<EscalationRow, 'id' | 'seq' | 'createdAt'>>,
     event: NewEvent,
   ): Promise<EscalationRow | undefined> {
-    if (expectStatuses.length === 0) return this.#read(() => undefined);
-    const where = `id = ? AND status IN (${expectStatuses.map(() => '?').join(', ')})`;
-    const row = this.#write((c) => {
-      const record = update(c, ESCALATIONS, changes, where, [id, ...expectStatuses]);
-      if (record === undefined) return undefined;
-      appendEvent(c, event);
-      return toEscalation(record as EscalationRecord);
-    });
+    const row = this.#write((c) => writes.updateEscalation(c, id, expectStatuses, changes, event));
     if (row !== undefined) this.#signal('event');
     return row;
   }
@@ -519,18 +397,6 @@ export class SqliteStorage implements Storage {
 
   #unavailable(reason: string, cause?: unknown): StoreError {
     return unavailableError({ location: this.location, engine: 'sqlite', reason }, cause);
-  }
-
-  #inUse(cause: unknown): ConflictError {
-    const pid = lockHolder(this.#path);
-    const message =
-      pid === undefined
-        ? `${this.location} is already in use by another exec-kernel service`
-        : pid === process.pid
-          ? `${this.location} is already open in this process (pid ${pid})`
-          : `${this.location} is already in use by another exec-kernel service (pid ${pid})`;
-    const holder = pid === undefined ? {} : { holder: `pid ${pid}` };
-    return new ConflictError({ resource: this.location, ...holder }, { message, cause });
   }
 
   /** After updates: `task` when one went back to the queue, else `event` when any applied. */

@@ -1,4 +1,12 @@
-import type { JsonValue, NewEvent, TaskRow } from '../../model.js';
+import { ConflictError } from '@exec-kernel/core';
+import type {
+  EscalationRow,
+  EscalationStatus,
+  JsonValue,
+  NewEvent,
+  NewTaskRow,
+  TaskRow,
+} from '../../model.js';
 import {
   type ClaimEvent,
   type ClaimRequest,
@@ -15,14 +23,55 @@ import {
   type Connection,
   cached,
   claimNextSql,
+  ESCALATIONS,
+  type EscalationRecord,
   insertEscalation,
   TASKS,
   type TaskRecord,
+  toEscalation,
   toTask,
   update,
+  values,
 } from './statements.js';
 
 // The writes of the SQLite engine, each to run inside the caller's transaction.
+
+/** A new task and its event, or the task its agent's idempotency key already names. */
+export function insertTask(
+  c: Connection,
+  task: NewTaskRow,
+  event: NewEvent,
+): { task: TaskRow; created: boolean } {
+  if (task.idempotencyKey !== null) {
+    const existing = c.taskByIdempotencyKey.get(task.agentId, task.idempotencyKey);
+    if (existing !== undefined) return { task: toTask(existing as TaskRecord), created: false };
+  }
+  if (c.taskIdExists.get(task.id) !== undefined) {
+    throw new ConflictError(
+      { resource: `task ${task.id}` },
+      { message: `Task ${task.id} already exists` },
+    );
+  }
+  const row = toTask(c.insertTask.get(...values(TASKS, task)) as TaskRecord);
+  appendEvent(c, event);
+  return { task: row, created: true };
+}
+
+/** A compare-and-set on an escalation's status, with its event. */
+export function updateEscalation(
+  c: Connection,
+  id: string,
+  expectStatuses: readonly EscalationStatus[],
+  changes: Partial<Omit<EscalationRow, 'id' | 'seq' | 'createdAt'>>,
+  event: NewEvent,
+): EscalationRow | undefined {
+  if (expectStatuses.length === 0) return undefined;
+  const where = `id = ? AND status IN (${expectStatuses.map(() => '?').join(', ')})`;
+  const record = update(c, ESCALATIONS, changes, where, [id, ...expectStatuses]);
+  if (record === undefined) return undefined;
+  appendEvent(c, event);
+  return toEscalation(record as EscalationRecord);
+}
 
 /** The WHERE of a compare-and-set on a task (`id = ?` and what `expect` checks), with its params. */
 export function expectationWhere(
