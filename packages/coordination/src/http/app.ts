@@ -2,6 +2,7 @@ import { LIMIT_MAXIMUMS } from '@exec-kernel/budget';
 import {
   InvalidInputError,
   KernelError,
+  StoreError,
   TASK_STATES,
   type TaskState,
   type Violation,
@@ -1237,6 +1238,14 @@ function describeError(
       body: errorBody(error.code, error.message, { details: error.details }),
     };
   }
+  // Before the KernelError branch: the engines' StoreError `unavailable` keeps the documented
+  // answer, and its details (the storage's location) stay out of every caller's reach.
+  if (databaseUnavailable(error)) {
+    return {
+      status: 503,
+      body: errorBody('UNAVAILABLE', 'The database is not answering; try again shortly'),
+    };
+  }
   if (KernelError.is(error)) {
     const violation = (error as KernelError & { violation?: Violation }).violation;
     const extra =
@@ -1249,12 +1258,6 @@ function describeError(
     const known = HTTP_EXCEPTION_CODES[error.status];
     if (known !== undefined)
       return { status: error.status, body: errorBody(known.code, known.message) };
-  }
-  if (databaseUnavailable(error)) {
-    return {
-      status: 503,
-      body: errorBody('UNAVAILABLE', 'The database is not answering; try again shortly'),
-    };
   }
   const ref = internal(error);
   return {
@@ -1286,6 +1289,7 @@ const UNAVAILABLE_CODES: ReadonlySet<string> = new Set([
 ]);
 
 function databaseUnavailable(error: unknown): boolean {
+  if (StoreError.is(error)) return error.problem === 'unavailable';
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' && (UNAVAILABLE_CODES.has(code) || /^08[0-9A-Z]{3}$/.test(code));
 }
