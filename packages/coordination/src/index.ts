@@ -57,7 +57,9 @@ export type {
   SpendingDelta,
   Storage,
   TaskChanges,
+  TaskContext,
   TaskFilter,
+  TaskNote,
   TaskUpdate,
   UpdateExtras,
 } from './storage/storage.js';
