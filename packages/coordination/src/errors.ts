@@ -14,8 +14,9 @@ export type ServiceErrorCode =
   | 'UNAVAILABLE';
 
 /**
- * A request the service refuses for a reason that is not a kernel rule: no or a wrong token,
- * acting as someone else, a malformed body. Carries the HTTP status it is answered with.
+ * A request the transport refuses before the service sees it: no or a wrong token, a malformed
+ * or oversized body, too many streams. Carries the HTTP status it is answered with. The service
+ * itself throws core's typed errors (`ForbiddenError`, `ValidationError`, …), never this.
  */
 export class ServiceError extends Error {
   override name = 'ServiceError';
@@ -43,6 +44,8 @@ export class ServiceError extends Error {
 export function statusOf(error: KernelError): number {
   const byCode: Partial<Record<KernelErrorCode, number>> = {
     INVALID_INPUT: 400,
+    VALIDATION: 400,
+    FORBIDDEN: 403,
     NOT_FOUND: 404,
     CONFLICT: 409,
     CONFIG_INVALID: 400,
@@ -52,7 +55,20 @@ export function statusOf(error: KernelError): number {
   return byCode[error.code] ?? 422;
 }
 
-/** Whether an error is a rule violation (422), which the service also escalates. */
+/**
+ * The codes of the rule violations: the refusals the service escalates (with their Violation
+ * record) and answers 422. Every other code (a caller's identity, a bad value, a missing or busy
+ * resource) is refused without an escalation.
+ */
+export const ESCALATED_CODES: ReadonlySet<KernelErrorCode> = new Set<KernelErrorCode>([
+  'INVALID_TRANSITION',
+  'LOOP_DETECTED',
+  'BUDGET_EXCEEDED',
+  'IDLE_ENFORCED',
+  'TASK_ADMISSION',
+]);
+
+/** Whether an error is a rule violation (one of {@link ESCALATED_CODES}), which the service escalates. */
 export function isViolation(error: unknown): error is KernelError {
-  return KernelError.is(error) && statusOf(error) === 422;
+  return KernelError.is(error) && ESCALATED_CODES.has(error.code);
 }

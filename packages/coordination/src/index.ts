@@ -9,7 +9,7 @@ export type {
 } from './client.js';
 export { CoordinationClient, isUnavailable } from './client.js';
 export type { ServiceErrorCode } from './errors.js';
-export { ServiceError } from './errors.js';
+export { ESCALATED_CODES, ServiceError } from './errors.js';
 export type { ForwardedEscalation } from './escalation-sink.js';
 export { coordinationSink } from './escalation-sink.js';
 export type { AppEnv, AppOptions } from './http/app.js';
@@ -38,9 +38,14 @@ export type {
   Caller,
   ClaimOptions,
   EnqueueInput,
+  EscalationInput,
   Lease,
+  Moved,
+  NextClaim,
   ServiceCounters,
   ServiceSettings,
+  SpendDelta,
+  SpendWarning,
   TransitionOutcome,
   TransitionRequest,
 } from './service.js';

@@ -575,7 +575,11 @@ describe('batches', () => {
       task: { state: 'done' },
     });
     expect(!invalid?.ok && invalid?.error).toBeInstanceOf(InvalidTransitionError);
-    expect(!foreign?.ok && foreign?.error).toMatchObject({ status: 403 });
+    // The service's typed refusal, rebuilt by the client from its code.
+    expect(!foreign?.ok && foreign?.error).toMatchObject({
+      code: 'FORBIDDEN',
+      message: 'Task theirs is leased by other, not worker',
+    });
     expect(!ghost?.ok && ghost?.error).toBeInstanceOf(NotFoundError);
     expect((await admin.getTask('t2')).state).toBe('in_progress');
     const { escalations } = await admin.listEscalations();

@@ -421,7 +421,7 @@ export function createApp(
     return ref;
   };
   const fail = (error: unknown, c: Context<AppEnv>): Response => {
-    const { status, body } = describeError(error, internal(c));
+    const { status, body } = describeError(error, internal(c), service);
     if (status === 503) c.header('retry-after', '1');
     if (status === 429) c.header('retry-after', '5');
     if (status === 401) c.header('www-authenticate', 'Bearer');
@@ -880,7 +880,7 @@ export function createApp(
               to: transitions[i]?.to,
               reason: o.reason,
             }
-          : { id: o.id, ok: false, error: describeError(o.error, internal(c)).body.error },
+          : { id: o.id, ok: false, error: describeError(o.error, internal(c), service).body.error },
       );
       if (next === undefined) return c.json({ results }, 200);
       const claims = claimed?.tasks.map((task) => ({ task: taskView(task), lease: claimed.lease }));
@@ -1230,6 +1230,7 @@ const HTTP_EXCEPTION_CODES: Readonly<Record<number, { code: string; message: str
 function describeError(
   error: unknown,
   internal: (error: unknown) => string,
+  service: Pick<CoordinationService, 'violationOf'>,
 ): { status: number; body: ErrorBody } {
   if (error instanceof ServiceError) {
     return {
@@ -1238,7 +1239,7 @@ function describeError(
     };
   }
   if (KernelError.is(error)) {
-    const violation = (error as KernelError & { violation?: Violation }).violation;
+    const violation = service.violationOf(error);
     const extra =
       violation === undefined
         ? { details: { ...error.details } }
