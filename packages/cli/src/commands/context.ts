@@ -1,7 +1,7 @@
 import { InvalidInputError, NotFoundError } from '@exec-kernel/core';
 import type { JsonValue } from '@exec-kernel/memory';
 import { idArg, stringFlag, textArg } from '../args.js';
-import { backendFor } from '../backends/backend.js';
+import { backendFor } from '../backends/select.js';
 import type { Command } from '../context.js';
 
 // Context is small by design: it is kept in the state file every call reads and rewrites.

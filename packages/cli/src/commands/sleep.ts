@@ -2,7 +2,7 @@ import { LIMIT_MAXIMUMS } from '@exec-kernel/budget';
 import { formatAmount } from '@exec-kernel/core';
 import type { WakeReason } from '@exec-kernel/lifecycle';
 import { got, idArg, numberArg, requiredFlag, stringFlag } from '../args.js';
-import { backendFor } from '../backends/backend.js';
+import { backendFor } from '../backends/select.js';
 import { type Command, type CommandResult, UsageError } from '../context.js';
 import { configFor } from '../services.js';
 

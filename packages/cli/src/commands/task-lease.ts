@@ -1,6 +1,7 @@
 import { LIMIT_MAXIMUMS } from '@exec-kernel/budget';
 import { idArg, numberArg, stringFlag } from '../args.js';
-import { BACKEND_OPTION, backendFor } from '../backends/backend.js';
+import { BACKEND_OPTION } from '../backends/backend.js';
+import { backendFor } from '../backends/select.js';
 import type { Command } from '../context.js';
 import { AGENT_ID, TASK_ID } from './task.js';
 

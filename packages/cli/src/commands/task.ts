@@ -14,7 +14,8 @@ import {
   textArg,
   textProblem,
 } from '../args.js';
-import { BACKEND_OPTION, backendFor } from '../backends/backend.js';
+import { BACKEND_OPTION } from '../backends/backend.js';
+import { backendFor } from '../backends/select.js';
 import { type Command, type CommandContext, type CommandResult, UsageError } from '../context.js';
 
 const ADMISSION_FLAGS = {
