@@ -77,7 +77,8 @@ Options:
   --expected-value <text>      what fixing it is worth
   --validation-path <text>     how anyone will know it worked
   --admission <field=value>    any other admission field the config requires (repeatable)
-  --backend local|paperclip    where the task lives (default: paperclip inside a heartbeat)
+  --backend <b>                local, paperclip or coordination (default: paperclip inside a
+                               heartbeat, coordination with EXEC_KERNEL_COORDINATION_URL)
 `,
   options: {
     ...BACKEND_OPTION,
@@ -138,7 +139,7 @@ Options:
   --agent-id <id>      who made the move
   --blocked-by <id>    Paperclip: an issue blocking this one, for blocked (repeatable)
   --reviewer <user>    Paperclip: the human reviewing, for in_review
-  --backend local|paperclip
+  --backend local|paperclip|coordination
 `,
   options: {
     ...BACKEND_OPTION,
