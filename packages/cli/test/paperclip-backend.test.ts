@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type FakeAgent, FakePaperclip } from '../../paperclip/test/fake-paperclip.js';
-import { ADMISSION, cli, scratch } from './helpers.js';
+import { ADMISSION, cli, exited, lines, scratch, start } from './helpers.js';
 
 let fake: FakePaperclip;
 let agent: FakeAgent;
@@ -101,6 +101,39 @@ describe('task commands on Paperclip, chosen by the heartbeat variables', () => 
     );
     await cli(dir, ['sleep', '--agent-id', agent.id, '--timeout', '0.3']);
     expect(fake.writes()).toHaveLength(writes);
+  });
+
+  it('keeps a sleep in the local store, and the adapter refuses the sleeping agent', async () => {
+    const sleeper = start(dir, ['sleep', '--agent-id', agent.id, '--timeout', '30'], env);
+    const both = lines(sleeper, 2);
+    const [slept] = await lines(sleeper, 1);
+    expect(slept).toBe(`SLEEP:idle agent=${agent.id} reason=no_tasks timeout=30s`);
+    const writes = fake.writes().length;
+    const refused = await cli(
+      dir,
+      ['task', 'create', 'Busywork', '--type', 'x', ...ADMISSION],
+      env,
+    );
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(
+      new RegExp(
+        `^DENIED: \\[idle\\] Agent ${agent.id} is idle until \\S+: it may not create tasks while asleep\n$`,
+      ),
+    );
+    expect(fake.writes()).toHaveLength(writes);
+    expect((await cli(dir, ['wake', '--agent-id', agent.id], env)).stdout).toBe(
+      `WOKE: agent=${agent.id} reason=woken\n`,
+    );
+    expect(await both).toEqual([slept, `WAKE: agent=${agent.id} reason=woken`]);
+    expect(await exited(sleeper)).toBe(0);
+  });
+
+  it('refuses context in one line until the adapter has it', async () => {
+    expect(await cli(dir, ['context', 'get', 'KER-1'], env)).toEqual({
+      status: 1,
+      stdout: '',
+      stderr: 'ERROR: context is not available on the paperclip backend yet\n',
+    });
   });
 
   it('stays local without the variables, and says what a remote-only command needs', async () => {
