@@ -23,15 +23,17 @@ import {
 } from '@exec-kernel/core';
 import {
   type AdmissionOptions,
+  admitTask,
   IdleGuard,
   type SleepRecord,
   type TaskAdmission,
-  validateAdmission,
+  type TaskCandidate,
   validateTransition,
   type WakeReason,
   type WakeRecord,
 } from '@exec-kernel/lifecycle';
-import { evaluateNewTask, type StoredWorkNode } from '@exec-kernel/loop';
+import { loopOver, type StoredWorkNode } from '@exec-kernel/loop';
+import { loadAncestry } from './ancestry.js';
 import {
   apiUrlProblem,
   MAX_RETRIES,
@@ -39,7 +41,7 @@ import {
   PaperclipHttp,
   PaperclipStatusError,
 } from './http.js';
-import { readMarker, withMarker } from './marker.js';
+import { withMarker } from './marker.js';
 import type { InboxItem, IssuePriority, PaperclipIssue } from './types.js';
 
 /** Options of {@link PaperclipAdapter}. */
@@ -93,8 +95,16 @@ export interface CreateTaskOptions {
   priority?: IssuePriority | undefined;
   /** Agent to assign (Paperclip wakes it unless the status is `backlog`). */
   assignee?: string | undefined;
-  /** Default: Paperclip's (`todo` with an assignee, else `backlog`). */
+  /**
+   * The new issue's status. Default: `todo`, where a task starts on every exec-kernel backend
+   * (Paperclip's own default without an assignee would be `backlog`).
+   */
   status?: 'backlog' | 'todo' | undefined;
+  /**
+   * How refusals name the task before Paperclip gives it an identifier, e.g. the id the caller
+   * uses for it elsewhere. Default: the title.
+   */
+  name?: string | undefined;
   /** Paperclip's de-duplication key (same key within 7 days returns the existing issue). */
   idempotencyKey?: string | undefined;
   /** Skips Paperclip's same-title de-duplication. */
@@ -174,11 +184,6 @@ export interface WaitResult {
   reason: WakeReason;
   tasks: InboxItem[];
 }
-
-const NEW_TASK = '\u0000new';
-// Issues not created through the adapter have no type; this one matches no other.
-const UNTYPED = '\u0000untyped';
-const MAX_CREATOR_HOPS = 64;
 
 const STATES: ReadonlySet<string> = new Set<string>(TASK_STATES);
 // A bearer token: printable ASCII without spaces (a CR/LF would be a header of its own).
@@ -412,13 +417,14 @@ export class PaperclipAdapter {
   }
 
   /**
-   * Creates a Paperclip issue, after checking, in this order and before anything is sent: that the
-   * agent is not asleep, that the admission case is complete (every missing field at once), and
-   * the loop rules over the issue's `parentId` chain and creator links read from Paperclip.
+   * Creates a Paperclip issue (in `todo` unless `status` says otherwise) after `admitTask` from
+   * `@exec-kernel/lifecycle` allows it: the agent is not asleep, the admission case is complete
+   * (every missing field at once), and the loop rules pass over the issue's `parentId` chain and
+   * creator links read from Paperclip. Sleep and admission are decided before anything is read.
    *
    * @throws IdleEnforcementError, TaskAdmissionError or LoopDetectionError; nothing is created.
    * @throws InvalidInputError for a `taskType`, `parentTaskId`, `createdByTaskId` or `assignee`
-   *   that core's id rule refuses, or a title or description that its text rule refuses (control
+   *   that core's id rule refuses, or a title, name or description its text rule refuses (control
    *   characters other than tabs and line breaks), before anything is sent.
    */
   async createTask(
@@ -427,17 +433,35 @@ export class PaperclipAdapter {
     options: CreateTaskOptions,
   ): Promise<CreatedTask> {
     return this.#refusing(async () => {
-      this.idle.assertMayCreate(this.agentId);
-      validateAdmission(options.admission, this.#admission);
+      const name = options.name ?? title;
+      const candidate = {
+        taskId: name,
+        agentId: this.agentId,
+        taskType,
+        title,
+        admission: options.admission,
+        // The budget's depth limit is the adapter's, so the loop rule is the one that speaks.
+        budget: { maxDepth: this.maxDepth },
+      };
+      // The same rules once without the ancestry first: idle and admission refuse before
+      // anything is read, as they do on every other backend.
+      this.#admit(candidate, []);
       checkId(taskType, 'task type');
       checkText(title, 'title');
+      if (options.name !== undefined) checkText(options.name, 'task name');
       if (options.description !== undefined) checkText(options.description, 'description');
       if (options.assignee !== undefined) checkId(options.assignee, 'assignee');
-      const createdByTaskId = options.createdByTaskId ?? this.taskId;
-      const { depth, parentId, creatorId } = await this.#checkLoop(title, taskType, {
+      const ancestry = await loadAncestry((id, field) => this.#issue(id, field), {
         parentTaskId: options.parentTaskId,
-        createdByTaskId,
+        createdByTaskId: options.createdByTaskId ?? this.taskId,
       });
+      const parentId = ancestry.parent?.id;
+      const creatorId = ancestry.creator?.id;
+      const { depth } = this.#admit(
+        { ...candidate, parentTaskId: parentId, createdByTaskId: creatorId },
+        ancestry.rows,
+        ancestry.seen,
+      );
 
       const marker = {
         taskType,
@@ -453,7 +477,7 @@ export class PaperclipAdapter {
       if (parentId !== undefined) body.parentId = parentId;
       if (options.priority !== undefined) body.priority = options.priority;
       if (options.assignee !== undefined) body.assigneeAgentId = options.assignee;
-      if (options.status !== undefined) body.status = options.status;
+      body.status = options.status ?? 'todo';
       if (options.idempotencyKey !== undefined) body.idempotencyKey = options.idempotencyKey;
       if (options.allowDuplicate !== undefined) body.allowDuplicate = options.allowDuplicate;
 
@@ -722,6 +746,30 @@ export class PaperclipAdapter {
     }
   }
 
+  /**
+   * `admitTask` over `rows`, with the agent's sleep from the guard and the clock's now; throws
+   * its refusal. Issues in a loop refusal are named by identifier (the rows hold UUIDs).
+   */
+  #admit(
+    candidate: TaskCandidate,
+    rows: StoredWorkNode[],
+    seen: ReadonlyMap<string, PaperclipIssue> = new Map(),
+  ): { depth: number } {
+    const sleep = this.idle.sleepOf(this.agentId);
+    const decision = admitTask(candidate, {
+      now: this.#clock.now(),
+      sleep: sleep && { untilMs: Date.parse(sleep.until), reason: sleep.reason },
+      required: this.#admission.required,
+      loop: loopOver(rows, { maxDepth: this.maxDepth }),
+    });
+    if (decision.ok) return decision;
+    const error = decision.error;
+    if (!LoopDetectionError.is(error) || error.chain === undefined) throw error;
+    const d = error.details as unknown as LoopDetectionDetails;
+    const name = (id: string) => seen.get(id)?.identifier ?? id;
+    throw new LoopDetectionError({ ...d, chain: error.chain.map(name) });
+  }
+
   async #issue(id: string, field = 'task id'): Promise<PaperclipIssue> {
     const path = `issues/${segment(id, field)}`;
     return this.#issueFrom('get', path, await this.#call<unknown>(`issue ${id}`, 'get', path));
@@ -772,73 +820,5 @@ export class PaperclipAdapter {
       }
       throw error.toKernelError(resource);
     }
-  }
-
-  /** Reads the parent and creator chains from Paperclip and applies the loop rules. */
-  async #checkLoop(
-    title: string,
-    taskType: string,
-    links: { parentTaskId: string | undefined; createdByTaskId: string | undefined },
-  ): Promise<{ depth: number; parentId: string | undefined; creatorId: string | undefined }> {
-    const rows: StoredWorkNode[] = [];
-    const seen = new Map<string, PaperclipIssue>();
-    const load = async (id: string, field: string): Promise<PaperclipIssue> => {
-      const cached = seen.get(id);
-      if (cached !== undefined) return cached;
-      const issue = await this.#issue(id, field);
-      seen.set(id, issue).set(issue.id, issue);
-      if (issue.identifier !== undefined) seen.set(issue.identifier, issue);
-      return issue;
-    };
-    const row = (issue: PaperclipIssue, depth?: number): StoredWorkNode => {
-      const marker = readMarker(issue.description);
-      return {
-        taskId: issue.id,
-        agentId: issue.createdByAgentId ?? issue.assigneeAgentId ?? UNTYPED,
-        taskType: marker.taskType ?? UNTYPED,
-        title: issue.title,
-        parentTaskId: issue.parentId ?? undefined,
-        createdByTaskId: marker.createdByTaskId,
-        depth,
-      };
-    };
-
-    let parent: PaperclipIssue | undefined;
-    if (links.parentTaskId !== undefined) {
-      parent = await load(links.parentTaskId, 'parent task id');
-      // Paperclip returns the whole parent chain with the issue: its length is the parent's depth.
-      rows.push(row(parent, parent.ancestors?.length ?? 0));
-    }
-    let creator: PaperclipIssue | undefined;
-    let next = links.createdByTaskId;
-    for (let hop = 0; next !== undefined && hop < MAX_CREATOR_HOPS; hop++) {
-      const issue = await load(next, 'creator task id');
-      if (hop === 0) creator = issue;
-      if (!rows.some((r) => r.taskId === issue.id)) rows.push(row(issue));
-      const following = readMarker(issue.description).createdByTaskId;
-      // A creator already read means the chain loops; the rows hold it, and the rules refuse it.
-      const known = following === undefined ? undefined : seen.get(following);
-      next = known !== undefined && rows.some((r) => r.taskId === known.id) ? undefined : following;
-    }
-
-    const decision = evaluateNewTask(
-      {
-        taskId: NEW_TASK,
-        agentId: this.agentId,
-        taskType,
-        title,
-        parentTaskId: parent?.id,
-        createdByTaskId: creator?.id,
-      },
-      rows,
-      { maxDepth: this.maxDepth },
-    );
-    if (!decision.ok) {
-      // The rules name the new task by a placeholder and issues by UUID: say title and identifiers.
-      const d = decision.error.details as unknown as LoopDetectionDetails;
-      const name = (id: string) => (id === NEW_TASK ? title : (seen.get(id)?.identifier ?? id));
-      throw new LoopDetectionError({ ...d, taskId: title, chain: d.chain?.map(name) });
-    }
-    return { depth: decision.depth, parentId: parent?.id, creatorId: creator?.id };
   }
 }
