@@ -42,6 +42,17 @@ import {
   PaperclipStatusError,
 } from './http.js';
 import { withMarker } from './marker.js';
+import {
+  CONTEXT_DOCUMENT_KEY,
+  contextBody,
+  type JsonValue,
+  jsonValueProblem,
+  noteOf,
+  readContextBody,
+  setKey,
+  type TaskContext,
+  type TaskNote,
+} from './task-context.js';
 import type { InboxItem, IssuePriority, PaperclipIssue } from './types.js';
 
 /** Options of {@link PaperclipAdapter}. */
@@ -184,6 +195,9 @@ export interface WaitResult {
   reason: WakeReason;
   tasks: InboxItem[];
 }
+
+// Tries of a context update that loses its revision race to another writer.
+const MAX_CONTEXT_ATTEMPTS = 5;
 
 const STATES: ReadonlySet<string> = new Set<string>(TASK_STATES);
 // A bearer token: printable ASCII without spaces (a CR/LF would be a header of its own).
@@ -612,6 +626,89 @@ export class PaperclipAdapter {
   }
 
   /**
+   * A task's context: its key/value context (the issue's `exec-kernel-context` document; `{}`
+   * when it has none) and its notes (the issue's comments, oldest first).
+   *
+   * @throws NotFoundError when there is no such issue.
+   * @throws InvalidInputError for an id core's id rule refuses, before anything is sent.
+   * @throws TransportError when the document holds no JSON object (say, after a hand edit).
+   */
+  async getContext(id: string): Promise<TaskContext> {
+    const issue = await this.#issue(id);
+    const { context } = await this.#contextDocument(issue);
+    const path = `issues/${segment(issue.id, 'task id')}/comments`;
+    const answer = await this.#call<unknown>(`issue ${id}`, 'get', path, {
+      searchParams: { order: 'asc' },
+    });
+    const notes = Array.isArray(answer) ? answer.map(noteOf) : [undefined];
+    if (notes.includes(undefined)) throw this.#http.malformed('get', path, 'no list of comments');
+    return {
+      taskId: issue.id,
+      identifier: issue.identifier,
+      context,
+      notes: notes as TaskNote[],
+    };
+  }
+
+  /**
+   * Sets one context value of a task (`undefined` removes the key) and returns the whole context.
+   * A read-modify-write of the issue's document against its latest revision: when another writer
+   * got in between (Paperclip's 409), it reads again and retries, so no concurrent update is lost.
+   *
+   * @throws InvalidInputError for an id or key core's id rule refuses, or a value that is not
+   *   JSON (or nests deeper than 64 levels), before anything is sent.
+   * @throws NotFoundError when there is no such issue.
+   * @throws ConflictError when other writers kept winning for 5 attempts.
+   */
+  async setContext(
+    id: string,
+    key: string,
+    value: JsonValue | undefined,
+  ): Promise<Record<string, JsonValue>> {
+    checkId(key, 'context key');
+    const problem = value === undefined ? undefined : jsonValueProblem(value);
+    if (problem !== undefined) throw new InvalidInputError({ field: 'context value', problem });
+    const issue = await this.#issue(id);
+    const path = `issues/${segment(issue.id, 'task id')}/documents/${CONTEXT_DOCUMENT_KEY}`;
+    for (let attempt = 1; ; attempt++) {
+      const { context, revision } = await this.#contextDocument(issue);
+      if (value === undefined) delete context[key];
+      else setKey(context, key, value);
+      const body: Record<string, unknown> = {
+        title: 'exec-kernel context',
+        format: 'markdown',
+        body: contextBody(context),
+      };
+      if (revision !== undefined) body.baseRevisionId = revision;
+      try {
+        await this.#http.request('put', path, { json: body });
+        return context;
+      } catch (error) {
+        if (!(error instanceof PaperclipStatusError)) throw error;
+        if (error.status !== 409 || attempt >= MAX_CONTEXT_ATTEMPTS) {
+          throw error.toKernelError(`issue ${id}`);
+        }
+      }
+    }
+  }
+
+  /**
+   * Adds a note to a task: a comment on its issue.
+   *
+   * @throws InvalidInputError for an id core's id rule refuses, or a text its text rule refuses,
+   *   before anything is sent.
+   * @throws NotFoundError when there is no such issue.
+   */
+  async addNote(id: string, text: string): Promise<TaskNote> {
+    checkText(text, 'note');
+    const path = `issues/${segment(id, 'task id')}/comments`;
+    const answer = await this.#call<unknown>(`issue ${id}`, 'post', path, { json: { body: text } });
+    const note = noteOf(answer);
+    if (note === undefined) throw this.#http.malformed('post', path, 'no comment');
+    return note;
+  }
+
+  /**
    * Issues of the agent's company, filtered by status and assignee (`GET /companies/{id}/issues`,
    * sorted by Paperclip by priority). Default assignee: this agent; `null` for any.
    *
@@ -768,6 +865,33 @@ export class PaperclipAdapter {
     const d = error.details as unknown as LoopDetectionDetails;
     const name = (id: string) => seen.get(id)?.identifier ?? id;
     throw new LoopDetectionError({ ...d, chain: error.chain.map(name) });
+  }
+
+  /** The issue's context document: its context and revision, or `{}` when it has none. */
+  async #contextDocument(
+    issue: PaperclipIssue,
+  ): Promise<{ context: Record<string, JsonValue>; revision: string | undefined }> {
+    const path = `issues/${segment(issue.id, 'task id')}/documents/${CONTEXT_DOCUMENT_KEY}`;
+    let answer: unknown;
+    try {
+      answer = await this.#http.request<unknown>('get', path);
+    } catch (error) {
+      if (error instanceof PaperclipStatusError && error.status === 404) {
+        return { context: {}, revision: undefined };
+      }
+      throw error instanceof PaperclipStatusError
+        ? error.toKernelError(`issue ${issue.identifier ?? issue.id}`)
+        : error;
+    }
+    const doc = (typeof answer === 'object' && answer !== null ? answer : {}) as Record<
+      string,
+      unknown
+    >;
+    const context = readContextBody(doc.body);
+    if (context === undefined || !isValidId(doc.latestRevisionId)) {
+      throw this.#http.malformed('get', path, 'no exec-kernel context document');
+    }
+    return { context, revision: doc.latestRevisionId };
   }
 
   async #issue(id: string, field = 'task id'): Promise<PaperclipIssue> {

@@ -14,4 +14,6 @@ export { callbackSink, EscalationHook } from './escalation.js';
 export { apiBase } from './http.js';
 export type { TaskMarker } from './marker.js';
 export { readMarker, withMarker } from './marker.js';
+export type { JsonValue, TaskContext, TaskNote } from './task-context.js';
+export { CONTEXT_DOCUMENT_KEY } from './task-context.js';
 export type { InboxItem, IssuePriority, PaperclipIssue } from './types.js';

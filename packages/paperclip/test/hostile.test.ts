@@ -207,6 +207,9 @@ describe('ids in paths', () => {
         () => adapter.comment(id, 'hi'),
         () => adapter.getTask(id),
         () => adapter.transitionTask(id, 'done'),
+        () => adapter.getContext(id),
+        () => adapter.setContext(id, 'k', 1),
+        () => adapter.addNote(id, 'hi'),
       ]) {
         const error = await refusal<NotFoundError>(call());
         expect(error).toBeInstanceOf(NotFoundError);
@@ -222,6 +225,9 @@ describe('ids in paths', () => {
           `POST /api/issues/${e}/comments`,
           `GET /api/issues/${e}`,
           `GET /api/issues/${e}`,
+          `GET /api/issues/${e}`,
+          `GET /api/issues/${e}`,
+          `POST /api/issues/${e}/comments`,
         ];
       }),
     );
