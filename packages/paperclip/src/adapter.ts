@@ -1,21 +1,19 @@
 import { setTimeout as delay } from 'node:timers/promises';
+import { type BudgetLimits, evaluateBudget, resolveLimits } from '@exec-kernel/budget';
 import {
   type Clock,
-  ConfigError,
-  type ConfigProblem,
   checkId,
   InvalidInputError,
   InvalidTransitionError,
-  idProblem,
+  isTerminalState,
   isValidId,
   KernelError,
   ListenerSet,
   type LoopDetectionDetails,
   LoopDetectionError,
+  NotFoundError,
   systemClock,
-  TASK_STATES,
   type TaskState,
-  textProblem,
   toIsoTime,
   toViolation,
   type Unsubscribe,
@@ -26,7 +24,6 @@ import {
   admitTask,
   IdleGuard,
   type SleepRecord,
-  type TaskAdmission,
   type TaskCandidate,
   validateTransition,
   type WakeReason,
@@ -34,255 +31,35 @@ import {
 } from '@exec-kernel/lifecycle';
 import { loopOver, type StoredWorkNode } from '@exec-kernel/loop';
 import { loadAncestry } from './ancestry.js';
-import {
-  apiUrlProblem,
-  MAX_RETRIES,
-  MAX_TIMEOUT_MS,
-  PaperclipHttp,
-  PaperclipStatusError,
-} from './http.js';
+import { IssueDocuments } from './documents.js';
+import { PaperclipHttp, PaperclipStatusError } from './http.js';
+import { admissionBlock, checkText, issueProblem, STATES, segment } from './input.js';
 import { withMarker } from './marker.js';
+import { checkOptions, optionsFromEnv, type PaperclipAdapterOptions } from './options.js';
 import {
   CONTEXT_DOCUMENT_KEY,
-  contextBody,
   type JsonValue,
   jsonValueProblem,
   noteOf,
-  readContextBody,
   setKey,
   type TaskContext,
   type TaskNote,
 } from './task-context.js';
-import type { InboxItem, IssuePriority, PaperclipIssue } from './types.js';
+import type {
+  CreatedTask,
+  CreateTaskOptions,
+  StepOptions,
+  TaskSteps,
+  TaskTransitionEvent,
+  TransitionedTask,
+  TransitionTaskOptions,
+  WaitForWorkOptions,
+  WaitResult,
+} from './task-types.js';
+import type { InboxItem, PaperclipIssue } from './types.js';
 
-/** Options of {@link PaperclipAdapter}. */
-export interface PaperclipAdapterOptions {
-  /** Paperclip's origin (`PAPERCLIP_API_URL`), with or without a trailing `/api`. */
-  apiUrl: string;
-  /** An agent API key or a run JWT (`PAPERCLIP_API_KEY`). Never shown in errors or `toJSON()`. */
-  apiKey: string;
-  /** The agent the adapter acts as (`PAPERCLIP_AGENT_ID`). */
-  agentId: string;
-  /** The agent's company (`PAPERCLIP_COMPANY_ID`). Default: read from `GET /agents/me`. */
-  companyId?: string | undefined;
-  /** The heartbeat run (`PAPERCLIP_RUN_ID`), sent as `X-Paperclip-Run-Id`. Needed for writes. */
-  runId?: string | undefined;
-  /**
-   * The task the agent is working on (`PAPERCLIP_TASK_ID`): the default `createdByTaskId` of tasks
-   * it creates, so the loop rules see self-generated work.
-   */
-  taskId?: string | undefined;
-  /** Deepest allowed nesting along `parentId` (config `lifecycle.max_depth`). Default: `10`. */
-  maxDepth?: number | undefined;
-  /** Admission fields required of new tasks (config `admission.required`). Default: all four. */
-  admissionRequired?: readonly string[] | undefined;
-  /** Sleep state; pass one restored from memory to share it with other processes. Default: new. */
-  idle?: IdleGuard | undefined;
-  clock?: Clock | undefined;
-  /**
-   * Per HTTP attempt, from sending the request to the last byte of the answer, at most
-   * 2147483647. Also the longest wait a `Retry-After` can ask for before a retry (never more than
-   * 30 s). Default: `10000` ms.
-   */
-  timeoutMs?: number | undefined;
-  /**
-   * Retries of idempotent calls on 408, 429, 5xx, network errors and timeouts, at most 10.
-   * Default: `2`.
-   */
-  retries?: number | undefined;
-  /** Largest answer read; a larger one is a `TransportError`. Default: 16 MiB. */
-  maxResponseBytes?: number | undefined;
-}
-
-/** Options of {@link PaperclipAdapter.createTask}. */
-export interface CreateTaskOptions {
-  /** Why the task should exist. Every required field must be present and non-blank. */
-  admission: Partial<TaskAdmission> & Record<string, unknown>;
-  /** The Paperclip issue this one decomposes (id or identifier such as `KER-12`). */
-  parentTaskId?: string | undefined;
-  /** The issue whose work produced this one. Default: the adapter's `taskId`. */
-  createdByTaskId?: string | undefined;
-  description?: string | undefined;
-  priority?: IssuePriority | undefined;
-  /** Agent to assign (Paperclip wakes it unless the status is `backlog`). */
-  assignee?: string | undefined;
-  /**
-   * The new issue's status. Default: `todo`, where a task starts on every exec-kernel backend
-   * (Paperclip's own default without an assignee would be `backlog`).
-   */
-  status?: 'backlog' | 'todo' | undefined;
-  /**
-   * How refusals name the task before Paperclip gives it an identifier, e.g. the id the caller
-   * uses for it elsewhere. Default: the title.
-   */
-  name?: string | undefined;
-  /** Paperclip's de-duplication key (same key within 7 days returns the existing issue). */
-  idempotencyKey?: string | undefined;
-  /** Skips Paperclip's same-title de-duplication. */
-  allowDuplicate?: boolean | undefined;
-}
-
-/** What {@link PaperclipAdapter.createTask} returns. */
-export interface CreatedTask {
-  id: string;
-  identifier: string | undefined;
-  title: string;
-  status: TaskState;
-  /** Depth along `parentId` (0 for a root). */
-  depth: number;
-  /**
-   * True when Paperclip returned an existing issue instead of creating one (same idempotency key,
-   * or an open issue with the same title under the same parent in the last 48 hours).
-   */
-  deduplicated: boolean;
-  deduplicationReason: string | undefined;
-  issue: PaperclipIssue;
-}
-
-/** Options of {@link PaperclipAdapter.transitionTask}. */
-export interface TransitionTaskOptions {
-  /** Posted as a comment with the change. */
-  comment?: string | undefined;
-  /** For `blocked`: the issues blocking this one. */
-  blockedByIssueIds?: string[] | undefined;
-  /**
-   * For `blocked` without blockers: who must act. Default: this agent, with the comment as the
-   * action (Paperclip needs one before an issue enters `blocked`, and lets an agent name only
-   * itself as the owner).
-   */
-  unblockDescriptor?:
-    | { owner: { agentId: string } | { userId: string } | 'board'; action: string }
-    | undefined;
-  /** For `in_review`: the human who reviews (Paperclip wants a review path from agents). */
-  reviewerUserId?: string | undefined;
-}
-
-/** What {@link PaperclipAdapter.transitionTask} returns. */
-export interface TransitionedTask {
-  id: string;
-  identifier: string | undefined;
-  from: TaskState;
-  to: TaskState;
-  /** The lifecycle table's reason text for the move. */
-  reason: string;
-  issue: PaperclipIssue;
-}
-
-/** What `onTransition` listeners receive. */
-export interface TaskTransitionEvent {
-  taskId: string;
-  identifier: string | undefined;
-  agentId: string;
-  from: TaskState;
-  to: TaskState;
-  reason: string;
-  comment: string | undefined;
-  at: string;
-}
-
-/** Options of {@link PaperclipAdapter.waitForWork}. */
-export interface WaitForWorkOptions {
-  /**
-   * How often to look at the inbox, from `10` to `3600000` ms (anything else throws
-   * `InvalidInputError`: `0` would poll the server without pause). Default: `5000` ms.
-   */
-  pollIntervalMs?: number | undefined;
-  signal?: AbortSignal | undefined;
-}
-
-/** How a wait for work ended; `tasks` is the inbox when work arrived. */
-export interface WaitResult {
-  reason: WakeReason;
-  tasks: InboxItem[];
-}
-
-// Tries of a context update that loses its revision race to another writer.
-const MAX_CONTEXT_ATTEMPTS = 5;
-
-const STATES: ReadonlySet<string> = new Set<string>(TASK_STATES);
-// A bearer token: printable ASCII without spaces (a CR/LF would be a header of its own).
-const TOKEN = /^[\x21-\x7e]+$/;
-const MAX_KEY_LENGTH = 16_384;
-
-/**
- * What is wrong with each option, in words that never quote a value (one may be the key).
- * Required strings: `apiUrl`, `apiKey`, `agentId`.
- */
-function optionProblems(
-  options: PaperclipAdapterOptions,
-): Array<{ option: string; message: string }> {
-  const problems: Array<{ option: string; message: string }> = [];
-  const add = (option: string, message: string | undefined) => {
-    if (message !== undefined) problems.push({ option, message });
-  };
-  const required = (value: unknown) =>
-    typeof value !== 'string' || value.trim() === '' ? 'is not set' : undefined;
-
-  add('apiUrl', required(options.apiUrl) ?? apiUrlProblem(options.apiUrl));
-  add(
-    'apiKey',
-    required(options.apiKey) ??
-      (options.apiKey.length > MAX_KEY_LENGTH
-        ? `must be at most ${MAX_KEY_LENGTH} characters`
-        : TOKEN.test(options.apiKey)
-          ? undefined
-          : 'must be printable ASCII without spaces or control characters'),
-  );
-  add('agentId', required(options.agentId) ?? idProblem(options.agentId));
-  for (const option of ['companyId', 'runId', 'taskId'] as const) {
-    if (options[option] !== undefined) add(option, idProblem(options[option]));
-  }
-  const integer = (value: number | undefined, min: number, max?: number) =>
-    value === undefined ||
-    (Number.isSafeInteger(value) && value >= min && (max === undefined || value <= max))
-      ? undefined
-      : max === undefined
-        ? `must be an integer of at least ${min}`
-        : `must be an integer from ${min} to ${max}`;
-  add('maxDepth', integer(options.maxDepth, 0));
-  add('timeoutMs', integer(options.timeoutMs, 1, MAX_TIMEOUT_MS));
-  add('retries', integer(options.retries, 0, MAX_RETRIES));
-  add('maxResponseBytes', integer(options.maxResponseBytes, 1));
-  return problems;
-}
-
-/** What makes `value` unlike an issue Paperclip sends, in our words; `undefined` when it is one. */
-function issueProblem(value: unknown): string | undefined {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'no issue';
-  const issue = value as Record<string, unknown>;
-  if (!isValidId(issue.id)) return 'an issue without a valid id';
-  if (issue.identifier !== undefined && issue.identifier !== null && !isValidId(issue.identifier)) {
-    return 'an issue without a valid identifier';
-  }
-  if (typeof issue.status !== 'string' || !STATES.has(issue.status)) {
-    return 'an issue whose status is not one of ours';
-  }
-  return undefined;
-}
-
-/** Throws `InvalidInputError` when core's text rule refuses `value` (ESC, NUL, a lone surrogate). */
-function checkText(value: string, field: string): void {
-  const problem = textProblem(value);
-  if (problem !== undefined) throw new InvalidInputError({ field, problem });
-}
-
-/** `id` checked by core's id rule and encoded as one path segment. */
-function segment(id: unknown, field: string): string {
-  return encodeURIComponent(checkId(id, field));
-}
-
-function admissionBlock(admission: Record<string, unknown>): string {
-  const labels: Record<string, string> = {
-    consumer: 'Consumer',
-    painPoint: 'Pain point',
-    expectedValue: 'Expected value',
-    validationPath: 'Validation',
-  };
-  return Object.entries(admission)
-    .filter(([, v]) => typeof v === 'string' && v.trim() !== '')
-    .map(([k, v]) => `- **${labels[k] ?? k}:** ${v as string}`)
-    .join('\n');
-}
+/** The issue document that holds a task's step count. */
+const BUDGET_DOCUMENT_KEY = 'exec-kernel-budget';
 
 /**
  * Works Paperclip's issues the exec-kernel way. Paperclip has the same seven statuses but enforces
@@ -312,6 +89,8 @@ export class PaperclipAdapter {
   readonly maxDepth: number;
   readonly idle: IdleGuard;
   readonly #http: PaperclipHttp;
+  readonly #documents: IssueDocuments;
+  readonly #limits: BudgetLimits;
   readonly #admission: AdmissionOptions;
   readonly #clock: Clock;
   #companyId: string | undefined;
@@ -324,16 +103,7 @@ export class PaperclipAdapter {
    *   with spaces or control characters; a number out of range). The message never quotes a value.
    */
   constructor(options: PaperclipAdapterOptions) {
-    const problems = optionProblems(options);
-    if (problems.length > 0) {
-      throw new ConfigError(
-        `Invalid PaperclipAdapter options: ${problems.map((p) => `${p.option} ${p.message}`).join('; ')}`,
-        {
-          key: problems[0]?.option,
-          problems: problems.map((p) => ({ key: p.option, message: p.message })),
-        },
-      );
-    }
+    checkOptions(options);
     this.apiUrl = options.apiUrl;
     this.agentId = options.agentId;
     this.#http = new PaperclipHttp({
@@ -351,6 +121,8 @@ export class PaperclipAdapter {
     this.#admission = { required: options.admissionRequired };
     this.#clock = options.clock ?? systemClock;
     this.idle = options.idle ?? new IdleGuard({ clock: this.#clock });
+    this.#documents = new IssueDocuments(this.#http);
+    this.#limits = resolveLimits(options.budget);
   }
 
   /**
@@ -366,51 +138,7 @@ export class PaperclipAdapter {
     env: Readonly<Record<string, string | undefined>> = process.env,
     overrides: Partial<PaperclipAdapterOptions> = {},
   ): PaperclipAdapter {
-    const variables = {
-      apiUrl: 'PAPERCLIP_API_URL',
-      apiKey: 'PAPERCLIP_API_KEY',
-      agentId: 'PAPERCLIP_AGENT_ID',
-      companyId: 'PAPERCLIP_COMPANY_ID',
-      runId: 'PAPERCLIP_RUN_ID',
-      taskId: 'PAPERCLIP_TASK_ID',
-    } as const;
-    const read = (name: string) => {
-      const value = env[name];
-      return value === undefined || value.trim() === '' ? undefined : value;
-    };
-    const options: PaperclipAdapterOptions = {
-      apiUrl: read(variables.apiUrl) ?? '',
-      apiKey: read(variables.apiKey) ?? '',
-      agentId: read(variables.agentId) ?? '',
-      companyId: read(variables.companyId),
-      runId: read(variables.runId),
-      taskId: read(variables.taskId),
-      ...overrides,
-    };
-    const missing = (['apiUrl', 'apiKey', 'agentId'] as const)
-      .filter((option) => options[option] === '')
-      .map((option) => variables[option]);
-    if (missing.length > 0) {
-      throw new ConfigError(`Paperclip is not configured: set ${missing.join(', ')}`, {
-        path: 'env',
-        key: missing[0],
-        problems: missing.map((key) => ({ key, message: 'is not set' })),
-      });
-    }
-    const problems: ConfigProblem[] = optionProblems(options).map(({ option, message }) => ({
-      key:
-        option in variables && !(option in overrides)
-          ? variables[option as keyof typeof variables]
-          : option,
-      message,
-    }));
-    if (problems.length > 0) {
-      throw new ConfigError(
-        `Paperclip is misconfigured: ${problems.map((p) => `${p.key} ${p.message}`).join('; ')}`,
-        { path: 'env', key: problems[0]?.key, problems },
-      );
-    }
-    return new PaperclipAdapter(options);
+    return new PaperclipAdapter(optionsFromEnv(env, overrides));
   }
 
   /** The agent's company: the option, else `GET /agents/me` (read once). */
@@ -635,7 +363,7 @@ export class PaperclipAdapter {
    */
   async getContext(id: string): Promise<TaskContext> {
     const issue = await this.#issue(id);
-    const { context } = await this.#contextDocument(issue);
+    const { data: context } = await this.#documents.read(issue, CONTEXT_DOCUMENT_KEY);
     const path = `issues/${segment(issue.id, 'task id')}/comments`;
     const answer = await this.#call<unknown>(`issue ${id}`, 'get', path, {
       searchParams: { order: 'asc' },
@@ -669,27 +397,16 @@ export class PaperclipAdapter {
     const problem = value === undefined ? undefined : jsonValueProblem(value);
     if (problem !== undefined) throw new InvalidInputError({ field: 'context value', problem });
     const issue = await this.#issue(id);
-    const path = `issues/${segment(issue.id, 'task id')}/documents/${CONTEXT_DOCUMENT_KEY}`;
-    for (let attempt = 1; ; attempt++) {
-      const { context, revision } = await this.#contextDocument(issue);
-      if (value === undefined) delete context[key];
-      else setKey(context, key, value);
-      const body: Record<string, unknown> = {
-        title: 'exec-kernel context',
-        format: 'markdown',
-        body: contextBody(context),
-      };
-      if (revision !== undefined) body.baseRevisionId = revision;
-      try {
-        await this.#http.request('put', path, { json: body });
-        return context;
-      } catch (error) {
-        if (!(error instanceof PaperclipStatusError)) throw error;
-        if (error.status !== 409 || attempt >= MAX_CONTEXT_ATTEMPTS) {
-          throw error.toKernelError(`issue ${id}`);
-        }
-      }
-    }
+    const { data } = await this.#documents.update(
+      issue,
+      CONTEXT_DOCUMENT_KEY,
+      'exec-kernel context',
+      (context) => {
+        if (value === undefined) delete context[key];
+        else setKey(context, key, value);
+      },
+    );
+    return data;
   }
 
   /**
@@ -706,6 +423,62 @@ export class PaperclipAdapter {
     const note = noteOf(answer);
     if (note === undefined) throw this.#http.malformed('post', path, 'no comment');
     return note;
+  }
+
+  /**
+   * Records steps on a task's budget and checks its step and duration limits (the adapter's
+   * `budget`), as the CLI's `step` does on every backend. The count lives in the issue's
+   * `exec-kernel-budget` document, so every process working the issue shares it; the clock
+   * starts at the first step. A step past the limit is still counted, then refused, so the
+   * count tells the truth.
+   *
+   * @throws BudgetExceededError for the first limit exceeded (steps, then duration).
+   * @throws NotFoundError when there is no such issue, or it is done or cancelled (its budget is
+   *   closed).
+   * @throws InvalidInputError for an id core's id rule refuses or a `count` that is not a whole
+   *   number from 1, before anything is sent.
+   */
+  async step(id: string, options: StepOptions = {}): Promise<TaskSteps> {
+    return this.#refusing(async () => {
+      const count = options.count ?? 1;
+      if (!Number.isSafeInteger(count) || count < 1) {
+        throw new InvalidInputError({ field: 'count', problem: 'must be a whole number from 1' });
+      }
+      const issue = await this.#issue(id);
+      const name = issue.identifier ?? issue.id;
+      if (isTerminalState(issue.status)) {
+        throw new NotFoundError(
+          { resource: 'open budget', id: name },
+          { message: `Task ${name} is ${issue.status}; its budget is closed` },
+        );
+      }
+      const now = this.#clock.now();
+      const { result } = await this.#documents.update(
+        issue,
+        BUDGET_DOCUMENT_KEY,
+        'exec-kernel budget',
+        (budget) => {
+          const taken = typeof budget.stepsTaken === 'number' ? budget.stepsTaken : 0;
+          const started = typeof budget.startedAt === 'string' ? Date.parse(budget.startedAt) : now;
+          budget.stepsTaken = taken + count;
+          budget.startedAt = toIsoTime(Number.isFinite(started) ? started : now);
+          return {
+            stepsTaken: taken + count,
+            elapsedSeconds: Math.max(0, now - (Number.isFinite(started) ? started : now)) / 1000,
+          };
+        },
+      );
+      const exceeded = evaluateBudget(name, result, this.#limits);
+      if (exceeded !== undefined) throw exceeded;
+      return {
+        taskId: issue.id,
+        identifier: issue.identifier,
+        stepsTaken: result.stepsTaken,
+        maxSteps: this.#limits.maxSteps,
+        remaining: Math.max(0, this.#limits.maxSteps - result.stepsTaken),
+        elapsedSeconds: result.elapsedSeconds,
+      };
+    });
   }
 
   /**
@@ -865,33 +638,6 @@ export class PaperclipAdapter {
     const d = error.details as unknown as LoopDetectionDetails;
     const name = (id: string) => seen.get(id)?.identifier ?? id;
     throw new LoopDetectionError({ ...d, chain: error.chain.map(name) });
-  }
-
-  /** The issue's context document: its context and revision, or `{}` when it has none. */
-  async #contextDocument(
-    issue: PaperclipIssue,
-  ): Promise<{ context: Record<string, JsonValue>; revision: string | undefined }> {
-    const path = `issues/${segment(issue.id, 'task id')}/documents/${CONTEXT_DOCUMENT_KEY}`;
-    let answer: unknown;
-    try {
-      answer = await this.#http.request<unknown>('get', path);
-    } catch (error) {
-      if (error instanceof PaperclipStatusError && error.status === 404) {
-        return { context: {}, revision: undefined };
-      }
-      throw error instanceof PaperclipStatusError
-        ? error.toKernelError(`issue ${issue.identifier ?? issue.id}`)
-        : error;
-    }
-    const doc = (typeof answer === 'object' && answer !== null ? answer : {}) as Record<
-      string,
-      unknown
-    >;
-    const context = readContextBody(doc.body);
-    if (context === undefined || !isValidId(doc.latestRevisionId)) {
-      throw this.#http.malformed('get', path, 'no exec-kernel context document');
-    }
-    return { context, revision: doc.latestRevisionId };
   }
 
   async #issue(id: string, field = 'task id'): Promise<PaperclipIssue> {

@@ -116,7 +116,9 @@ describe('task context on Paperclip', () => {
     issue.documents.set(CONTEXT_DOCUMENT_KEY, { body: 'just prose', revision: 'r1', title: null });
     const broken = await refusal<TransportError>(adapter.getContext(issue.id));
     expect(broken).toBeInstanceOf(TransportError);
-    expect(broken.message).toMatch(/answered with no exec-kernel context document$/);
+    expect(broken.message).toMatch(
+      /answered with no JSON object in the exec-kernel-context document$/,
+    );
     expect(await refusal(adapter.getContext('KER-404'))).toBeInstanceOf(NotFoundError);
     expect(await refusal(adapter.addNote('KER-404', 'x'))).toBeInstanceOf(NotFoundError);
   });
