@@ -4,9 +4,7 @@ import {
   type Clock,
   checkId,
   InvalidInputError,
-  InvalidTransitionError,
   isTerminalState,
-  isValidId,
   KernelError,
   ListenerSet,
   type LoopDetectionDetails,
@@ -32,8 +30,9 @@ import {
 import { loopOver, type StoredWorkNode } from '@exec-kernel/loop';
 import { loadAncestry } from './ancestry.js';
 import { IssueDocuments } from './documents.js';
-import { PaperclipHttp, PaperclipStatusError } from './http.js';
-import { admissionBlock, checkText, issueProblem, STATES, segment } from './input.js';
+import { PaperclipHttp } from './http.js';
+import { admissionBlock, checkText, STATES, segment } from './input.js';
+import { IssuesApi } from './issues.js';
 import { withMarker } from './marker.js';
 import { checkOptions, optionsFromEnv, type PaperclipAdapterOptions } from './options.js';
 import {
@@ -90,6 +89,7 @@ export class PaperclipAdapter {
   readonly idle: IdleGuard;
   readonly #http: PaperclipHttp;
   readonly #documents: IssueDocuments;
+  readonly #issues: IssuesApi;
   readonly #limits: BudgetLimits;
   readonly #admission: AdmissionOptions;
   readonly #clock: Clock;
@@ -122,6 +122,7 @@ export class PaperclipAdapter {
     this.#clock = options.clock ?? systemClock;
     this.idle = options.idle ?? new IdleGuard({ clock: this.#clock });
     this.#documents = new IssueDocuments(this.#http);
+    this.#issues = new IssuesApi(this.#http);
     this.#limits = resolveLimits(options.budget);
   }
 
@@ -143,18 +144,7 @@ export class PaperclipAdapter {
 
   /** The agent's company: the option, else `GET /agents/me` (read once). */
   async companyId(): Promise<string> {
-    if (this.#companyId === undefined) {
-      const me = await this.#call<{ companyId?: unknown } | undefined>(
-        'agent me',
-        'get',
-        'agents/me',
-      );
-      // It goes into every company path: an answer without a valid one is refused, not used.
-      if (!isValidId(me?.companyId)) {
-        throw this.#http.malformed('get', 'agents/me', 'no valid companyId');
-      }
-      this.#companyId = me.companyId;
-    }
+    this.#companyId ??= await this.#issues.companyOfMe();
     return this.#companyId;
   }
 
@@ -223,13 +213,7 @@ export class PaperclipAdapter {
       if (options.idempotencyKey !== undefined) body.idempotencyKey = options.idempotencyKey;
       if (options.allowDuplicate !== undefined) body.allowDuplicate = options.allowDuplicate;
 
-      const companyId = await this.companyId();
-      const path = `companies/${segment(companyId, 'company id')}/issues`;
-      const issue = this.#issueFrom(
-        'post',
-        path,
-        await this.#call<unknown>('company', 'post', path, { json: body }),
-      );
+      const issue = await this.#issues.create(await this.companyId(), body);
       return {
         id: issue.id,
         identifier: issue.identifier,
@@ -288,18 +272,7 @@ export class PaperclipAdapter {
         if (to === 'in_review' && options.reviewerUserId !== undefined) {
           body.assigneeUserId = options.reviewerUserId;
         }
-        const path = `issues/${segment(current.id, 'task id')}`;
-        issue = this.#issueFrom(
-          'patch',
-          path,
-          await this.#call<unknown>(
-            `issue ${current.identifier ?? current.id}`,
-            'patch',
-            path,
-            { json: body },
-            { from, to },
-          ),
-        );
+        issue = await this.#issues.move(current, body, { from, to });
       }
       const event: TaskTransitionEvent = {
         taskId: current.id,
@@ -324,11 +297,7 @@ export class PaperclipAdapter {
    * @throws InvalidInputError for an id core's id rule refuses, before anything is sent.
    */
   async checkout(id: string): Promise<PaperclipIssue> {
-    const path = `issues/${segment(id, 'task id')}/checkout`;
-    const answer = await this.#call<unknown>(`issue ${id}`, 'post', path, {
-      json: { agentId: this.agentId, expectedStatuses: ['todo', 'in_progress'] },
-    });
-    return this.#issueFrom('post', path, answer);
+    return this.#issues.checkout(id, this.agentId);
   }
 
   /**
@@ -337,8 +306,7 @@ export class PaperclipAdapter {
    * @throws InvalidInputError for an id core's id rule refuses, before anything is sent.
    */
   async release(id: string): Promise<PaperclipIssue> {
-    const path = `issues/${segment(id, 'task id')}/release`;
-    return this.#issueFrom('post', path, await this.#call<unknown>(`issue ${id}`, 'post', path));
+    return this.#issues.release(id);
   }
 
   /**
@@ -349,8 +317,7 @@ export class PaperclipAdapter {
    */
   async comment(id: string, body: string): Promise<unknown> {
     checkText(body, 'comment');
-    const path = `issues/${segment(id, 'task id')}/comments`;
-    return this.#call(`issue ${id}`, 'post', path, { json: { body } });
+    return this.#issues.comment(id, body);
   }
 
   /**
@@ -364,18 +331,8 @@ export class PaperclipAdapter {
   async getContext(id: string): Promise<TaskContext> {
     const issue = await this.#issue(id);
     const { data: context } = await this.#documents.read(issue, CONTEXT_DOCUMENT_KEY);
-    const path = `issues/${segment(issue.id, 'task id')}/comments`;
-    const answer = await this.#call<unknown>(`issue ${id}`, 'get', path, {
-      searchParams: { order: 'asc' },
-    });
-    const notes = Array.isArray(answer) ? answer.map(noteOf) : [undefined];
-    if (notes.includes(undefined)) throw this.#http.malformed('get', path, 'no list of comments');
-    return {
-      taskId: issue.id,
-      identifier: issue.identifier,
-      context,
-      notes: notes as TaskNote[],
-    };
+    const notes = await this.#issues.comments(issue);
+    return { taskId: issue.id, identifier: issue.identifier, context, notes };
   }
 
   /**
@@ -418,10 +375,11 @@ export class PaperclipAdapter {
    */
   async addNote(id: string, text: string): Promise<TaskNote> {
     checkText(text, 'note');
-    const path = `issues/${segment(id, 'task id')}/comments`;
-    const answer = await this.#call<unknown>(`issue ${id}`, 'post', path, { json: { body: text } });
+    const answer = await this.#issues.comment(id, text);
     const note = noteOf(answer);
-    if (note === undefined) throw this.#http.malformed('post', path, 'no comment');
+    if (note === undefined) {
+      throw this.#http.malformed('post', `issues/${segment(id, 'task id')}/comments`, 'no comment');
+    }
     return note;
   }
 
@@ -505,19 +463,12 @@ export class PaperclipAdapter {
       }
       searchParams.status = statuses.join(',');
     }
-    const companyId = await this.companyId();
-    const path = `companies/${segment(companyId, 'company id')}/issues`;
-    return this.#issuesFrom(
-      'get',
-      path,
-      await this.#call<unknown>('company', 'get', path, { searchParams }),
-    );
+    return this.#issues.list(await this.companyId(), searchParams);
   }
 
   /** The agent's open assignments (`GET /agents/me/inbox-lite`). */
   async inbox(): Promise<InboxItem[]> {
-    const path = 'agents/me/inbox-lite';
-    return this.#issuesFrom('get', path, await this.#call<unknown>('agent me', 'get', path));
+    return this.#issues.inbox();
   }
 
   /**
@@ -640,55 +591,7 @@ export class PaperclipAdapter {
     throw new LoopDetectionError({ ...d, chain: error.chain.map(name) });
   }
 
-  async #issue(id: string, field = 'task id'): Promise<PaperclipIssue> {
-    const path = `issues/${segment(id, field)}`;
-    return this.#issueFrom('get', path, await this.#call<unknown>(`issue ${id}`, 'get', path));
-  }
-
-  /**
-   * `answer` when it is an issue as Paperclip sends one: its id and identifier go into later
-   * paths and messages, its status into the lifecycle table, so a server that sends anything else
-   * gets a `TransportError`, not a request to a route it chose.
-   */
-  #issueFrom(method: string, path: string, answer: unknown): PaperclipIssue {
-    const problem = issueProblem(answer);
-    if (problem !== undefined) throw this.#http.malformed(method, path, problem);
-    return answer as PaperclipIssue;
-  }
-
-  #issuesFrom<T extends InboxItem | PaperclipIssue>(
-    method: string,
-    path: string,
-    answer: unknown,
-  ): T[] {
-    if (!Array.isArray(answer)) throw this.#http.malformed(method, path, 'no list of issues');
-    for (const item of answer) {
-      const problem = issueProblem(item);
-      if (problem !== undefined) throw this.#http.malformed(method, path, `a list with ${problem}`);
-    }
-    return answer as T[];
-  }
-
-  /** One call, with Paperclip's refusals turned into core errors. */
-  async #call<T>(
-    resource: string,
-    method: 'get' | 'post' | 'patch',
-    path: string,
-    options: { json?: unknown; searchParams?: Record<string, string> } = {},
-    move?: { from: TaskState; to: TaskState },
-  ): Promise<T> {
-    try {
-      return await this.#http.request<T>(method, path, options);
-    } catch (error) {
-      if (!(error instanceof PaperclipStatusError)) throw error;
-      if (error.status === 422 && move !== undefined) {
-        throw new InvalidTransitionError({
-          ...move,
-          taskId: resource.replace(/^issue /, ''),
-          reason: `Paperclip refused ${move.from} -> ${move.to}: ${error.reason ?? 'status 422'}`,
-        });
-      }
-      throw error.toKernelError(resource);
-    }
+  #issue(id: string, field = 'task id'): Promise<PaperclipIssue> {
+    return this.#issues.get(id, field);
   }
 }

@@ -1,4 +1,4 @@
-import { type BudgetLimitsInput, resolveLimits } from '@exec-kernel/budget';
+import { type BudgetLimitsInput, LIMIT_MAXIMUMS, resolveLimits } from '@exec-kernel/budget';
 import { type Clock, ConfigError, type ConfigProblem, idProblem } from '@exec-kernel/core';
 import type { IdleGuard } from '@exec-kernel/lifecycle';
 import { apiUrlProblem, MAX_RETRIES, MAX_TIMEOUT_MS } from './http.js';
@@ -86,7 +86,7 @@ function optionProblems(
       : max === undefined
         ? `must be an integer of at least ${min}`
         : `must be an integer from ${min} to ${max}`;
-  add('maxDepth', integer(options.maxDepth, 0));
+  add('maxDepth', integer(options.maxDepth, 0, LIMIT_MAXIMUMS.maxDepth));
   add('timeoutMs', integer(options.timeoutMs, 1, MAX_TIMEOUT_MS));
   add('retries', integer(options.retries, 0, MAX_RETRIES));
   add('maxResponseBytes', integer(options.maxResponseBytes, 1));

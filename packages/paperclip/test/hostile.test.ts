@@ -376,7 +376,7 @@ describe('headers and configuration', () => {
       [{ timeoutMs: 3_000_000_000 }, 'timeoutMs must be an integer from 1 to 2147483647'],
       [{ timeoutMs: Number.NaN }, 'timeoutMs must be an integer from 1 to 2147483647'],
       [{ retries: 1e9 }, 'retries must be an integer from 0 to 10'],
-      [{ maxDepth: -1 }, 'maxDepth must be an integer of at least 0'],
+      [{ maxDepth: -1 }, 'maxDepth must be an integer from 0 to 10000'],
       [{ maxResponseBytes: 0 }, 'maxResponseBytes must be an integer of at least 1'],
     ];
     for (const [extra, problem] of cases) {
