@@ -1,15 +1,12 @@
-import { setTimeout as delay } from 'node:timers/promises';
-import { type BudgetLimits, evaluateBudget, resolveLimits } from '@exec-kernel/budget';
+import { type BudgetLimits, resolveLimits } from '@exec-kernel/budget';
 import {
   type Clock,
   checkId,
   InvalidInputError,
-  isTerminalState,
   KernelError,
   ListenerSet,
   type LoopDetectionDetails,
   LoopDetectionError,
-  NotFoundError,
   systemClock,
   type TaskState,
   toIsoTime,
@@ -31,10 +28,11 @@ import { loopOver, type StoredWorkNode } from '@exec-kernel/loop';
 import { loadAncestry } from './ancestry.js';
 import { IssueDocuments } from './documents.js';
 import { PaperclipHttp } from './http.js';
-import { admissionBlock, checkText, STATES, segment } from './input.js';
+import { checkText, listFilter, segment } from './input.js';
 import { IssuesApi } from './issues.js';
-import { withMarker } from './marker.js';
+import { newIssueBody } from './new-issue.js';
 import { checkOptions, optionsFromEnv, type PaperclipAdapterOptions } from './options.js';
+import { countSteps } from './step-budget.js';
 import {
   CONTEXT_DOCUMENT_KEY,
   type JsonValue,
@@ -56,9 +54,7 @@ import type {
   WaitResult,
 } from './task-types.js';
 import type { InboxItem, PaperclipIssue } from './types.js';
-
-/** The issue document that holds a task's step count. */
-const BUDGET_DOCUMENT_KEY = 'exec-kernel-budget';
+import { waitForWork } from './wait-for-work.js';
 
 /**
  * Works Paperclip's issues the exec-kernel way. Paperclip has the same seven statuses but enforces
@@ -195,24 +191,7 @@ export class PaperclipAdapter {
         ancestry.seen,
       );
 
-      const marker = {
-        taskType,
-        ...(creatorId === undefined ? {} : { createdByTaskId: creatorId }),
-      };
-      const human = [options.description ?? '', admissionBlock(options.admission)].filter(
-        (s) => s !== '',
-      );
-      const body: Record<string, unknown> = {
-        title,
-        description: withMarker(human.join('\n\n'), marker),
-      };
-      if (parentId !== undefined) body.parentId = parentId;
-      if (options.priority !== undefined) body.priority = options.priority;
-      if (options.assignee !== undefined) body.assigneeAgentId = options.assignee;
-      body.status = options.status ?? 'todo';
-      if (options.idempotencyKey !== undefined) body.idempotencyKey = options.idempotencyKey;
-      if (options.allowDuplicate !== undefined) body.allowDuplicate = options.allowDuplicate;
-
+      const body = newIssueBody(title, taskType, options, { parentId, creatorId });
       const issue = await this.#issues.create(await this.companyId(), body);
       return {
         id: issue.id,
@@ -403,39 +382,7 @@ export class PaperclipAdapter {
         throw new InvalidInputError({ field: 'count', problem: 'must be a whole number from 1' });
       }
       const issue = await this.#issue(id);
-      const name = issue.identifier ?? issue.id;
-      if (isTerminalState(issue.status)) {
-        throw new NotFoundError(
-          { resource: 'open budget', id: name },
-          { message: `Task ${name} is ${issue.status}; its budget is closed` },
-        );
-      }
-      const now = this.#clock.now();
-      const { result } = await this.#documents.update(
-        issue,
-        BUDGET_DOCUMENT_KEY,
-        'exec-kernel budget',
-        (budget) => {
-          const taken = typeof budget.stepsTaken === 'number' ? budget.stepsTaken : 0;
-          const started = typeof budget.startedAt === 'string' ? Date.parse(budget.startedAt) : now;
-          budget.stepsTaken = taken + count;
-          budget.startedAt = toIsoTime(Number.isFinite(started) ? started : now);
-          return {
-            stepsTaken: taken + count,
-            elapsedSeconds: Math.max(0, now - (Number.isFinite(started) ? started : now)) / 1000,
-          };
-        },
-      );
-      const exceeded = evaluateBudget(name, result, this.#limits);
-      if (exceeded !== undefined) throw exceeded;
-      return {
-        taskId: issue.id,
-        identifier: issue.identifier,
-        stepsTaken: result.stepsTaken,
-        maxSteps: this.#limits.maxSteps,
-        remaining: Math.max(0, this.#limits.maxSteps - result.stepsTaken),
-        elapsedSeconds: result.elapsedSeconds,
-      };
+      return countSteps(this.#documents, issue, count, this.#clock.now(), this.#limits);
     });
   }
 
@@ -448,21 +395,8 @@ export class PaperclipAdapter {
   async listTasks(
     filter: { status?: TaskState | TaskState[]; assigneeAgentId?: string | null } = {},
   ): Promise<PaperclipIssue[]> {
-    const searchParams: Record<string, string> = {};
     const assignee = filter.assigneeAgentId === undefined ? this.agentId : filter.assigneeAgentId;
-    if (assignee !== null) searchParams.assigneeAgentId = checkId(assignee, 'assignee');
-    if (filter.status !== undefined) {
-      const statuses: unknown[] = Array.isArray(filter.status) ? filter.status : [filter.status];
-      for (const status of statuses) {
-        if (typeof status !== 'string' || !STATES.has(status)) {
-          throw new InvalidInputError({
-            field: 'status',
-            problem: `must be one of ${[...STATES].join(', ')}`,
-          });
-        }
-      }
-      searchParams.status = statuses.join(',');
-    }
+    const searchParams = listFilter(filter.status, assignee);
     return this.#issues.list(await this.companyId(), searchParams);
   }
 
@@ -500,33 +434,7 @@ export class PaperclipAdapter {
    * @throws InvalidInputError for a `pollIntervalMs` outside 10 ms to 1 hour.
    */
   async waitForWork(options: WaitForWorkOptions = {}): Promise<WaitResult> {
-    const interval = options.pollIntervalMs ?? 5_000;
-    if (!(interval >= 10 && interval <= 3_600_000)) {
-      throw new InvalidInputError({
-        field: 'pollIntervalMs',
-        problem: 'must be a number of milliseconds from 10 to 3600000',
-      });
-    }
-    const sleep = this.idle.sleepOf(this.agentId);
-    if (sleep === undefined) return { reason: 'woken', tasks: [] };
-    const until = Date.parse(sleep.until);
-    while (true) {
-      if (!this.idle.isAsleep(this.agentId)) {
-        return { reason: this.#clock.now() >= until ? 'timeout' : 'woken', tasks: [] };
-      }
-      const tasks = await this.inbox();
-      if (tasks.length > 0) {
-        this.idle.wake(this.agentId, 'task_available');
-        return { reason: 'task_available', tasks };
-      }
-      const left = until - this.#clock.now();
-      if (left <= 0) return { reason: 'timeout', tasks: [] };
-      await delay(
-        Math.min(interval, left),
-        undefined,
-        options.signal ? { signal: options.signal } : {},
-      );
-    }
+    return waitForWork(this.idle, this.agentId, this.#clock, () => this.inbox(), options);
   }
 
   /** Calls `listener` after every move `transitionTask` makes (for escalation). */

@@ -1,4 +1,10 @@
-import { checkId, InvalidInputError, TASK_STATES, textProblem } from '@exec-kernel/core';
+import {
+  checkId,
+  InvalidInputError,
+  TASK_STATES,
+  type TaskState,
+  textProblem,
+} from '@exec-kernel/core';
 
 /** Our task states, as a set. */
 export const STATES: ReadonlySet<string> = new Set<string>(TASK_STATES);
@@ -14,16 +20,28 @@ export function segment(id: unknown, field: string): string {
   return encodeURIComponent(checkId(id, field));
 }
 
-/** The admission case as a markdown list for the issue description. */
-export function admissionBlock(admission: Record<string, unknown>): string {
-  const labels: Record<string, string> = {
-    consumer: 'Consumer',
-    painPoint: 'Pain point',
-    expectedValue: 'Expected value',
-    validationPath: 'Validation',
-  };
-  return Object.entries(admission)
-    .filter(([, v]) => typeof v === 'string' && v.trim() !== '')
-    .map(([k, v]) => `- **${labels[k] ?? k}:** ${v as string}`)
-    .join('\n');
+/**
+ * Paperclip's query for a list of issues: statuses (ours only) and an assignee (`null`: any).
+ *
+ * @throws InvalidInputError for an assignee core's id rule refuses, or a status not one of ours.
+ */
+export function listFilter(
+  status: TaskState | TaskState[] | undefined,
+  assignee: string | null,
+): Record<string, string> {
+  const searchParams: Record<string, string> = {};
+  if (assignee !== null) searchParams.assigneeAgentId = checkId(assignee, 'assignee');
+  if (status !== undefined) {
+    const statuses: unknown[] = Array.isArray(status) ? status : [status];
+    for (const s of statuses) {
+      if (typeof s !== 'string' || !STATES.has(s)) {
+        throw new InvalidInputError({
+          field: 'status',
+          problem: `must be one of ${[...STATES].join(', ')}`,
+        });
+      }
+    }
+    searchParams.status = statuses.join(',');
+  }
+  return searchParams;
 }
