@@ -38,13 +38,11 @@ describe('task commands on Paperclip, chosen by the heartbeat variables', () => 
       env,
     );
     expect(created.stderr).toBe('');
-    expect(created.stdout).toMatch(/^CREATED: KER-\d+ state=backlog depth=0\n$/);
+    // A task starts in todo, on Paperclip as on every backend.
+    expect(created.stdout).toMatch(/^CREATED: KER-\d+ state=todo depth=0\n$/);
     const id = /KER-\d+/.exec(created.stdout)?.[0] as string;
     expect(fake.find(id)?.createdByAgentId).toBe(agent.id);
 
-    expect((await cli(dir, ['task', 'transition', id, 'todo'], env)).stdout).toBe(
-      `OK: ${id} backlog -> todo: Task ready\n`,
-    );
     expect((await cli(dir, ['task', 'checkout', id], env)).stdout).toBe(
       `OK: ${id} checked out (in_progress)\n`,
     );
@@ -97,7 +95,7 @@ describe('task commands on Paperclip, chosen by the heartbeat variables', () => 
     expect(loop.stderr).toMatch(/^DENIED: \[identity\] Task plan q3 re-creates task KER-\d+/);
     const vague = await cli(dir, ['task', 'create', 'Vague', '--type', 'x'], env);
     expect(vague.stderr).toBe(
-      'DENIED: [admission] Task refused: admission incomplete: missing consumer, painPoint, expectedValue, validationPath\n',
+      'DENIED: [admission] Task Vague refused: admission incomplete: missing consumer, painPoint, expectedValue, validationPath\n',
     );
     await cli(dir, ['sleep', '--agent-id', agent.id, '--timeout', '0.3']);
     expect(fake.writes()).toHaveLength(writes);
