@@ -1,4 +1,11 @@
-import { type KernelError, toViolation, UNPRINTABLE, type Violation } from '@exec-kernel/core';
+import {
+  type BudgetType,
+  formatAmount,
+  type KernelError,
+  toViolation,
+  UNPRINTABLE,
+  type Violation,
+} from '@exec-kernel/core';
 import type { CliIO, CommandResult, Sink } from './context.js';
 
 // What a terminal must never receive from user text: core's UNPRINTABLE, and unpaired surrogates.
@@ -47,6 +54,8 @@ export class Renderer implements Sink {
   readonly #io: CliIO;
   readonly #json: boolean;
   readonly #color: boolean;
+  /** Warnings not yet printed: they go out with the result, and not at all with a refusal. */
+  #warnings: string[] = [];
 
   constructor(io: CliIO, json: boolean) {
     this.#io = io;
@@ -59,6 +68,7 @@ export class Renderer implements Sink {
    * with no lines and no data (a server that has said everything on its own) prints nothing.
    */
   result(result: CommandResult): void {
+    this.#flushWarnings();
     if (this.#json) {
       if (result.data !== undefined) this.#io.stdout.write(`${jsonLine(result.data)}\n`);
       return;
@@ -71,15 +81,25 @@ export class Renderer implements Sink {
     this.result(result);
   }
 
-  /** A warning line on stderr. */
+  /**
+   * A warning line for stderr, printed just before the command's result. A command that is then
+   * refused prints only its refusal: a step past the limit says EXCEEDED, not WARN then EXCEEDED.
+   */
   warn(line: string): void {
-    this.#io.stderr.write(`${this.#paint(printable(line))}\n`);
+    this.#warnings.push(`${this.#paint(printable(line))}\n`);
   }
 
   /** A refusal: one line on stderr, and with `--json` the `Violation` as a JSON line on stdout. */
   refuse(line: string, violation: Violation | undefined): void {
+    this.#warnings = [];
     if (this.#json && violation !== undefined) this.#io.stdout.write(`${jsonLine(violation)}\n`);
     this.#io.stderr.write(`${this.#paint(printable(line))}\n`);
+  }
+
+  #flushWarnings(): void {
+    if (this.#warnings.length === 0) return;
+    this.#io.stderr.write(this.#warnings.join(''));
+    this.#warnings = [];
   }
 
   #paint(line: string): string {
@@ -122,4 +142,30 @@ export function refusalLine(error: KernelError, kind: string): string {
     default:
       return `ERROR: [${kind}] ${error.message}`;
   }
+}
+
+const BUDGET_NAMES: Record<BudgetType, string> = {
+  steps: 'step',
+  depth: 'depth',
+  duration: 'duration',
+  tokens: 'token',
+  cost: 'cost',
+};
+
+/**
+ * The one `WARN:` line for a budget past its warning fraction, on every backend. The amounts are
+ * shown when known (a service reports an ancestor's warning without them).
+ */
+export function budgetWarningLine(w: {
+  budgetType: BudgetType;
+  taskId: string;
+  fraction: number;
+  observed?: number | undefined;
+  limit?: number | undefined;
+}): string {
+  const amounts =
+    w.observed === undefined || w.limit === undefined
+      ? ''
+      : ` (${formatAmount(w.observed)} of ${formatAmount(w.limit)})`;
+  return `WARN: [${w.budgetType}] Task ${w.taskId} has used ${Math.round(w.fraction * 100)}% of its ${BUDGET_NAMES[w.budgetType]} budget${amounts}`;
 }

@@ -1,9 +1,10 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { AgentView, CoordinationClient } from '@exec-kernel/coordination/client';
-import { type TaskState, toIsoTime } from '@exec-kernel/core';
-import type { WakeReason } from '@exec-kernel/lifecycle';
+import { type BudgetType, type TaskState, toIsoTime } from '@exec-kernel/core';
+import { validateTransition, type WakeReason } from '@exec-kernel/lifecycle';
 import type { JsonValue, TaskNote } from '@exec-kernel/memory';
 import type { CommandContext } from '../context.js';
+import { budgetWarningLine } from '../render.js';
 import { configFor } from '../services.js';
 import {
   type Asleep,
@@ -112,7 +113,20 @@ export class CoordinationBackend implements TaskBackend {
   }
 
   async transition(input: TransitionInput): Promise<Moved> {
-    const moved = await (await this.#connect()).transition(
+    const client = await this.#connect();
+    if (input.to === 'in_progress' && (await client.getTask(input.taskId)).state === 'todo') {
+      // On the service, work on a todo task starts with a claim (the lease makes the caller its
+      // holder), as it starts with a checkout on Paperclip.
+      const { task, lease } = await client.claimTask(input.taskId);
+      return {
+        name: input.taskId,
+        from: 'todo',
+        to: task.state,
+        reason: validateTransition('todo', 'in_progress'),
+        data: { task, lease },
+      };
+    }
+    const moved = await client.transition(
       input.taskId,
       input.to,
       input.comment === undefined ? {} : { comment: input.comment },
@@ -156,8 +170,14 @@ export class CoordinationBackend implements TaskBackend {
   async step(taskId: string, count: number): Promise<Stepped> {
     const { task, warnings } = await (await this.#connect()).step(taskId, { count });
     for (const w of warnings) {
+      // The task's own amounts are in its view; an ancestor's are not sent with the warning.
+      const own = w.taskId === task.id && w.budgetType === 'steps';
       this.#ctx.out.warn(
-        `WARN: [${w.budgetType}] Task ${w.taskId} has used ${Math.round(w.fraction * 100)}% of its budget`,
+        budgetWarningLine({
+          ...w,
+          budgetType: w.budgetType as BudgetType,
+          ...(own ? { observed: task.stepsTaken, limit: task.limits.maxSteps } : {}),
+        }),
       );
     }
     return {

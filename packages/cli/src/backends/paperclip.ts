@@ -4,20 +4,19 @@ import type { JsonValue, TaskNote } from '@exec-kernel/memory';
 import type { PaperclipAdapter } from '@exec-kernel/paperclip';
 import { type CommandContext, UsageError } from '../context.js';
 import { configFor, memoryFor } from '../services.js';
-import {
-  type Asleep,
-  type ClaimedTask,
-  type Created,
-  type CreateInput,
-  type Described,
-  type Held,
-  type Moved,
-  noContext,
-  type SleepInput,
-  type Stepped,
-  type TaskBackend,
-  type TransitionInput,
-  type Woken,
+import type {
+  Asleep,
+  ClaimedTask,
+  Created,
+  CreateInput,
+  Described,
+  Held,
+  Moved,
+  SleepInput,
+  Stepped,
+  TaskBackend,
+  TransitionInput,
+  Woken,
 } from './backend.js';
 import { LocalBackend } from './local.js';
 
@@ -37,6 +36,7 @@ async function adapterFor(ctx: CommandContext, agentId?: string): Promise<Paperc
   return PaperclipAdapter.fromEnv(env, {
     maxDepth: config.lifecycle.maxDepth,
     admissionRequired: config.admission.required,
+    budget: config.budget,
     idle,
     ...(config.paperclip.apiUrl !== null && !env.PAPERCLIP_API_URL
       ? { apiUrl: config.paperclip.apiUrl }
@@ -49,9 +49,10 @@ async function adapterFor(ctx: CommandContext, agentId?: string): Promise<Paperc
 }
 
 /**
- * Tasks as Paperclip issues. Paperclip has no sleep gate and no step budget, so sleep, wake and
- * steps stay in the local store, which the adapter reads: a sleeping agent's creation is refused
- * before anything reaches Paperclip.
+ * Tasks as Paperclip issues. Steps count in the issue's budget document and context lives in its
+ * context document and comments, so every process working the issue shares them. Paperclip has
+ * no sleep gate, so sleep and wake stay in the local store, which the adapter reads: a sleeping
+ * agent's creation is refused before anything reaches Paperclip.
  */
 export class PaperclipBackend implements TaskBackend {
   readonly name = 'paperclip' as const;
@@ -66,6 +67,8 @@ export class PaperclipBackend implements TaskBackend {
   async create(input: CreateInput): Promise<Created> {
     const adapter = await adapterFor(this.#ctx, input.agentId);
     const task = await adapter.createTask(input.title ?? input.taskId, input.taskType, {
+      // Refusals name the task as the caller does, as on every other backend.
+      name: input.taskId,
       admission: input.admission,
       parentTaskId: input.parentTaskId,
       createdByTaskId: input.createdByTaskId,
@@ -110,8 +113,15 @@ export class PaperclipBackend implements TaskBackend {
     return { lines: rows, data: { tasks: issues } };
   }
 
-  step(taskId: string, count: number): Promise<Stepped> {
-    return this.#local.step(taskId, count);
+  async step(taskId: string, count: number): Promise<Stepped> {
+    const steps = await (await adapterFor(this.#ctx)).step(taskId, { count });
+    return {
+      name: taskId,
+      stepsTaken: steps.stepsTaken,
+      maxSteps: steps.maxSteps,
+      left: steps.remaining,
+      data: steps,
+    };
   }
 
   async checkout(taskId: string, options: { agentId?: string | undefined }): Promise<Held> {
@@ -136,15 +146,23 @@ export class PaperclipBackend implements TaskBackend {
     return this.#local.wake(agentId, reason);
   }
 
-  async getContext(): Promise<Record<string, JsonValue>> {
-    throw noContext(this.name);
+  async getContext(taskId: string): Promise<Record<string, JsonValue>> {
+    return (await (await adapterFor(this.#ctx)).getContext(taskId)).context as Record<
+      string,
+      JsonValue
+    >;
   }
 
-  async setContext(): Promise<void> {
-    throw noContext(this.name);
+  async setContext(taskId: string, key: string, value: JsonValue): Promise<void> {
+    await (await adapterFor(this.#ctx)).setContext(taskId, key, value);
   }
 
-  async addNote(): Promise<TaskNote> {
-    throw noContext(this.name);
+  async addNote(taskId: string, text: string): Promise<TaskNote> {
+    const note = await (await adapterFor(this.#ctx)).addNote(taskId, text);
+    return {
+      at: note.at ?? new Date().toISOString(),
+      text: note.text,
+      ...(note.author === undefined ? {} : { author: note.author }),
+    };
   }
 }
