@@ -126,12 +126,15 @@ describe('task commands on Paperclip, chosen by the heartbeat variables', () => 
     expect(await exited(sleeper)).toBe(0);
   });
 
-  it('refuses context in one line until the adapter has it', async () => {
-    expect(await cli(dir, ['context', 'get', 'KER-1'], env)).toEqual({
-      status: 1,
-      stdout: '',
-      stderr: 'ERROR: context is not available on the paperclip backend yet\n',
-    });
+  it('keeps context in the issue document and notes as its comments', async () => {
+    const issue = fake.seedIssue({ title: 'with context', status: 'todo' });
+    const id = issue.identifier;
+    expect((await cli(dir, ['context', 'set', id, 'branch', 'fix/login'], env)).status).toBe(0);
+    expect((await cli(dir, ['context', 'note', id, 'tried', 'the', 'cache'], env)).status).toBe(0);
+    const got = JSON.parse((await cli(dir, ['context', 'get', id, '--json'], env)).stdout);
+    expect(JSON.stringify(got)).toContain('fix/login');
+    expect(fake.find(id)?.comments).toContain('tried the cache');
+    expect(fake.find(id)?.documents.has('exec-kernel-context')).toBe(true);
   });
 
   it('stays local without the variables, and says what a remote-only command needs', async () => {
