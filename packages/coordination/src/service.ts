@@ -246,6 +246,11 @@ export class CoordinationService {
     this.#eventGapMs = options.eventGapMs ?? 2000;
   }
 
+  /** The clock the service reads (`systemClock` unless one was given): views are built by it. */
+  get clock(): Clock {
+    return this.#clock;
+  }
+
   /** Aborted when the service stops: long-polls and event streams end. */
   get stopping(): AbortSignal {
     return this.#stopping.signal;

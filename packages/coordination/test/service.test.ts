@@ -1,3 +1,4 @@
+import { CoordinationClient } from '@exec-kernel/coordination-client';
 import {
   BudgetExceededError,
   ConflictError,
@@ -11,7 +12,6 @@ import {
   type Violation,
 } from '@exec-kernel/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CoordinationClient } from '../src/client.js';
 import { createApp } from '../src/http/app.js';
 import type { InternalErrorReport } from '../src/http/guards.js';
 import { type Caller, CoordinationService } from '../src/service.js';
