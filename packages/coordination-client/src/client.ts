@@ -1,13 +1,13 @@
-import { type TaskState, TransportError, type Violation } from '@exec-kernel/core';
-import ky, { HTTPError, type KyInstance, TimeoutError } from 'ky';
-import { rebuildError } from './errors.js';
+import type { TaskState, Violation } from '@exec-kernel/core';
+import ky, { type KyInstance } from 'ky';
+import { rebuildError, rebuildFailure } from './errors.js';
+import { readEvents } from './event-stream.js';
 import { createNodeFetch, HANDOVER, Handover } from './node-fetch.js';
 import type {
   AgentView,
   BudgetWarningView,
   Claimed,
   EnqueueInput,
-  ErrorPayload,
   EscalationView,
   EventView,
   HealthView,
@@ -359,34 +359,7 @@ export class CoordinationClient {
       headers: { accept: 'text/event-stream' },
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     });
-    const reader = (response.body as ReadableStream<Uint8Array>)
-      .pipeThrough(new TextDecoderStream())
-      .getReader();
-    let buffer = '';
-    try {
-      while (true) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        buffer += value;
-        let end = buffer.indexOf('\n\n');
-        while (end >= 0) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const data = block
-            .split('\n')
-            .filter((line) => line.startsWith('data:'))
-            .map((line) => line.slice(5).trimStart())
-            .join('\n');
-          if (data !== '') yield JSON.parse(data) as EventView;
-          end = buffer.indexOf('\n\n');
-        }
-      }
-    } catch (error) {
-      if (options.signal?.aborted) return;
-      throw error;
-    } finally {
-      await reader.cancel().catch(() => undefined);
-    }
+    yield* readEvents(response.body as ReadableStream<Uint8Array>, options.signal);
   }
 
   /**
@@ -449,30 +422,7 @@ export class CoordinationClient {
       if (handover?.text !== undefined) return JSON.parse(handover.text) as T;
       return (await response.json()) as T;
     } catch (error) {
-      throw await this.#rebuild(error, method.toUpperCase(), url, handover);
+      throw await rebuildFailure(error, method.toUpperCase(), url, handover?.text);
     }
-  }
-
-  /** The server's `{ error: { code, message, … } }` as a core error; never a header or the token. */
-  async #rebuild(
-    error: unknown,
-    method: string,
-    url: string,
-    handover: Handover | undefined,
-  ): Promise<unknown> {
-    if (error instanceof HTTPError) {
-      let body: { error?: ErrorPayload } = {};
-      try {
-        body = (
-          handover?.text === undefined ? await error.response.json() : JSON.parse(handover.text)
-        ) as typeof body;
-      } catch {
-        // Not our JSON (a proxy's page): the status says it all.
-      }
-      return rebuildError(body.error, method, url, error.response.status);
-    }
-    if (error instanceof Error && error.name === 'AbortError') return error;
-    const reason = error instanceof TimeoutError ? 'timed out' : 'no response';
-    return new TransportError({ method, url }, { message: `${method} ${url} failed: ${reason}` });
   }
 }

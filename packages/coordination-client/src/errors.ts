@@ -1,4 +1,5 @@
 import { KernelError, reviveKernelError, TransportError } from '@exec-kernel/core';
+import { HTTPError, TimeoutError } from 'ky';
 import { STATUS_OF_CODE } from './protocol/status.js';
 import type { ErrorPayload } from './protocol/types.js';
 import { attachViolation } from './violation.js';
@@ -46,4 +47,30 @@ export function rebuildError(
           : `${method} ${url} failed with status ${known}${said}`,
     },
   );
+}
+
+/**
+ * What a failed request rejects with: the server's `{ error: { code, message, … } }` as a core
+ * error ({@link rebuildError}), a `TransportError` when no answer came, or the caller's own abort.
+ * `text` is the body when it was read already (the client's own fetch hands it over). Never a
+ * header or the token.
+ */
+export async function rebuildFailure(
+  error: unknown,
+  method: string,
+  url: string,
+  text: string | undefined,
+): Promise<unknown> {
+  if (error instanceof HTTPError) {
+    let body: { error?: ErrorPayload } = {};
+    try {
+      body = (text === undefined ? await error.response.json() : JSON.parse(text)) as typeof body;
+    } catch {
+      // Not our JSON (a proxy's page): the status says it all.
+    }
+    return rebuildError(body.error, method, url, error.response.status);
+  }
+  if (error instanceof Error && error.name === 'AbortError') return error;
+  const reason = error instanceof TimeoutError ? 'timed out' : 'no response';
+  return new TransportError({ method, url }, { message: `${method} ${url} failed: ${reason}` });
 }

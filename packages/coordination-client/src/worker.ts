@@ -8,6 +8,7 @@ import type { CoordinationClient } from './client.js';
 import { isUnavailable } from './errors.js';
 import { isLeaseGone } from './lease.js';
 import type { BudgetWarningView, Claimed, Lease, TaskView } from './protocol/types.js';
+import { BatchFinisher, backoffMs, type Finish, finishOne, pause } from './worker-finish.js';
 
 /** One claimed task, as the worker helper hands it to a handler. */
 export interface Job {
@@ -77,94 +78,6 @@ export interface WorkOptions {
   onUnavailable?: ((error: TransportError) => void) | undefined;
 }
 
-/** Sends a handler's outcome; rejects when the move was refused or the lease ran out meanwhile. */
-type Finish = (id: string, lease: Lease, to: TaskState, lost: AbortSignal) => Promise<void>;
-
-interface PendingMove {
-  id: string;
-  to: TaskState;
-  lease: Lease;
-  lost: AbortSignal;
-  settle: (error?: unknown) => void;
-}
-
-/**
- * Sends the outcomes of a worker's tasks together: what finishes while one `transitionMany` is on
- * its way goes out in the next. Like a single finish, it rides out a service that does not answer
- * (until each lease runs out) and recognises a send that committed but lost its reply.
- */
-class BatchFinisher {
-  readonly #client: CoordinationClient;
-  readonly #options: WorkOptions;
-  #queue: PendingMove[] = [];
-  #sending = false;
-
-  constructor(client: CoordinationClient, options: WorkOptions) {
-    this.#client = client;
-    this.#options = options;
-  }
-
-  readonly finish: Finish = (id, lease, to, lost) =>
-    new Promise<void>((resolve, reject) => {
-      this.#queue.push({
-        id,
-        to,
-        lease,
-        lost,
-        settle: (error) => (error === undefined ? resolve() : reject(error)),
-      });
-      if (!this.#sending) {
-        this.#sending = true;
-        setImmediate(() => void this.#drain());
-      }
-    });
-
-  async #drain(): Promise<void> {
-    while (this.#queue.length > 0) {
-      const batch = this.#queue.splice(0, 100);
-      await this.#send(batch);
-    }
-    this.#sending = false;
-  }
-
-  async #send(batch: PendingMove[]): Promise<void> {
-    let waiting = batch;
-    for (let attempt = 0; waiting.length > 0; attempt++) {
-      try {
-        if (attempt > 0) waiting = await this.#notYetThere(waiting);
-        if (waiting.length === 0) return;
-        const results = await this.#client.transitionMany(
-          waiting.map((m) => ({ id: m.id, to: m.to, leaseId: m.lease.id })),
-        );
-        for (const [i, result] of results.entries())
-          waiting[i]?.settle(result.ok ? undefined : result.error);
-        return;
-      } catch (error) {
-        const now = Date.now();
-        const gaveUp = !isUnavailable(error);
-        for (const m of waiting)
-          if (gaveUp || m.lost.aborted || now >= Date.parse(m.lease.until)) m.settle(error);
-        waiting = waiting.filter(
-          (m) => !gaveUp && !m.lost.aborted && now < Date.parse(m.lease.until),
-        );
-        if (waiting.length === 0) return;
-        this.#options.onUnavailable?.(error as TransportError);
-        await pause(backoffMs(attempt), undefined);
-      }
-    }
-  }
-
-  /** After a send that may have committed: the moves not applied yet (the others are settled). */
-  async #notYetThere(moves: PendingMove[]): Promise<PendingMove[]> {
-    const now = await Promise.all(moves.map((m) => this.#client.getTask(m.id)));
-    return moves.filter((m, i) => {
-      if (now[i]?.state !== m.to) return true;
-      m.settle();
-      return false;
-    });
-  }
-}
-
 /**
  * Whether a refusal of a call on the lease means the task is no longer the worker's: the lease
  * is gone (expired, claimed again, ended by a move), or the service says the caller may not act
@@ -208,25 +121,6 @@ function untilAbandoned<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
 /** Whether `error` is a handler giving up because `signal` aborted (its reason, or an AbortError). */
 function isAbortOf(error: unknown, signal: AbortSignal): boolean {
   return error === signal.reason || (error instanceof Error && error.name === 'AbortError');
-}
-
-/** Waits `ms`, or less when `signal` aborts. */
-function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((done) => {
-    if (signal?.aborted) return done();
-    const timer = setTimeout(finish, ms);
-    function finish() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', finish);
-      done();
-    }
-    signal?.addEventListener('abort', finish, { once: true });
-  });
-}
-
-/** Full-jitter exponential backoff: 100 ms doubling to 5 s. */
-function backoffMs(attempt: number): number {
-  return Math.random() * Math.min(5_000, 100 * 2 ** attempt);
 }
 
 /**
@@ -283,9 +177,9 @@ async function workLoop(
     concurrency === 1
       ? async (id, lease, to, lost) => {
           const ask = options.signal?.aborted ? undefined : next;
-          handoff = await finishOne(client, id, lease, to, lost, options, ask);
+          handoff = await finishOne(client, id, lease, to, lost, options.onUnavailable, ask);
         }
-      : new BatchFinisher(client, options).finish;
+      : new BatchFinisher(client, options.onUnavailable).finish;
   let handled = 0;
   let failures = 0;
   while (options.signal?.aborted !== true) {
@@ -454,38 +348,5 @@ async function handle(
   } finally {
     clearInterval(timer);
     stopping?.removeEventListener('abort', onStop);
-  }
-}
-
-/**
- * The handler's outcome, sent until the service answers or the lease is gone: work done is not
- * thrown away because the service restarted meanwhile. A send that committed but lost its reply
- * is recognised on the next try by the task already being where it was sent. With `next`, the
- * same request claims the next task, which is returned.
- */
-async function finishOne(
-  client: CoordinationClient,
-  id: string,
-  lease: Lease,
-  to: TaskState,
-  lost: AbortSignal,
-  options: WorkOptions,
-  next?: { types?: string[]; leaseSeconds?: number },
-): Promise<Claimed | undefined> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      if (attempt > 0 && (await client.getTask(id)).state === to) return undefined;
-      const moved = await client.transition(id, to, {
-        leaseId: lease.id,
-        ...(next === undefined ? {} : { next }),
-      });
-      return moved.next ?? undefined;
-    } catch (error) {
-      // `lease.until` follows the heartbeats, which go on meanwhile.
-      if (!isUnavailable(error) || lost.aborted || Date.now() >= Date.parse(lease.until))
-        throw error;
-      options.onUnavailable?.(error);
-      await pause(backoffMs(attempt), lost);
-    }
   }
 }

@@ -52,7 +52,7 @@ function scripted(refuse: string): { fetch: typeof fetch; calls: string[] } {
       status,
       headers: { 'content-type': 'application/json' },
     });
-  const fetch = async (input: RequestInfo | URL, init?: RequestInit) => {
+  const fetch = async (input: string | URL | Request, init?: RequestInit) => {
     const request = new Request(input, init);
     const path = new URL(request.url).pathname;
     calls.push(`${request.method} ${path}`);

@@ -3,24 +3,16 @@
 
 export type { InvalidInputIssue, QueryInteger } from './fields.js';
 export { checkTextValue, idField, invalidInputOf, queryInteger, textField } from './fields.js';
-export type { IdParamSchema, ListShape } from './schemas.js';
+export type { IdParamSchema, ListShape } from './requests.js';
 export {
   AgentIdParam,
-  AgentSchema,
-  ClaimedSchema,
   ClaimManySchema,
   ClaimSchema,
   ClaimTaskSchema,
   EnqueueSchema,
-  ErrorPayloadSchema,
-  ErrorSchema,
   EscalateSchema,
   EscalationIdParam,
-  EscalationSchema,
-  EventSchema,
-  HealthSchema,
   HeartbeatSchema,
-  LeaseSchema,
   ListEscalationsQuery,
   ListQuery,
   ListTasksQuery,
@@ -32,18 +24,28 @@ export {
   StreamHeaders,
   StreamQuery,
   TaskIdParam,
+  TransitionManySchema,
+  TransitionOneSchema,
+  UsageSchema,
+  ViolationInputSchema,
+  WakeSchema,
+} from './requests.js';
+export { RULE_VIOLATION_CODES, STATUS_OF_CODE, statusOfCode } from './status.js';
+export type * from './types.js';
+export {
+  AgentSchema,
+  ClaimedSchema,
+  ErrorPayloadSchema,
+  ErrorSchema,
+  EscalationSchema,
+  EventSchema,
+  HealthSchema,
+  LeaseSchema,
   TaskResultSchema,
   TaskSchema,
   TaskStateSchema,
   TransitionManyResultSchema,
-  TransitionManySchema,
-  TransitionOneSchema,
   TransitionResultSchema,
-  UsageSchema,
-  ViolationInputSchema,
   ViolationSchema,
-  WakeSchema,
   WarningSchema,
-} from './schemas.js';
-export { RULE_VIOLATION_CODES, STATUS_OF_CODE, statusOfCode } from './status.js';
-export type * from './types.js';
+} from './views.js';

@@ -41,7 +41,9 @@ export interface TaskView {
  * `Violation` is one; what the client rebuilds from JSON is typed as this).
  */
 export type ViolationRecord = {
-  [K in keyof Violation]: {} extends Pick<Violation, K> ? Violation[K] | undefined : Violation[K];
+  [K in keyof Violation]: Partial<Pick<Violation, K>> extends Pick<Violation, K>
+    ? Violation[K] | undefined
+    : Violation[K];
 };
 
 /** A lease on claimed tasks: its id (pass it as `leaseId`) and when it ends (ISO-8601). */

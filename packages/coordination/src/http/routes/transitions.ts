@@ -1,5 +1,4 @@
 import {
-  ClaimedSchema,
   ReleaseSchema,
   StepsSchema,
   TaskIdParam,
