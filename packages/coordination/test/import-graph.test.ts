@@ -24,7 +24,7 @@ function sources(dir: string): string[] {
 const IMPORT = /^\s*(import|export)\s+(type\s+)?(?:[^'";]*?\s+from\s+)?['"]([^'"]+)['"]/gm;
 
 /** Every import and re-export of `file`: relative ones resolved to files, packages by name. */
-export function importsOf(file: string, text = readFileSync(file, 'utf8')): Edge[] {
+function importsOf(file: string, text: string = readFileSync(file, 'utf8')): Edge[] {
   const edges: Edge[] = [];
   for (const match of text.matchAll(IMPORT)) {
     const [, , type, spec = ''] = match;
