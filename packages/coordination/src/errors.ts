@@ -1,4 +1,5 @@
-import { KernelError, type KernelErrorCode } from '@exec-kernel/core';
+import { RULE_VIOLATION_CODES, statusOfCode } from '@exec-kernel/coordination-client';
+import { KernelError } from '@exec-kernel/core';
 
 /** Error codes of the service's own refusals (kernel violations keep their kernel codes). */
 export type ServiceErrorCode =
@@ -37,22 +38,14 @@ export class ServiceError extends Error {
 }
 
 /**
- * The HTTP status a kernel error is answered with: the one place the service maps core's codes.
- * `INVALID_INPUT` (a value exec-kernel refuses, such as a blank id) is the client's fault: 400.
+ * The HTTP status a kernel error is answered with, from the wire protocol's one table
+ * (`statusOfCode` in `@exec-kernel/coordination-client`).
  */
 export function statusOf(error: KernelError): number {
-  const byCode: Partial<Record<KernelErrorCode, number>> = {
-    INVALID_INPUT: 400,
-    NOT_FOUND: 404,
-    CONFLICT: 409,
-    CONFIG_INVALID: 400,
-    TRANSPORT: 502,
-    STORE: 503,
-  };
-  return byCode[error.code] ?? 422;
+  return statusOfCode(error.code);
 }
 
-/** Whether an error is a rule violation (422), which the service also escalates. */
+/** Whether an error is a rule violation (answered 422), which the service also escalates. */
 export function isViolation(error: unknown): error is KernelError {
-  return KernelError.is(error) && statusOf(error) === 422;
+  return KernelError.is(error) && RULE_VIOLATION_CODES.has(error.code);
 }

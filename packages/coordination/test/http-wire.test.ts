@@ -1,9 +1,22 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CoordinationClient } from '@exec-kernel/coordination-client';
-import { ForbiddenError, ManualClock, TASK_STATES, ValidationError } from '@exec-kernel/core';
+import {
+  ConflictError,
+  ForbiddenError,
+  InvalidInputError,
+  type KernelError,
+  LoopDetectionError,
+  ManualClock,
+  NotFoundError,
+  StoreError,
+  TASK_STATES,
+  ValidationError,
+} from '@exec-kernel/core';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { isViolation } from '../src/errors.js';
 import { createApp } from '../src/http/app.js';
+import { describeError } from '../src/http/errors.js';
 import { CoordinationService } from '../src/service.js';
 import { MemoryStorage } from '../src/storage/memory.js';
 
@@ -102,5 +115,30 @@ describe('the OpenAPI document', () => {
     const doc = (await (await app.request('/openapi.json')).json()) as typeof before;
     expect(doc.paths).toEqual(before.paths);
     expect(doc.components).toEqual(before.components);
+  });
+});
+
+describe('statuses of domain errors', () => {
+  it("answers core's code-only errors by the protocol's table, and escalates only rule violations", () => {
+    const cases: Array<[KernelError, number]> = [
+      [new ForbiddenError({ action: 'acknowledge escalations' }), 403],
+      [new ValidationError({ issues: [{ path: 'body.to', message: 'Required' }] }), 400],
+      [new InvalidInputError({ field: 'task id', problem: 'must not be blank' }), 400],
+      [new NotFoundError({ resource: 'task', id: 't' }), 404],
+      [new ConflictError({ resource: 'task t' }), 409],
+      [new StoreError({ path: 'db', problem: 'unavailable' }), 503],
+      [new LoopDetectionError({ loopType: 'cycle', taskId: 'a', chain: ['a', 'b', 'a'] }), 422],
+    ];
+    const answered = cases.map(([error]) => {
+      const { status, body } = describeError(error, () => 'ref');
+      return { code: body.error.code, status, escalated: isViolation(error) };
+    });
+    expect(answered).toEqual(
+      cases.map(([error, status]) => ({
+        code: error.code,
+        status,
+        escalated: status === 422,
+      })),
+    );
   });
 });
