@@ -3,7 +3,7 @@
 
 export type { ClientOptions, TransitionResult } from './client.js';
 export { CoordinationClient } from './client.js';
-export { isUnavailable, rebuildError } from './errors.js';
+export { isUnavailable } from './errors.js';
 export type { ForwardedEscalation } from './escalation-sink.js';
 export { coordinationSink } from './escalation-sink.js';
 export type { LeaseEndReason } from './lease.js';
