@@ -1,4 +1,5 @@
-import { KernelError, type KernelErrorCode } from '@exec-kernel/core';
+import { RULE_VIOLATION_CODES, statusOfCode } from '@exec-kernel/coordination-client';
+import { KernelError } from '@exec-kernel/core';
 
 /** Error codes of the service's own refusals (kernel violations keep their kernel codes). */
 export type ServiceErrorCode =
@@ -38,35 +39,19 @@ export class ServiceError extends Error {
 }
 
 /**
- * The HTTP status a kernel error is answered with: the one place the service maps core's codes.
- * `INVALID_INPUT` (a value exec-kernel refuses, such as a blank id) is the client's fault: 400.
+ * The HTTP status a kernel error is answered with, from the wire protocol's one table
+ * (`statusOfCode` in `@exec-kernel/coordination-client`).
  */
 export function statusOf(error: KernelError): number {
-  const byCode: Partial<Record<KernelErrorCode, number>> = {
-    INVALID_INPUT: 400,
-    VALIDATION: 400,
-    FORBIDDEN: 403,
-    NOT_FOUND: 404,
-    CONFLICT: 409,
-    CONFIG_INVALID: 400,
-    TRANSPORT: 502,
-    STORE: 503,
-  };
-  return byCode[error.code] ?? 422;
+  return statusOfCode(error.code);
 }
 
 /**
  * The codes of the rule violations: the refusals the service escalates (with their Violation
- * record) and answers 422. Every other code (a caller's identity, a bad value, a missing or busy
- * resource) is refused without an escalation.
+ * record) and answers 422 — the wire protocol's set. Every other code (a caller's identity, a bad
+ * value, a missing or busy resource) is refused without an escalation.
  */
-export const ESCALATED_CODES: ReadonlySet<KernelErrorCode> = new Set<KernelErrorCode>([
-  'INVALID_TRANSITION',
-  'LOOP_DETECTED',
-  'BUDGET_EXCEEDED',
-  'IDLE_ENFORCED',
-  'TASK_ADMISSION',
-]);
+export const ESCALATED_CODES: ReadonlySet<string> = RULE_VIOLATION_CODES;
 
 /** Whether an error is a rule violation (one of {@link ESCALATED_CODES}), which the service escalates. */
 export function isViolation(error: unknown): error is KernelError {

@@ -65,6 +65,11 @@ export class CoordinationService {
     this.counters = this.#ctx.counters;
   }
 
+  /** The clock the service reads (`systemClock` unless one was given): views are built by it. */
+  get clock(): Clock {
+    return this.#ctx.clock;
+  }
+
   /** Aborted when the service stops: long-polls and event streams end. */
   get stopping(): AbortSignal {
     return this.#ctx.stopping.signal;

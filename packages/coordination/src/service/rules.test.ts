@@ -1,3 +1,4 @@
+import { isLeaseGone } from '@exec-kernel/coordination-client';
 import {
   ConflictError,
   ForbiddenError,
@@ -6,7 +7,6 @@ import {
   ValidationError,
 } from '@exec-kernel/core';
 import { describe, expect, it } from 'vitest';
-import { isLeaseGone } from '../lease.js';
 import type { TaskRow } from '../model.js';
 import {
   checkLease,
