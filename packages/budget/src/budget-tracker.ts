@@ -17,6 +17,7 @@ import {
   LIMIT_MAXIMUMS,
   resolveLimits,
 } from './limits.js';
+import { budgetWarnings } from './warnings.js';
 
 /** Fired once per task and budget type when spending first reaches `warnAt` of a limit. */
 export interface BudgetWarning {
@@ -97,13 +98,8 @@ export interface BudgetTrackerJSON {
   tasks: BudgetStateJSON[];
 }
 
-const WARNING_BIT: Record<BudgetType, number> = {
-  steps: 1,
-  depth: 2,
-  duration: 4,
-  tokens: 8,
-  cost: 16,
-};
+/** Every budget type, in the order `toJSON` lists warnings. */
+const BUDGET_TYPES: readonly BudgetType[] = ['steps', 'depth', 'duration', 'tokens', 'cost'];
 
 /**
  * One task's spending against its limits. Counters include what the task's descendants spent
@@ -119,7 +115,7 @@ export class BudgetState {
   #tokens = 0;
   #costUsd = 0;
   #endedAt: number | undefined;
-  #warned = 0;
+  readonly #warned: BudgetType[] = [];
   readonly #clock: Clock;
   readonly #warn: (warning: BudgetWarning) => void;
   readonly #warnAt: number;
@@ -219,16 +215,15 @@ export class BudgetState {
     };
     if (this.parent !== undefined) json.parentTaskId = this.parent.taskId;
     if (this.#endedAt !== undefined) json.endedAt = toIsoTime(this.#endedAt);
-    const warned = (Object.keys(WARNING_BIT) as BudgetType[]).filter(
-      (t) => (this.#warned & WARNING_BIT[t]) !== 0,
-    );
+    const warned = BUDGET_TYPES.filter((t) => this.#warned.includes(t));
     if (warned.length > 0) json.warned = warned;
     return json;
   }
 
   /** @internal Marks warnings as already fired (restoring saved state). */
   _setWarned(types: readonly BudgetType[]): void {
-    for (const type of types) this.#warned |= WARNING_BIT[type] ?? 0;
+    for (const type of types)
+      if (BUDGET_TYPES.includes(type) && !this.#warned.includes(type)) this.#warned.push(type);
   }
 
   /** @internal */
@@ -251,24 +246,12 @@ export class BudgetState {
   #check(usage: BudgetUsage): void {
     if (this.#endedAt !== undefined) return;
     const { limits } = this;
-    if (usage.stepsTaken !== undefined) this.#warnIf('steps', usage.stepsTaken, limits.maxSteps);
-    if (usage.elapsedSeconds !== undefined) {
-      this.#warnIf('duration', usage.elapsedSeconds, limits.maxDurationSeconds);
+    for (const reading of budgetWarnings(usage, limits, this.#warnAt, this.#warned)) {
+      this.#warned.push(reading.budgetType);
+      this.#warn({ taskId: this.taskId, ...reading });
     }
-    if (usage.tokens !== undefined) this.#warnIf('tokens', usage.tokens, limits.maxTokens);
-    if (usage.costUsd !== undefined) this.#warnIf('cost', usage.costUsd, limits.maxCostUsd);
     const error = evaluateBudget(this.taskId, usage, limits);
     if (error !== undefined) throw error;
-  }
-
-  #warnIf(budgetType: BudgetType, observed: number, limit: number | null): void {
-    const bit = WARNING_BIT[budgetType];
-    if (limit === null || (this.#warned & bit) !== 0) return;
-    const fraction = observed / limit;
-    if (fraction >= this.#warnAt) {
-      this.#warned |= bit;
-      this.#warn({ taskId: this.taskId, budgetType, fraction, limit, observed });
-    }
   }
 }
 

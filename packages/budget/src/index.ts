@@ -21,3 +21,5 @@ export {
   LIMIT_MAXIMUMS,
   resolveLimits,
 } from './limits.js';
+export type { BudgetWarningReading } from './warnings.js';
+export { budgetWarnings } from './warnings.js';

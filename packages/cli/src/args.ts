@@ -1,6 +1,7 @@
 import { LIMIT_MAXIMUMS } from '@exec-kernel/budget';
 import { textProblem as coreTextProblem, InvalidInputError, idProblem } from '@exec-kernel/core';
-import { type CommandContext, quote, UsageError } from './context.js';
+import { type CommandContext, UsageError } from './context.js';
+import { quote } from './render.js';
 
 type Values = CommandContext['values'];
 

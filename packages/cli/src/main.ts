@@ -1,123 +1,11 @@
-import { readFileSync } from 'node:fs';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
-import { KernelError } from '@exec-kernel/core';
-import { checkArg } from './args.js';
-import {
-  type CliIO,
-  type Command,
-  type CommandContext,
-  Output,
-  printable,
-  quote,
-  refusal,
-  UsageError,
-} from './context.js';
+import type { CliIO, CommandContext } from './context.js';
+import { UsageError } from './context.js';
+import { invoke, type Outcome, outcomeOf } from './invoke.js';
 import { processIO } from './io.js';
-
-/** A command's one-line summary and its loader. */
-export interface Entry {
-  summary: string;
-  load(): Promise<Command>;
-}
-
-// Commands load on first use, so `validate` never pays for the store or the config parser.
-const COMMANDS: Record<string, Entry> = {
-  validate: {
-    summary: 'check a lifecycle move: validate <from> <to>',
-    load: () => import('./commands/validate.js').then((m) => m.validate),
-  },
-  'check-loop': {
-    summary: 'check a new task against the loop rules (nothing is registered)',
-    load: () => import('./commands/check-loop.js').then((m) => m.checkLoop),
-  },
-  'check-budget': {
-    summary: 'check steps and elapsed time against a budget',
-    load: () => import('./commands/check-budget.js').then((m) => m.checkBudget),
-  },
-  sleep: {
-    summary: 'go idle: no task creation until woken or timed out (blocks)',
-    load: () => import('./commands/sleep.js').then((m) => m.sleep),
-  },
-  wake: {
-    summary: "end an agent's sleep",
-    load: () => import('./commands/sleep.js').then((m) => m.wake),
-  },
-  step: {
-    summary: "record steps on a task's budget",
-    load: () => import('./commands/step.js').then((m) => m.step),
-  },
-  'task create': {
-    summary: 'create a task (idle, admission and loop checked)',
-    load: () => import('./commands/task.js').then((m) => m.taskCreate),
-  },
-  'task transition': {
-    summary: 'move a task to another state',
-    load: () => import('./commands/task.js').then((m) => m.taskTransition),
-  },
-  'task show': {
-    summary: 'show a task: state, budget, depth, history, notes, context',
-    load: () => import('./commands/task.js').then((m) => m.taskShow),
-  },
-  'task list': {
-    summary: 'list tasks, optionally by state or agent',
-    load: () => import('./commands/task.js').then((m) => m.taskList),
-  },
-  'task checkout': {
-    summary: 'claim a task for this agent (Paperclip or a coordination service)',
-    load: () => import('./commands/task.js').then((m) => m.taskCheckout),
-  },
-  'task claim': {
-    summary: 'claim the next task from a coordination service',
-    load: () => import('./commands/task.js').then((m) => m.taskClaim),
-  },
-  'task release': {
-    summary: 'give a checked-out task back (Paperclip or a coordination service)',
-    load: () => import('./commands/task.js').then((m) => m.taskRelease),
-  },
-  'context get': {
-    summary: "print a task's context (one key or all)",
-    load: () => import('./commands/context.js').then((m) => m.contextGet),
-  },
-  'context set': {
-    summary: 'set a context value on a task',
-    load: () => import('./commands/context.js').then((m) => m.contextSet),
-  },
-  'context note': {
-    summary: 'add a note to a task',
-    load: () => import('./commands/context.js').then((m) => m.contextNote),
-  },
-  serve: {
-    summary: 'run the coordination service (a shared task queue for many agents)',
-    load: () => import('./commands/serve.js').then((m) => m.serve),
-  },
-  'config show': {
-    summary: 'print the effective configuration',
-    load: () => import('./commands/config.js').then((m) => m.configShow),
-  },
-  'config validate': {
-    summary: 'check the configuration file',
-    load: () => import('./commands/config.js').then((m) => m.configValidate),
-  },
-  mcp: {
-    summary: 'serve these commands as MCP tools over stdio (for agent harnesses)',
-    load: () => import('./commands/mcp.js').then((m) => m.mcp),
-  },
-};
-
-/** Every command by name, with its summary and loader (the MCP server builds its tools from them). */
-export function commandEntries(): Readonly<Record<string, Entry>> {
-  return COMMANDS;
-}
-
-const GROUPS = new Set(['task', 'context', 'config']);
-
-/** This CLI's version, from its package.json. */
-export function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
-    version: string;
-  };
-  return pkg.version;
-}
+import { COMMANDS, GROUPS } from './registry.js';
+import { printable, quote, Renderer } from './render.js';
+import { version } from './version.js';
 
 const SHORT_USAGE = [
   'Usage: exec-kernel <command> [arguments] [--json] [--config <file>]',
@@ -240,44 +128,6 @@ function refuseRepeats(
   }
 }
 
-/** The positional names of a synopsis: `<task-id> [key]` → `task-id`, `key`; `<text...>` a tail. */
-function positionalNames(names: string): Array<{ name: string; tail: boolean }> {
-  return [...names.matchAll(/[<[]([a-z-]+)(\.\.\.)?[>\]]/g)].map((m) => ({
-    name: m[1] as string,
-    tail: m[2] !== undefined,
-  }));
-}
-
-/**
- * Checks every argument that has a rule, before the command does anything, and returns the
- * parsed numbers.
- *
- * @throws InvalidInputError for the first argument that breaks its rule.
- */
-function checkArgs(
-  command: Command,
-  values: CommandContext['values'],
-  positionals: string[],
-): Record<string, number | undefined> {
-  const rules = command.args ?? {};
-  const numbers: Record<string, number | undefined> = {};
-  positionalNames(command.positionals.names).forEach(({ name, tail }, index) => {
-    const rule = rules[name];
-    const value = tail ? positionals.slice(index).join(' ') : positionals[index];
-    if (rule === undefined || value === undefined || (tail && index >= positionals.length)) return;
-    checkArg(value, rule, name);
-  });
-  for (const [name, rule] of Object.entries(rules)) {
-    const given = values[name];
-    if (given === undefined || typeof given === 'boolean') continue;
-    for (const value of Array.isArray(given) ? given : [given]) {
-      const checked = checkArg(value, rule, `--${name}`);
-      if (typeof checked === 'number') numbers[name] = checked;
-    }
-  }
-  return numbers;
-}
-
 /**
  * Runs the `exec-kernel` command line with `argv` (without `node` and the script) and returns the
  * exit status: 0 on success, 1 for a refusal or a usage error, 2 for an internal error. Never calls
@@ -334,16 +184,15 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
   const end = rest.indexOf('--');
   // Known before parsing, so a refusal while parsing is still given in the asked-for form.
   const json = (end === -1 ? rest : rest.slice(0, end)).includes('--json');
-  const out = new Output(io, json);
-  const usageHint = `Run 'exec-kernel ${name} --help' for usage.`;
+  const out = new Renderer(io, json);
+  const options: NonNullable<ParseArgsConfig['options']> = {
+    ...command.options,
+    json: { type: 'boolean' },
+    config: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  };
+  let parsed: ReturnType<typeof parseArgs>;
   try {
-    const options: NonNullable<ParseArgsConfig['options']> = {
-      ...command.options,
-      json: { type: 'boolean' },
-      config: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    };
-    let parsed: ReturnType<typeof parseArgs>;
     try {
       const args = joinNegativeValues(rest, options);
       parsed = parseArgs({ args, options, allowPositionals: true, strict: true, tokens: true });
@@ -351,47 +200,42 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
       throw new UsageError(parseErrorMessage(error as Error));
     }
     refuseRepeats(parsed.tokens ?? [], options);
-    const values = parsed.values as CommandContext['values'];
-    if (values.help === true) {
-      io.stdout.write(`${command.usage.trimEnd()}\n`);
-      return 0;
-    }
-    const { min, max, names } = command.positionals;
-    if (parsed.positionals.length < min || parsed.positionals.length > max) {
-      throw new UsageError(
-        parsed.positionals.length < min
-          ? `Missing arguments: exec-kernel ${name} ${names}`
-          : `Too many arguments: exec-kernel ${name} ${names}`,
-      );
-    }
-
-    const numbers = checkArgs(command, values, parsed.positionals);
-    const ctx: CommandContext = {
-      name,
-      values,
-      positionals: parsed.positionals,
-      numbers,
-      flags: { json, config: values.config as string | undefined },
-      io,
-      out,
-    };
-    return await command.run(ctx);
   } catch (error) {
-    if (UsageError.is(error)) {
-      const message = printable(error.message);
-      io.stderr.write(
-        error.pointToHelp ? `ERROR: ${message}. ${usageHint}\n` : `ERROR: ${message}\n`,
-      );
-      return 1;
-    }
-    if (KernelError.is(error)) {
-      const { line, violation } = refusal(error);
-      out.refuse(line, violation);
-      return 1;
-    }
-    const message = printable(error instanceof Error ? error.message : String(error));
-    io.stderr.write(`ERROR: internal error: ${message} (set EXEC_KERNEL_DEBUG=1 for details)\n`);
-    if (io.env.EXEC_KERNEL_DEBUG) io.stderr.write(`${(error as Error)?.stack ?? ''}\n`);
-    return 2;
+    return render(outcomeOf(error, name), out, io);
   }
+  const values = parsed.values as CommandContext['values'];
+  if (values.help === true) {
+    io.stdout.write(`${command.usage.trimEnd()}\n`);
+    return 0;
+  }
+  const outcome = await invoke({
+    name,
+    command,
+    values,
+    positionals: parsed.positionals,
+    flags: { json, config: values.config as string | undefined },
+    io,
+    out,
+  });
+  return render(outcome, out, io);
+}
+
+/** Prints how a run ended and returns its exit status. */
+function render(outcome: Outcome, out: Renderer, io: CliIO): number {
+  switch (outcome.kind) {
+    case 'done':
+      out.result(outcome.result);
+      break;
+    case 'refused':
+      out.refuse(outcome.line, outcome.violation);
+      break;
+    case 'usage':
+      io.stderr.write(`${outcome.line}\n`);
+      break;
+    case 'internal':
+      io.stderr.write(`${outcome.line}\n`);
+      if (io.env.EXEC_KERNEL_DEBUG) io.stderr.write(`${outcome.stack ?? ''}\n`);
+      break;
+  }
+  return outcome.status;
 }

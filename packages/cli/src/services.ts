@@ -1,16 +1,8 @@
 import { join } from 'node:path';
 import { type LoadedConfig, loadConfig } from '@exec-kernel/config';
-import { type BudgetType, formatAmount } from '@exec-kernel/core';
 import { FileStore, TaskMemory } from '@exec-kernel/memory';
 import type { CommandContext } from './context.js';
-
-const BUDGET_NAMES: Record<BudgetType, string> = {
-  steps: 'step',
-  depth: 'depth',
-  duration: 'duration',
-  tokens: 'token',
-  cost: 'cost',
-};
+import { budgetWarningLine } from './render.js';
 
 // One config and one store per command run (a test may run many commands in one process).
 const configs = new WeakMap<CommandContext, Promise<LoadedConfig>>();
@@ -57,10 +49,7 @@ export function memoryFor(ctx: CommandContext): Promise<TaskMemory> {
           budgetDefaults: config.budget,
           warnAt: config.budget.warnAt,
           idleTimeoutSeconds: config.idle.defaultTimeoutSeconds,
-          onWarning: (w) =>
-            ctx.out.warn(
-              `WARN: [${w.budgetType}] Task ${w.taskId} has used ${Math.round(w.fraction * 100)}% of its ${BUDGET_NAMES[w.budgetType]} budget (${formatAmount(w.observed)} of ${formatAmount(w.limit)})`,
-            ),
+          onWarning: (w) => ctx.out.warn(budgetWarningLine(w)),
         }),
     );
     memories.set(ctx, memory);

@@ -173,6 +173,84 @@ describe('task commands on a coordination service, chosen by EXEC_KERNEL_COORDIN
   }, 30_000);
 });
 
+describe('sleep, wake and context on a coordination service', () => {
+  it('puts the agent to sleep on the service, where its task creation is refused, until woken', async () => {
+    const sleeper = start(dir, ['sleep', '--agent-id', 'planner', '--timeout', '30'], planner);
+    const both = lines(sleeper, 2);
+    const [slept] = await lines(sleeper, 1);
+    expect(slept).toBe('SLEEP:idle agent=planner reason=no_tasks timeout=30s');
+    const admin = new CoordinationClient({ url, token: ADMIN });
+    expect((await admin.getAgent('planner')).asleep).toBe(true);
+
+    const refused = await cli(
+      dir,
+      ['task', 'create', 'busywork', '--type', 'x', ...ADMISSION],
+      planner,
+    );
+    expect(refused.status).toBe(1);
+    expect(refused.stdout).toBe('');
+    // The same line as the local store gives.
+    expect(refused.stderr).toMatch(
+      /^DENIED: \[idle\] Agent planner is idle until \S+: it may not create tasks while asleep\n$/,
+    );
+    // The sleep is the service's, not the local store's.
+    expect((await cli(dir, ['wake', '--agent-id', 'planner'])).stdout).toBe(
+      'OK: agent planner was not asleep\n',
+    );
+
+    expect(await cli(dir, ['wake', '--agent-id', 'planner'], planner)).toEqual({
+      status: 0,
+      stdout: 'WOKE: agent=planner reason=woken\n',
+      stderr: '',
+    });
+    expect(await both).toEqual([slept, 'WAKE: agent=planner reason=woken']);
+    expect(await exited(sleeper)).toBe(0);
+    expect((await admin.getAgent('planner')).asleep).toBe(false);
+    expect(
+      (await cli(dir, ['task', 'create', 'after-sleep', '--type', 'x', ...ADMISSION], planner))
+        .status,
+    ).toBe(0);
+  }, 30_000);
+
+  it('ends a sleep on the service at its timeout, and says so as JSON', async () => {
+    const run = await cli(
+      dir,
+      ['sleep', '--agent-id', 'worker', '--timeout', '0.5', '--json'],
+      worker,
+    );
+    expect(run.status).toBe(0);
+    const [sleep, wake] = run.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(sleep).toMatchObject({
+      event: 'sleep',
+      agentId: 'worker',
+      reason: 'no_tasks',
+      timeoutSeconds: 0.5,
+      until: expect.any(String),
+    });
+    expect(wake).toEqual({ event: 'wake', agentId: 'worker', reason: 'timeout' });
+    expect((await cli(dir, ['wake', '--agent-id', 'worker'], worker)).stdout).toBe(
+      'OK: agent worker was not asleep\n',
+    );
+  }, 30_000);
+
+  it('refuses context in one line until the service has it', async () => {
+    for (const args of [
+      ['context', 'get', 'epic'],
+      ['context', 'set', 'epic', 'k', 'v'],
+      ['context', 'note', 'epic', 'hello'],
+    ]) {
+      expect(await cli(dir, args, planner)).toEqual({
+        status: 1,
+        stdout: '',
+        stderr: 'ERROR: context is not available on the coordination backend yet\n',
+      });
+    }
+  });
+});
+
 describe('serve', () => {
   it('keeps its admin token beside the database and its tasks across a graceful restart', async () => {
     const db = join(dir, 'kept', 'queue.db');

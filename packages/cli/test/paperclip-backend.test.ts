@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type FakeAgent, FakePaperclip } from '../../paperclip/test/fake-paperclip.js';
-import { ADMISSION, cli, scratch } from './helpers.js';
+import { ADMISSION, cli, exited, lines, scratch, start } from './helpers.js';
 
 let fake: FakePaperclip;
 let agent: FakeAgent;
@@ -38,13 +38,11 @@ describe('task commands on Paperclip, chosen by the heartbeat variables', () => 
       env,
     );
     expect(created.stderr).toBe('');
-    expect(created.stdout).toMatch(/^CREATED: KER-\d+ state=backlog depth=0\n$/);
+    // A task starts in todo, on Paperclip as on every backend.
+    expect(created.stdout).toMatch(/^CREATED: KER-\d+ state=todo depth=0\n$/);
     const id = /KER-\d+/.exec(created.stdout)?.[0] as string;
     expect(fake.find(id)?.createdByAgentId).toBe(agent.id);
 
-    expect((await cli(dir, ['task', 'transition', id, 'todo'], env)).stdout).toBe(
-      `OK: ${id} backlog -> todo: Task ready\n`,
-    );
     expect((await cli(dir, ['task', 'checkout', id], env)).stdout).toBe(
       `OK: ${id} checked out (in_progress)\n`,
     );
@@ -97,10 +95,46 @@ describe('task commands on Paperclip, chosen by the heartbeat variables', () => 
     expect(loop.stderr).toMatch(/^DENIED: \[identity\] Task plan q3 re-creates task KER-\d+/);
     const vague = await cli(dir, ['task', 'create', 'Vague', '--type', 'x'], env);
     expect(vague.stderr).toBe(
-      'DENIED: [admission] Task refused: admission incomplete: missing consumer, painPoint, expectedValue, validationPath\n',
+      'DENIED: [admission] Task Vague refused: admission incomplete: missing consumer, painPoint, expectedValue, validationPath\n',
     );
     await cli(dir, ['sleep', '--agent-id', agent.id, '--timeout', '0.3']);
     expect(fake.writes()).toHaveLength(writes);
+  });
+
+  it('keeps a sleep in the local store, and the adapter refuses the sleeping agent', async () => {
+    const sleeper = start(dir, ['sleep', '--agent-id', agent.id, '--timeout', '30'], env);
+    const both = lines(sleeper, 2);
+    const [slept] = await lines(sleeper, 1);
+    expect(slept).toBe(`SLEEP:idle agent=${agent.id} reason=no_tasks timeout=30s`);
+    const writes = fake.writes().length;
+    const refused = await cli(
+      dir,
+      ['task', 'create', 'Busywork', '--type', 'x', ...ADMISSION],
+      env,
+    );
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(
+      new RegExp(
+        `^DENIED: \\[idle\\] Agent ${agent.id} is idle until \\S+: it may not create tasks while asleep\n$`,
+      ),
+    );
+    expect(fake.writes()).toHaveLength(writes);
+    expect((await cli(dir, ['wake', '--agent-id', agent.id], env)).stdout).toBe(
+      `WOKE: agent=${agent.id} reason=woken\n`,
+    );
+    expect(await both).toEqual([slept, `WAKE: agent=${agent.id} reason=woken`]);
+    expect(await exited(sleeper)).toBe(0);
+  });
+
+  it('keeps context in the issue document and notes as its comments', async () => {
+    const issue = fake.seedIssue({ title: 'with context', status: 'todo' });
+    const id = issue.identifier;
+    expect((await cli(dir, ['context', 'set', id, 'branch', 'fix/login'], env)).status).toBe(0);
+    expect((await cli(dir, ['context', 'note', id, 'tried', 'the', 'cache'], env)).status).toBe(0);
+    const got = JSON.parse((await cli(dir, ['context', 'get', id, '--json'], env)).stdout);
+    expect(JSON.stringify(got)).toContain('fix/login');
+    expect(fake.find(id)?.comments).toContain('tried the cache');
+    expect(fake.find(id)?.documents.has('exec-kernel-context')).toBe(true);
   });
 
   it('stays local without the variables, and says what a remote-only command needs', async () => {

@@ -123,6 +123,32 @@ describe('task create', () => {
       ).stderr,
     ).toBe('DENIED: [depth] Task c exceeds max depth: depth 2, max 1\n');
   });
+
+  it('refuses a task deeper than its own depth budget (budget.max_depth), creating nothing', async () => {
+    await writeFile(join(dir, '.exec-kernel.yml'), 'budget:\n  max_depth: 1\n');
+    const make = (id: string, parent?: string) =>
+      cli(dir, [
+        'task',
+        'create',
+        id,
+        '--agent-id',
+        'x',
+        '--type',
+        id,
+        ...ADMISSION,
+        ...(parent === undefined ? [] : ['--parent-task-id', parent]),
+      ]);
+    expect((await make('a')).status).toBe(0);
+    expect((await make('b', 'a')).status).toBe(0);
+    expect(await make('c', 'b')).toEqual({
+      status: 1,
+      stdout: '',
+      stderr: 'EXCEEDED: [depth] Task c exceeded depth budget: depth 2, max 1\n',
+    });
+    expect((await cli(dir, ['task', 'show', 'c'])).stderr).toBe(
+      'ERROR: [not_found] Task c not found\n',
+    );
+  });
 });
 
 describe('task transition, show and list', () => {

@@ -1,21 +1,29 @@
-// The client alone, for agents that talk to a service and never run one: importing
-// `@exec-kernel/coordination/client` loads neither Hono nor a database driver.
+// The client alone, kept for agents that import it from here: it now lives in
+// `@exec-kernel/coordination-client` (no Hono, no database driver, no native build), which new code
+// should depend on instead.
 
 export type {
+  AgentView,
   BudgetWarningView,
   Claimed,
   ClientOptions,
+  EnqueueInput,
+  EscalationView,
+  EventView,
+  ForwardedEscalation,
   Job,
   JobHandler,
+  Lease,
+  LeaseEndReason,
+  NodeFetchOptions,
+  TaskView,
   TransitionResult,
   WorkOptions,
-} from './client.js';
-export { CoordinationClient, isUnavailable } from './client.js';
-export type { ForwardedEscalation } from './escalation-sink.js';
-export { coordinationSink } from './escalation-sink.js';
-export type { AgentView, EscalationView, EventView, TaskView } from './http/views.js';
-export type { LeaseEndReason } from './lease.js';
-export { isLeaseGone } from './lease.js';
-export type { NodeFetchOptions } from './node-fetch.js';
-export { createNodeFetch } from './node-fetch.js';
-export type { EnqueueInput, Lease } from './service.js';
+} from '@exec-kernel/coordination-client';
+export {
+  CoordinationClient,
+  coordinationSink,
+  createNodeFetch,
+  isLeaseGone,
+  isUnavailable,
+} from '@exec-kernel/coordination-client';

@@ -1,4 +1,5 @@
-import { KernelError, type KernelErrorCode } from '@exec-kernel/core';
+import { RULE_VIOLATION_CODES, statusOfCode } from '@exec-kernel/coordination-client';
+import { KernelError } from '@exec-kernel/core';
 
 /** Error codes of the service's own refusals (kernel violations keep their kernel codes). */
 export type ServiceErrorCode =
@@ -14,8 +15,9 @@ export type ServiceErrorCode =
   | 'UNAVAILABLE';
 
 /**
- * A request the service refuses for a reason that is not a kernel rule: no or a wrong token,
- * acting as someone else, a malformed body. Carries the HTTP status it is answered with.
+ * A request the transport refuses before the service sees it: no or a wrong token, a malformed
+ * or oversized body, too many streams. Carries the HTTP status it is answered with. The service
+ * itself throws core's typed errors (`ForbiddenError`, `ValidationError`, …), never this.
  */
 export class ServiceError extends Error {
   override name = 'ServiceError';
@@ -37,22 +39,21 @@ export class ServiceError extends Error {
 }
 
 /**
- * The HTTP status a kernel error is answered with: the one place the service maps core's codes.
- * `INVALID_INPUT` (a value exec-kernel refuses, such as a blank id) is the client's fault: 400.
+ * The HTTP status a kernel error is answered with, from the wire protocol's one table
+ * (`statusOfCode` in `@exec-kernel/coordination-client`).
  */
 export function statusOf(error: KernelError): number {
-  const byCode: Partial<Record<KernelErrorCode, number>> = {
-    INVALID_INPUT: 400,
-    NOT_FOUND: 404,
-    CONFLICT: 409,
-    CONFIG_INVALID: 400,
-    TRANSPORT: 502,
-    STORE: 503,
-  };
-  return byCode[error.code] ?? 422;
+  return statusOfCode(error.code);
 }
 
-/** Whether an error is a rule violation (422), which the service also escalates. */
+/**
+ * The codes of the rule violations: the refusals the service escalates (with their Violation
+ * record) and answers 422 — the wire protocol's set. Every other code (a caller's identity, a bad
+ * value, a missing or busy resource) is refused without an escalation.
+ */
+export const ESCALATED_CODES: ReadonlySet<string> = RULE_VIOLATION_CODES;
+
+/** Whether an error is a rule violation (one of {@link ESCALATED_CODES}), which the service escalates. */
 export function isViolation(error: unknown): error is KernelError {
-  return KernelError.is(error) && statusOf(error) === 422;
+  return KernelError.is(error) && ESCALATED_CODES.has(error.code);
 }

@@ -1,23 +1,31 @@
 export type {
+  AgentView,
   BudgetWarningView,
   Claimed,
   ClientOptions,
+  EscalationView,
+  EventView,
+  ForwardedEscalation,
   Job,
   JobHandler,
+  LeaseEndReason,
+  NodeFetchOptions,
+  TaskView,
   TransitionResult,
   WorkOptions,
-} from './client.js';
-export { CoordinationClient, isUnavailable } from './client.js';
+} from '@exec-kernel/coordination-client';
+export {
+  CoordinationClient,
+  coordinationSink,
+  createNodeFetch,
+  isLeaseGone,
+  isUnavailable,
+} from '@exec-kernel/coordination-client';
 export type { ServiceErrorCode } from './errors.js';
-export { ServiceError } from './errors.js';
-export type { ForwardedEscalation } from './escalation-sink.js';
-export { coordinationSink } from './escalation-sink.js';
+export { ESCALATED_CODES, ServiceError } from './errors.js';
 export type { AppEnv, AppOptions } from './http/app.js';
 export { createApp } from './http/app.js';
 export type { InternalErrorReport } from './http/guards.js';
-export type { AgentView, EscalationView, EventView, TaskView } from './http/views.js';
-export type { LeaseEndReason } from './lease.js';
-export { isLeaseGone } from './lease.js';
 export type {
   AgentRow,
   EscalationKind,
@@ -30,17 +38,20 @@ export type {
   NewTaskRow,
   TaskRow,
 } from './model.js';
-export type { NodeFetchOptions } from './node-fetch.js';
-export { createNodeFetch } from './node-fetch.js';
 export type { CoordinationServer, ServerOptions } from './server.js';
 export { startCoordinationServer } from './server.js';
 export type {
   Caller,
   ClaimOptions,
   EnqueueInput,
+  EscalationInput,
   Lease,
+  Moved,
+  NextClaim,
   ServiceCounters,
   ServiceSettings,
+  SpendDelta,
+  SpendWarning,
   TransitionOutcome,
   TransitionRequest,
 } from './service.js';

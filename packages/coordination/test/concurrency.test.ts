@@ -3,10 +3,10 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { EventView } from '@exec-kernel/coordination-client';
+import { CoordinationClient } from '@exec-kernel/coordination-client';
 import postgres from 'postgres';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CoordinationClient } from '../src/client.js';
-import type { EventView } from '../src/http/views.js';
 import { findPostgresBin, startThrowawayPostgres } from './postgres-instance.js';
 
 // Many agent processes against one backlog, through real service processes running the built

@@ -1,6 +1,6 @@
+import { CoordinationClient } from '@exec-kernel/coordination-client';
 import { InvalidInputError } from '@exec-kernel/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CoordinationClient } from '../src/client.js';
 import type { InternalErrorReport } from '../src/http/guards.js';
 import {
   ADMIN,

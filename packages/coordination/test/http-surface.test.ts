@@ -1,10 +1,9 @@
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { CoordinationClient, coordinationSink } from '@exec-kernel/coordination-client';
 import { serve } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CoordinationClient } from '../src/client.js';
-import { coordinationSink } from '../src/escalation-sink.js';
 import { createApp } from '../src/http/app.js';
 import type { InternalErrorReport } from '../src/http/guards.js';
 import { CoordinationService } from '../src/service.js';

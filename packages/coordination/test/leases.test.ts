@@ -5,15 +5,19 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { EventView } from '@exec-kernel/coordination-client';
+import {
+  type Claimed,
+  CoordinationClient,
+  createNodeFetch,
+  isLeaseGone,
+  type Job,
+} from '@exec-kernel/coordination-client';
 import { ConflictError, ManualClock } from '@exec-kernel/core';
 import { serve } from '@hono/node-server';
 import postgres from 'postgres';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type Claimed, CoordinationClient, type Job } from '../src/client.js';
 import { createApp } from '../src/http/app.js';
-import type { EventView } from '../src/http/views.js';
-import { isLeaseGone } from '../src/lease.js';
-import { createNodeFetch } from '../src/node-fetch.js';
 import { type Caller, CoordinationService } from '../src/service.js';
 import { openStorage } from '../src/storage/open.js';
 

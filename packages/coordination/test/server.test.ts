@@ -1,7 +1,7 @@
 import { request as httpRequest } from 'node:http';
+import { CoordinationClient } from '@exec-kernel/coordination-client';
 import { NotFoundError, TaskAdmissionError, TransportError } from '@exec-kernel/core';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { CoordinationClient } from '../src/client.js';
 import { type CoordinationServer, startCoordinationServer } from '../src/server.js';
 
 const ADMIN = 'admin-token-for-server-tests';

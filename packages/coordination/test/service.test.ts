@@ -1,6 +1,8 @@
+import { CoordinationClient } from '@exec-kernel/coordination-client';
 import {
   BudgetExceededError,
   ConflictError,
+  ForbiddenError,
   IdleEnforcementError,
   InvalidTransitionError,
   KernelError,
@@ -11,7 +13,6 @@ import {
   type Violation,
 } from '@exec-kernel/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CoordinationClient } from '../src/client.js';
 import { createApp } from '../src/http/app.js';
 import type { InternalErrorReport } from '../src/http/guards.js';
 import { type Caller, CoordinationService } from '../src/service.js';
@@ -299,8 +300,8 @@ describe('rules enforced server-side, each violation escalated with its Violatio
       comment: 'waiting for credentials',
     });
     // The lease ended with in_progress: the worker can no longer move it; its owner and the admin can.
-    expect(await refusal<TransportError>(worker.transition('t', 'todo'))).toMatchObject({
-      status: 403,
+    expect(await refusal<ForbiddenError>(worker.transition('t', 'todo'))).toMatchObject({
+      code: 'FORBIDDEN',
     });
     expect((await planner.transition('t', 'todo')).reason).toBe('Task unblocked');
     expect((await admin.transition('t', 'blocked')).task.state).toBe('blocked');
@@ -314,8 +315,8 @@ describe('rules enforced server-side, each violation escalated with its Violatio
   it('lets the owner move a task nobody holds, but not start it without a claim', async () => {
     await planner.enqueue({ id: 'later', type: 'x', admission: ADMISSION, state: 'backlog' });
     expect(await worker.claim()).toBeUndefined();
-    expect(await refusal<TransportError>(worker.transition('later', 'todo'))).toMatchObject({
-      status: 403,
+    expect(await refusal<ForbiddenError>(worker.transition('later', 'todo'))).toMatchObject({
+      code: 'FORBIDDEN',
     });
     expect((await planner.transition('later', 'todo')).task.state).toBe('todo');
     const start = await refusal<ConflictError>(planner.transition('later', 'in_progress'));
@@ -407,8 +408,8 @@ describe('finishing and claiming in one request', () => {
     );
     expect(KernelError.is(refused) && refused.code).toBe('INVALID_TRANSITION');
     expect((await admin.getTask('r2')).state).toBe('todo');
-    const asAdmin = await refusal<TransportError>(admin.transition('r1', 'done', { next: {} }));
-    expect(asAdmin).toMatchObject({ status: 403 });
+    const asAdmin = await refusal<ForbiddenError>(admin.transition('r1', 'done', { next: {} }));
+    expect(asAdmin).toMatchObject({ code: 'FORBIDDEN' });
     expect((await admin.getTask('r1')).state).toBe('in_progress');
   });
 
@@ -538,8 +539,8 @@ describe('batches', () => {
       token: tokens.worker,
     });
     expect(tooMany.status).toBe(400);
-    expect(await refusal<TransportError>(admin.claimMany({ max: 1 }))).toMatchObject({
-      status: 403,
+    expect(await refusal<ForbiddenError>(admin.claimMany({ max: 1 }))).toMatchObject({
+      code: 'FORBIDDEN',
     });
   });
 
@@ -575,7 +576,12 @@ describe('batches', () => {
       task: { state: 'done' },
     });
     expect(!invalid?.ok && invalid?.error).toBeInstanceOf(InvalidTransitionError);
-    expect(!foreign?.ok && foreign?.error).toMatchObject({ status: 403 });
+    // The service's typed refusal, rebuilt by the client from its code.
+    expect(!foreign?.ok && foreign?.error).toBeInstanceOf(ForbiddenError);
+    expect(!foreign?.ok && foreign?.error).toMatchObject({
+      code: 'FORBIDDEN',
+      message: 'Task theirs is leased by other, not worker',
+    });
     expect(!ghost?.ok && ghost?.error).toBeInstanceOf(NotFoundError);
     expect((await admin.getTask('t2')).state).toBe('in_progress');
     const { escalations } = await admin.listEscalations();
@@ -738,8 +744,8 @@ describe('escalations', () => {
     await worker.transition('stuck', 'blocked', { leaseId: lease.id, comment: 'need a key' });
     const [item] = (await admin.listEscalations({ status: 'open' })).escalations;
     expect(item?.kind).toBe('blocked');
-    expect(await refusal<TransportError>(worker.acknowledge(item?.id as string))).toMatchObject({
-      status: 403,
+    expect(await refusal<ForbiddenError>(worker.acknowledge(item?.id as string))).toMatchObject({
+      code: 'FORBIDDEN',
     });
     expect((await admin.acknowledge(item?.id as string)).status).toBe('acknowledged');
     expect(await refusal(admin.acknowledge(item?.id as string))).toBeInstanceOf(ConflictError);
@@ -802,8 +808,8 @@ describe('auth', () => {
       ['claim as the admin', admin.claim()],
     ];
     for (const [what, attempt] of cases) {
-      const error = await refusal<TransportError>(attempt);
-      expect({ what, status: error.status }).toEqual({ what, status: 403 });
+      const error = await refusal(attempt);
+      expect({ what, forbidden: ForbiddenError.is(error) }).toEqual({ what, forbidden: true });
     }
     const direct = await raw('/v1/tasks/mine/transition', {
       method: 'POST',

@@ -1,5 +1,6 @@
 import type { Unsubscribe, Violation } from '@exec-kernel/core';
-import type { PaperclipAdapter, TaskTransitionEvent } from './adapter.js';
+import type { PaperclipAdapter } from './adapter.js';
+import type { TaskTransitionEvent } from './task-types.js';
 
 /** Something a human or a manager agent should look at. */
 export interface Escalation {

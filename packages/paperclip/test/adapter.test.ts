@@ -98,7 +98,8 @@ describe('createTask', () => {
     });
     expect(task).toMatchObject({
       title: 'Optimize login',
-      status: 'backlog',
+      // Where a task starts on every backend, not Paperclip's backlog.
+      status: 'todo',
       depth: 1,
       deduplicated: false,
     });
@@ -170,7 +171,38 @@ describe('createTask', () => {
       adapter.createTask('Vague', 'x', { admission: { consumer: 'someone', painPoint: ' ' } }),
     );
     expect(error.missing).toEqual(['painPoint', 'expectedValue', 'validationPath']);
+    expect(error.message).toBe(
+      'Task Vague refused: admission incomplete: missing painPoint, expectedValue, validationPath',
+    );
     expect(fake.requests).toEqual([]);
+  });
+
+  it('decides sleep and admission before reading the ancestry, and names the task as asked', async () => {
+    const adapter = adapterFor();
+    adapter.sleep({ timeoutSeconds: 60 });
+    const asleep = await refusal<IdleEnforcementError>(
+      adapter.createTask('Busywork', 'x', {
+        admission: ADMISSION,
+        parentTaskId: 'KER-404',
+        name: 'busy-1',
+      }),
+    );
+    expect(asleep).toBeInstanceOf(IdleEnforcementError);
+    expect(asleep.taskId).toBe('busy-1');
+    adapter.wake();
+    const vague = await refusal<TaskAdmissionError>(
+      adapter.createTask('Vague', 'x', { admission: {}, parentTaskId: 'KER-404', name: 'vague-1' }),
+    );
+    expect(vague.message).toMatch(/^Task vague-1 refused: admission incomplete: missing consumer/);
+    expect(fake.requests).toEqual([]);
+  });
+
+  it('creates in backlog when asked to', async () => {
+    const task = await adapterFor().createTask('Later', 'x', {
+      admission: ADMISSION,
+      status: 'backlog',
+    });
+    expect(fake.find(task.id)?.status).toBe('backlog');
   });
 
   it('refuses an agent re-creating its own work down the creator chain, and writes nothing', async () => {
@@ -493,7 +525,8 @@ describe('EscalationHook', () => {
     expect(received.map((e) => [e.kind, e.taskId, e.violation?.kind])).toEqual([
       ['blocked', issue.identifier, undefined],
       ['violation', issue.identifier, 'invalid_transition'],
-      ['violation', undefined, 'admission'],
+      // Before Paperclip names it, a refused task goes by its title.
+      ['violation', 'Vague', 'admission'],
     ]);
     expect(received[0]?.comment).toBe('need credentials');
     expect(received[1]?.violation?.agentId).toBe(agent.id);

@@ -31,6 +31,10 @@ export interface FakeIssue {
   blockedByIssueIds: string[];
   unblockDescriptor: unknown;
   comments: string[];
+  /** The comments as Paperclip lists them (`GET /issues/{id}/comments`). */
+  commentLog: Array<{ id: string; body: string; authorAgentId: string | null; createdAt: string }>;
+  /** Issue documents by key, with Paperclip's revision rule (an update names the latest). */
+  documents: Map<string, { body: string; revision: string; title: string | null }>;
   createdAt: number;
 }
 
@@ -180,13 +184,15 @@ export class FakePaperclip {
       blockedByIssueIds: [],
       unblockDescriptor: null,
       comments: [],
+      commentLog: [],
+      documents: new Map(),
       createdAt: Date.now(),
       ...fields,
     };
   }
 
   #view(issue: FakeIssue): Record<string, unknown> {
-    const { comments: _c, idempotencyKey: _k, ...rest } = issue;
+    const { comments: _c, commentLog: _l, documents: _d, idempotencyKey: _k, ...rest } = issue;
     return rest;
   }
 
@@ -539,12 +545,66 @@ export class FakePaperclip {
       const issue = this.find(decodeURIComponent(m[1] as string));
       if (issue === undefined) return send(404, { error: 'Issue not found' });
       issue.comments.push(String(body?.body));
-      return send(201, {
+      const comment = {
         id: randomUUID(),
-        issueId: issue.id,
-        body: body?.body,
+        body: String(body?.body),
         authorAgentId: agent?.id ?? null,
+        createdAt: new Date().toISOString(),
+      };
+      issue.commentLog.push(comment);
+      return send(201, { ...comment, issueId: issue.id });
+    }
+
+    m = match('GET', /^\/issues\/([^/]+)\/comments$/);
+    if (m) {
+      const issue = this.find(decodeURIComponent(m[1] as string));
+      if (issue === undefined) return send(404, { error: 'Issue not found' });
+      return send(200, issue.commentLog);
+    }
+
+    // Documents, as the live server showed them (see the package README).
+    m = /^\/issues\/([^/]+)\/documents\/([^/]+)$/.exec(path);
+    if (m && (method === 'GET' || method === 'PUT')) {
+      const issue = this.find(decodeURIComponent(m[1] as string));
+      if (issue === undefined) return send(404, { error: 'Issue not found' });
+      const key = decodeURIComponent(m[2] as string);
+      if (!/^[a-z0-9][a-z0-9_-]*$/.test(key) || key.length > 64) {
+        return send(400, { error: 'Invalid document key' });
+      }
+      const doc = issue.documents.get(key);
+      const view = (d: { body: string; revision: string; title: string | null }) => ({
+        issueId: issue.id,
+        key,
+        title: d.title,
+        format: 'markdown',
+        body: d.body,
+        latestRevisionId: d.revision,
       });
+      if (method === 'GET') {
+        return doc === undefined
+          ? send(404, { error: 'Document not found' })
+          : send(200, view(doc));
+      }
+      const b = body ?? {};
+      if (b.format !== 'markdown' || typeof b.body !== 'string') {
+        return send(400, { error: 'Validation error' });
+      }
+      if (doc !== undefined && b.baseRevisionId !== doc.revision) {
+        return send(409, {
+          error:
+            b.baseRevisionId === undefined
+              ? 'Document update requires baseRevisionId.'
+              : 'Document was updated by someone else',
+          details: { currentRevisionId: doc.revision },
+        });
+      }
+      const next = {
+        body: b.body,
+        revision: randomUUID(),
+        title: typeof b.title === 'string' ? b.title : null,
+      };
+      issue.documents.set(key, next);
+      return send(doc === undefined ? 201 : 200, view(next));
     }
 
     send(404, { error: 'API route not found' });

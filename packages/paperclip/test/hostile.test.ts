@@ -207,6 +207,9 @@ describe('ids in paths', () => {
         () => adapter.comment(id, 'hi'),
         () => adapter.getTask(id),
         () => adapter.transitionTask(id, 'done'),
+        () => adapter.getContext(id),
+        () => adapter.setContext(id, 'k', 1),
+        () => adapter.addNote(id, 'hi'),
       ]) {
         const error = await refusal<NotFoundError>(call());
         expect(error).toBeInstanceOf(NotFoundError);
@@ -222,6 +225,9 @@ describe('ids in paths', () => {
           `POST /api/issues/${e}/comments`,
           `GET /api/issues/${e}`,
           `GET /api/issues/${e}`,
+          `GET /api/issues/${e}`,
+          `GET /api/issues/${e}`,
+          `POST /api/issues/${e}/comments`,
         ];
       }),
     );
@@ -370,7 +376,7 @@ describe('headers and configuration', () => {
       [{ timeoutMs: 3_000_000_000 }, 'timeoutMs must be an integer from 1 to 2147483647'],
       [{ timeoutMs: Number.NaN }, 'timeoutMs must be an integer from 1 to 2147483647'],
       [{ retries: 1e9 }, 'retries must be an integer from 0 to 10'],
-      [{ maxDepth: -1 }, 'maxDepth must be an integer of at least 0'],
+      [{ maxDepth: -1 }, 'maxDepth must be an integer from 0 to 10000'],
       [{ maxResponseBytes: 0 }, 'maxResponseBytes must be an integer of at least 1'],
     ];
     for (const [extra, problem] of cases) {

@@ -79,7 +79,6 @@ Examples:
     const line =
       `OK: ${usage.stepsTaken} steps, ${Math.floor(usage.elapsedSeconds)}s elapsed ` +
       `(max ${limits.maxSteps} steps, ${formatAmount(limits.maxDurationSeconds)}s)`;
-    ctx.out.result(line, { ok: true, taskId, ...usage, limits, known: stored !== undefined });
-    return 0;
+    return { line, data: { ok: true, taskId, ...usage, limits, known: stored !== undefined } };
   },
 };

@@ -50,7 +50,6 @@ Examples:
       createdByTaskId: stringFlag(ctx.values, 'created-by-task-id'),
       title: stringFlag(ctx.values, 'title'),
     });
-    ctx.out.result(`ALLOWED: depth=${depth}`, { allowed: true, taskId, depth });
-    return 0;
+    return { line: `ALLOWED: depth=${depth}`, data: { allowed: true, taskId, depth } };
   },
 };

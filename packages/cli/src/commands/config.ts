@@ -15,12 +15,10 @@ file's own snake_case form. Tokens and keys are never printed.
     const file = toFileConfig(config);
     const { stringify } = await import('yaml');
     const header = `# ${path ?? 'no config file found: defaults and environment only'}\n`;
-    ctx.out.result(`${header}${stringify(file).trimEnd()}`.split('\n'), {
-      path: path ?? null,
-      storePath,
-      config: file,
-    });
-    return 0;
+    return {
+      lines: `${header}${stringify(file).trimEnd()}`.split('\n'),
+      data: { path: path ?? null, storePath, config: file },
+    };
   },
 };
 
@@ -34,13 +32,9 @@ with its line, column and key; exit 1 if there is any.
   positionals: { min: 0, max: 0, names: '' },
   async run(ctx) {
     const { path } = await configFor(ctx, { fresh: true });
-    ctx.out.result(
-      path === undefined ? 'VALID: no config file found; defaults apply' : `VALID: ${path}`,
-      {
-        valid: true,
-        path: path ?? null,
-      },
-    );
-    return 0;
+    return {
+      line: path === undefined ? 'VALID: no config file found; defaults apply' : `VALID: ${path}`,
+      data: { valid: true, path: path ?? null },
+    };
   },
 };

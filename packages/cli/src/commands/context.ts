@@ -1,14 +1,8 @@
 import { InvalidInputError, NotFoundError } from '@exec-kernel/core';
-import type { JsonValue, MemorySession, TaskRecord } from '@exec-kernel/memory';
+import type { JsonValue } from '@exec-kernel/memory';
 import { idArg, stringFlag, textArg } from '../args.js';
+import { backendFor } from '../backends/select.js';
 import type { Command } from '../context.js';
-import { memoryFor } from '../services.js';
-
-function requireTask(s: MemorySession, taskId: string): TaskRecord {
-  const task = s.task(taskId);
-  if (task === undefined) throw new NotFoundError({ resource: 'task', id: taskId });
-  return task;
-}
 
 // Context is small by design: it is kept in the state file every call reads and rewrites.
 const MAX_VALUE = 65_536;
@@ -53,24 +47,20 @@ Prints a task's context: one value as JSON, or every key as key=value lines.
   args: { 'task-id': idArg('task id'), key: idArg('context key') },
   async run(ctx) {
     const [taskId, key] = ctx.positionals as [string, string | undefined];
-    const task = requireTask(await (await memoryFor(ctx)).snapshot(), taskId);
+    const context = await (await backendFor(ctx)).getContext(taskId);
     if (key !== undefined) {
-      if (!Object.hasOwn(task.context, key)) {
+      if (!Object.hasOwn(context, key)) {
         throw new NotFoundError(
           { resource: 'context key', id: key },
           { message: `Task ${taskId} has no context key '${key}'` },
         );
       }
-      const value = task.context[key] as JsonValue;
-      ctx.out.result(JSON.stringify(value), { taskId, key, value });
-      return 0;
+      const value = context[key] as JsonValue;
+      return { line: JSON.stringify(value), data: { taskId, key, value } };
     }
-    const lines = Object.entries(task.context).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
-    ctx.out.result(lines.length === 0 ? `(no context on ${taskId})` : lines, {
-      taskId,
-      context: task.context,
-    });
-    return 0;
+    const lines = Object.entries(context).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
+    const data = { taskId, context };
+    return lines.length === 0 ? { line: `(no context on ${taskId})`, data } : { lines, data };
   },
 };
 
@@ -90,12 +80,11 @@ Sets a context value on a task. A value that parses as JSON is stored as JSON (4
   async run(ctx) {
     const [taskId, key, text] = ctx.positionals as [string, string, string];
     const value = parseValue(text);
-    await (await memoryFor(ctx)).transaction((s) => {
-      requireTask(s, taskId);
-      s.setContext(taskId, key, value);
-    });
-    ctx.out.result(`OK: ${taskId} context ${key}=${JSON.stringify(value)}`, { taskId, key, value });
-    return 0;
+    await (await backendFor(ctx)).setContext(taskId, key, value);
+    return {
+      line: `OK: ${taskId} context ${key}=${JSON.stringify(value)}`,
+      data: { taskId, key, value },
+    };
   },
 };
 
@@ -110,11 +99,7 @@ Adds a note to a task; the words after the task id are the note.
   async run(ctx) {
     const [taskId, ...words] = ctx.positionals as [string, ...string[]];
     const author = stringFlag(ctx.values, 'author');
-    const note = await (await memoryFor(ctx)).transaction((s) => {
-      requireTask(s, taskId);
-      return s.note(taskId, words.join(' '), author);
-    });
-    ctx.out.result(`OK: note added to ${taskId}`, { taskId, note });
-    return 0;
+    const note = await (await backendFor(ctx)).addNote(taskId, words.join(' '), author);
+    return { line: `OK: note added to ${taskId}`, data: { taskId, note } };
   },
 };

@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { got, numberArg, stringFlag, textArg } from '../args.js';
-import { type Command, quote, UsageError } from '../context.js';
+import { type Command, UsageError } from '../context.js';
+import { quote } from '../render.js';
 import { configFor } from '../services.js';
 
 /**
@@ -156,10 +157,9 @@ coordination.admin-token beside the SQLite database. Agents get theirs from POST
       idleTimeoutMs: ms('idle-timeout'),
     }).catch(listenFailure(host, port));
     const location = server.service.storage.location;
-    ctx.out.result(`LISTENING: ${server.url} (${location})`, {
-      event: 'listening',
-      url: server.url,
-      db: location,
+    ctx.out.progress({
+      line: `LISTENING: ${server.url} (${location})`,
+      data: { event: 'listening', url: server.url, db: location },
     });
     ctx.out.warn(`admin token: ${where}`);
     if (where.startsWith('printed')) ctx.out.warn(token);
@@ -170,7 +170,9 @@ coordination.admin-token beside the SQLite database. Agents get theirs from POST
       ctx.io.signal.addEventListener('abort', () => done(), { once: true });
     });
     await server.close();
-    ctx.out.result('STOPPED: requests in flight finished; leases kept', { event: 'stopped' });
-    return 0;
+    return {
+      line: 'STOPPED: requests in flight finished; leases kept',
+      data: { event: 'stopped' },
+    };
   },
 };

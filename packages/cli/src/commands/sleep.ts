@@ -1,52 +1,17 @@
-import { stat } from 'node:fs/promises';
-import { setTimeout as delay } from 'node:timers/promises';
 import { LIMIT_MAXIMUMS } from '@exec-kernel/budget';
 import { formatAmount } from '@exec-kernel/core';
-import type { SleepRecord, WakeReason } from '@exec-kernel/lifecycle';
-import type { TaskMemory } from '@exec-kernel/memory';
+import type { WakeReason } from '@exec-kernel/lifecycle';
 import { got, idArg, numberArg, requiredFlag, stringFlag } from '../args.js';
-import { type Command, UsageError } from '../context.js';
-import { configFor, memoryFor } from '../services.js';
+import { backendFor } from '../backends/select.js';
+import { type Command, type CommandResult, UsageError } from '../context.js';
+import { configFor } from '../services.js';
 
-// How often a sleeping process looks at the store for a wake from another process.
-const POLL_MS = 100;
-
-async function modifiedAt(path: string): Promise<number> {
-  try {
-    return (await stat(path)).mtimeMs;
-  } catch {
-    return 0;
-  }
-}
-
-/** Resolves with why the sleep ended: its timeout, a `wake` by another process, or `signal`. */
-async function waitForWake(
-  memory: TaskMemory,
-  sleep: SleepRecord,
-  signal: AbortSignal | undefined,
-): Promise<WakeReason | 'interrupted'> {
-  const until = Date.parse(sleep.until);
-  let seen = -1;
-  while (true) {
-    if (signal?.aborted) return 'interrupted';
-    const left = until - Date.now();
-    if (left <= 0) return 'timeout';
-    const mtime = await modifiedAt(memory.store.location);
-    if (mtime !== seen) {
-      seen = mtime;
-      const agent = (await memory.store.read()).agents.get(sleep.agentId);
-      if (agent?.sleep?.since !== sleep.since) {
-        // Our sleep record is gone: woken (lastWake says how), or replaced by a newer sleep.
-        const wake = agent?.lastWake;
-        return wake !== undefined && wake.at >= sleep.since ? wake.reason : 'woken';
-      }
-    }
-    try {
-      await delay(Math.min(POLL_MS, left), undefined, signal === undefined ? {} : { signal });
-    } catch {
-      return 'interrupted';
-    }
-  }
+function wakeLine(agentId: string, reason: WakeReason, status?: number): CommandResult {
+  return {
+    line: `WAKE: agent=${agentId} reason=${reason}`,
+    data: { event: 'wake', agentId, reason },
+    ...(status === undefined ? {} : { status }),
+  };
 }
 
 export const sleep: Command = {
@@ -55,6 +20,11 @@ export const sleep: Command = {
 Puts an agent to sleep because it has nothing to do: until the timeout passes or another process
 runs 'exec-kernel wake', 'exec-kernel task create' refuses that agent's new tasks. Prints a SLEEP
 line, blocks, then prints a WAKE line with why it ended (timeout, woken or task_available).
+
+With a coordination service (EXEC_KERNEL_COORDINATION_URL) the agent sleeps on the service, so
+its 'task create' there is refused, and the sleep ends when the service says it has; there a wake
+reads 'woken' whatever its reason. On Paperclip, which has no sleep, it sleeps in the local store,
+which the Paperclip backend reads.
 
 Options:
   --agent-id <id>      the agent going idle (required)
@@ -80,40 +50,21 @@ Example:
   async run(ctx) {
     const agentId = requiredFlag(ctx.values, 'agent-id');
     const reason = stringFlag(ctx.values, 'reason') ?? 'no_tasks';
-    const timeoutFlag = ctx.numbers.timeout;
-    const { config } = await configFor(ctx);
-    const timeoutSeconds = timeoutFlag ?? config.idle.defaultTimeoutSeconds;
-    const memory = await memoryFor(ctx);
-    const record = await memory.transaction((s) =>
-      s.idle.sleep({ agentId, timeoutSeconds, reason }),
-    );
-    ctx.out.result(
-      `SLEEP:idle agent=${agentId} reason=${reason} timeout=${formatAmount(timeoutSeconds)}s`,
-      {
-        event: 'sleep',
-        ...record,
-        timeoutSeconds,
-      },
-    );
-
-    let ended = await waitForWake(memory, record, ctx.io.signal);
+    const timeoutSeconds =
+      ctx.numbers.timeout ?? (await configFor(ctx)).config.idle.defaultTimeoutSeconds;
+    const backend = await backendFor(ctx);
+    const asleep = await backend.sleep({ agentId, timeoutSeconds, reason });
+    ctx.out.progress({
+      line: `SLEEP:idle agent=${agentId} reason=${reason} timeout=${formatAmount(timeoutSeconds)}s`,
+      data: { event: 'sleep', ...asleep.sleep, timeoutSeconds },
+    });
+    const ended = await asleep.wait(ctx.io.signal);
     if (ended === 'interrupted') {
       // Interrupted by the user or a supervisor: end the sleep rather than leave it in force.
-      await memory.transaction((s) => s.idle.wake(agentId, 'woken'));
-      ended = 'woken';
-      ctx.out.result(`WAKE: agent=${agentId} reason=${ended}`, {
-        event: 'wake',
-        agentId,
-        reason: ended,
-      });
-      return 130;
+      await backend.wake(agentId, 'woken');
+      return wakeLine(agentId, 'woken', 130);
     }
-    ctx.out.result(`WAKE: agent=${agentId} reason=${ended}`, {
-      event: 'wake',
-      agentId,
-      reason: ended,
-    });
-    return 0;
+    return wakeLine(agentId, ended);
   },
 };
 
@@ -137,13 +88,9 @@ Options:
     if (!WAKE_REASONS.has(reason)) {
       throw new UsageError(`--reason must be woken or task_available, ${got(reason)}`);
     }
-    const memory = await memoryFor(ctx);
-    const woke = await memory.transaction((s) => s.idle.wake(agentId, reason as WakeReason));
-    if (woke === undefined) {
-      ctx.out.result(`OK: agent ${agentId} was not asleep`, { woken: false, agentId });
-    } else {
-      ctx.out.result(`WOKE: agent=${agentId} reason=${reason}`, { woken: true, ...woke });
-    }
-    return 0;
+    const woke = await (await backendFor(ctx)).wake(agentId, reason as WakeReason);
+    return woke.woken
+      ? { line: `WOKE: agent=${agentId} reason=${reason}`, data: woke.data }
+      : { line: `OK: agent ${agentId} was not asleep`, data: woke.data };
   },
 };

@@ -18,10 +18,9 @@ Examples:
   options: {},
   positionals: { min: 2, max: 2, names: '<from> <to>' },
   args: { from: idArg('state'), to: idArg('state') },
-  async run({ positionals, out }) {
+  async run({ positionals }) {
     const [from, to] = positionals as [string, string];
     const reason = validateTransition(from, to);
-    out.result(`VALID: ${reason}`, { valid: true, from, to, reason });
-    return 0;
+    return { line: `VALID: ${reason}`, data: { valid: true, from, to, reason } };
   },
 };

@@ -1,24 +1,15 @@
-import { toIsoTime, type Violation } from '@exec-kernel/core';
+import type {
+  AgentView,
+  EscalationView,
+  EventView,
+  TaskView,
+} from '@exec-kernel/coordination-client';
+import { toIsoTime } from '@exec-kernel/core';
 import type { AgentRow, EscalationRow, EventRow, TaskRow } from '../model.js';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : toIsoTime(ms));
 
-/**
- * A task as the API shows it: times as ISO-8601, `null` where unset; the lease id (the holder's
- * fencing token) and the fired-warning bookkeeping are not shown.
- */
-export interface TaskView
-  extends Omit<
-    TaskRow,
-    'leaseId' | 'warned' | 'payload' | 'leaseUntil' | 'startedAt' | 'createdAt' | 'updatedAt'
-  > {
-  payload: unknown;
-  leaseUntil: string | null;
-  startedAt: string | null;
-  createdAt: string;
-  updatedAt: string;
-}
-
+/** A task row as the API shows it ({@link TaskView}). */
 export function taskView(row: TaskRow): TaskView {
   return {
     id: row.id,
@@ -48,15 +39,7 @@ export function taskView(row: TaskRow): TaskView {
   };
 }
 
-/** An agent as the API shows it (never its token). */
-export interface AgentView {
-  id: string;
-  asleep: boolean;
-  sleepUntil: string | null;
-  sleepReason: string | null;
-  createdAt: string;
-}
-
+/** An agent row as the API shows it, asleep or not at `now` (the service's clock). */
 export function agentView(row: AgentRow, now: number): AgentView {
   const asleep = row.sleepUntil !== null && now < row.sleepUntil;
   return {
@@ -68,24 +51,7 @@ export function agentView(row: AgentRow, now: number): AgentView {
   };
 }
 
-/** An escalation as the API shows it. */
-export interface EscalationView {
-  id: string;
-  seq: number;
-  kind: EscalationRow['kind'];
-  status: EscalationRow['status'];
-  taskId: string | null;
-  agentId: string | null;
-  violation: Violation | null;
-  comment: string | null;
-  createdAt: string;
-  acknowledgedAt: string | null;
-  acknowledgedBy: string | null;
-  resolvedAt: string | null;
-  resolvedBy: string | null;
-  resolution: string | null;
-}
-
+/** An escalation row as the API shows it. */
 export function escalationView(row: EscalationRow): EscalationView {
   return {
     ...row,
@@ -95,16 +61,7 @@ export function escalationView(row: EscalationRow): EscalationView {
   };
 }
 
-/** An event as the API shows it. */
-export interface EventView {
-  seq: number;
-  type: string;
-  taskId: string | null;
-  agentId: string | null;
-  data: unknown;
-  at: string;
-}
-
+/** An event row as the API shows it. */
 export function eventView(row: EventRow): EventView {
   return { ...row, at: iso(row.at) as string };
 }

@@ -169,6 +169,7 @@ describe('PaperclipAdapter against a live Paperclip server', () => {
 
     const other = await alpha.createTask('Document the login budget', 'docs', {
       admission: ADMISSION,
+      status: 'backlog',
     });
     expect(other.status).toBe('backlog');
     expect((await alpha.transitionTask(other.id, 'todo')).reason).toBe('Task ready');
@@ -225,5 +226,115 @@ describe('PaperclipAdapter against a live Paperclip server', () => {
     expect(result.tasks.map((t) => t.title)).toEqual(['Work for Bravo']);
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(bravo.idle.isAsleep(bravo.agentId)).toBe(false);
+  });
+});
+
+describe('task context, notes and steps on a live Paperclip', () => {
+  let issue: Json;
+  let worker: PaperclipAdapter; // alpha, on a run of its own (a run's writes elsewhere are capped)
+
+  beforeAll(async () => {
+    const created = await alpha.createTask('Context for the login work', 'research', {
+      admission: ADMISSION,
+    });
+    // New issues start in todo, unassigned, as a task starts on every backend.
+    expect(created.issue).toMatchObject({ status: 'todo', assigneeAgentId: null });
+    issue = created.issue;
+    await server.board('PATCH', `/issues/${issue.id}`, { assigneeAgentId: alpha.agentId });
+    const runId = await server.issueRun(alpha.agentId, issue.id);
+    worker = new PaperclipAdapter({
+      apiUrl: server.url,
+      apiKey: server.agents[0]?.apiKey as string,
+      agentId: alpha.agentId,
+      runId,
+      budget: { maxSteps: 3 },
+    });
+  }, 60_000);
+
+  it('keeps key/value context in the exec-kernel-context document, revision by revision', async () => {
+    expect((await worker.getContext(issue.identifier)).context).toEqual({});
+    await worker.setContext(issue.identifier, 'branch', 'fix/login');
+    expect(await worker.setContext(issue.id, 'attempts', [1, { ok: false }])).toEqual({
+      branch: 'fix/login',
+      attempts: [1, { ok: false }],
+    });
+    const { status, body } = await server.board(
+      'GET',
+      `/issues/${issue.id}/documents/exec-kernel-context`,
+    );
+    expect(status).toBe(200);
+    expect(body).toMatchObject({
+      key: 'exec-kernel-context',
+      format: 'markdown',
+      latestRevisionNumber: 2,
+      createdByAgentId: alpha.agentId,
+    });
+    expect(body.body).toContain('```json\n{\n  "branch": "fix/login",');
+
+    // Paperclip refuses an update that does not name the latest revision…
+    const stale = await server.board('PUT', `/issues/${issue.id}/documents/exec-kernel-context`, {
+      format: 'markdown',
+      body: 'overwritten',
+    });
+    expect(stale.status).toBe(409);
+    expect(stale.body.details.currentRevisionId).toBe(body.latestRevisionId);
+    // …so a writer that read before someone else wrote is refused, and the adapter reads again.
+    const human = await server.board('PUT', `/issues/${issue.id}/documents/exec-kernel-context`, {
+      format: 'markdown',
+      body: body.body.replace('"fix/login"', '"fix/login-2"'),
+      baseRevisionId: body.latestRevisionId,
+    });
+    expect(human.status).toBe(200);
+    const outdated = await server.board(
+      'PUT',
+      `/issues/${issue.id}/documents/exec-kernel-context`,
+      {
+        format: 'markdown',
+        body: 'lost update',
+        baseRevisionId: body.latestRevisionId,
+      },
+    );
+    expect(outdated.status).toBe(409);
+    await worker.setContext(issue.id, 'attempts', undefined);
+    expect((await bravo.getContext(issue.id)).context).toEqual({ branch: 'fix/login-2' });
+  });
+
+  it('adds notes as comments and reads them back oldest first', async () => {
+    const note = await worker.addNote(issue.identifier, 'cache warmed before measuring');
+    expect(note).toMatchObject({ text: 'cache warmed before measuring', author: alpha.agentId });
+    await worker.addNote(issue.id, 'second look: p95 still 3 s');
+    const { notes } = await worker.getContext(issue.identifier);
+    expect(notes.map((n) => n.text)).toEqual([
+      'cache warmed before measuring',
+      'second look: p95 still 3 s',
+    ]);
+    const { body } = await server.board('GET', `/issues/${issue.id}/comments`);
+    expect(body.map((c: Json) => c.authorAgentId)).toEqual([alpha.agentId, alpha.agentId]);
+  });
+
+  it('counts steps in the issue and refuses the one past the budget', async () => {
+    expect((await worker.step(issue.identifier, { count: 3 })).remaining).toBe(0);
+    const error = await refusal<KernelError>(worker.step(issue.id));
+    expect(error.message).toBe(
+      `Task ${issue.identifier} exceeded step budget: 4 steps taken, max 3`,
+    );
+    const { body } = await server.board('GET', `/issues/${issue.id}/documents/exec-kernel-budget`);
+    expect(body.body).toContain('"stepsTaken": 4');
+  });
+
+  it('sends ids with / ? # % as one path segment: Paperclip finds no such issue', async () => {
+    for (const id of [`${issue.identifier}/comments`, `${issue.identifier}?x=1`, 'a#b', '100%']) {
+      for (const call of [
+        () => worker.getTask(id),
+        () => worker.checkout(id),
+        () => worker.release(id),
+        () => worker.comment(id, 'hi'),
+        () => worker.getContext(id),
+        () => worker.addNote(id, 'hi'),
+      ]) {
+        const error = await refusal<KernelError>(call());
+        expect([error.code, error.message]).toEqual(['NOT_FOUND', `Issue ${id} not found`]);
+      }
+    }
   });
 });

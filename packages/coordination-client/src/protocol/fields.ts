@@ -1,5 +1,5 @@
 import { idProblem, MAX_ID_LENGTH, textProblem } from '@exec-kernel/core';
-import { z } from '@hono/zod-openapi';
+import { z } from 'zod';
 
 /**
  * What a zod issue carries when it stands for core's `InvalidInputError` (an id or a text that
@@ -70,18 +70,21 @@ export function checkTextValue(max: number): (value: unknown, ctx: z.RefinementC
   };
 }
 
+/** The schema {@link queryInteger} returns: decimal digits in, a number out. */
+export type QueryInteger = z.ZodPipe<
+  z.ZodPipe<z.ZodString, z.ZodTransform<number, string>>,
+  z.ZodNumber
+>;
+
 /**
  * A whole number from a query string, from `min` to `max`: decimal digits only, so `1e3`, `0x10`,
  * ` 1`, `1.5` and the empty string are refused rather than read as something else.
  */
-export function queryInteger(
-  min: number,
-  max: number,
-): z.ZodPipe<z.ZodPipe<z.ZodString, z.ZodTransform<number, string>>, z.ZodNumber> {
+export function queryInteger(min: number, max: number): QueryInteger {
   return z
     .string()
     .regex(/^(0|[1-9][0-9]*)$/, { message: 'must be a whole number in decimal digits' })
     .transform(Number)
     .pipe(z.number().int().min(min).max(max))
-    .openapi({ type: 'integer', minimum: min, maximum: max });
+    .meta({ type: 'integer', minimum: min, maximum: max });
 }

@@ -1,0 +1,428 @@
+import type { TaskState, Violation } from '@exec-kernel/core';
+import ky, { type KyInstance } from 'ky';
+import { rebuildError, rebuildFailure } from './errors.js';
+import { readEvents } from './event-stream.js';
+import { createNodeFetch, HANDOVER, Handover } from './node-fetch.js';
+import type {
+  AgentView,
+  BudgetWarningView,
+  Claimed,
+  EnqueueInput,
+  EscalationView,
+  EventView,
+  HealthView,
+  TaskView,
+  TransitionItemResult,
+} from './protocol/types.js';
+import { type JobHandler, type WorkOptions, work } from './worker.js';
+
+/** Options of {@link CoordinationClient}. */
+export interface ClientOptions {
+  /** The service's base URL, e.g. `http://127.0.0.1:7420`. */
+  url: string;
+  /** An agent token (from `registerAgent`) or the admin token. Never shown in errors. */
+  token: string;
+  /** Per request, on top of any long-poll wait. Default: `10000` ms. */
+  timeoutMs?: number | undefined;
+  /** Retries of reads (GET) on 408, 429, 5xx and network errors. Default: `2`. */
+  retries?: number | undefined;
+  /**
+   * The fetch to send requests with (for example an app's in-process `fetch`, or `globalThis.fetch`).
+   * By default one on `node:http` ({@link createNodeFetch}): a request through this client then
+   * costs the caller about 40 % less CPU than through Node's built-in fetch (measured here).
+   */
+  fetch?: typeof fetch | undefined;
+}
+
+function searchParams(values: Record<string, string | number | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(values))
+    if (value !== undefined) out[key] = String(value);
+  return out;
+}
+
+/** What became of one item of {@link CoordinationClient.transitionMany}. */
+export type TransitionResult =
+  | { id: string; ok: true; task: TaskView; from: TaskState; reason: string }
+  | { id: string; ok: false; error: Error };
+
+/**
+ * The coordination service from an agent's (or an admin's) side: a typed method per route, and
+ * errors rebuilt into the core classes (`LoopDetectionError`, `BudgetExceededError`, …, with the
+ * server's `violation` record attached as `error.violation`).
+ *
+ * @example
+ * ```ts
+ * const client = new CoordinationClient({ url, token });
+ * await client.work(async (job) => {
+ *   await job.step();
+ *   // … the work …
+ *   return 'done';
+ * }, { types: ['build'] });
+ * ```
+ */
+export class CoordinationClient {
+  readonly url: string;
+  readonly #ky: KyInstance;
+  readonly #timeoutMs: number;
+  /** Requests go through the client's own fetch, so bodies can skip web streams (see Handover). */
+  readonly #handsOver: boolean;
+
+  constructor(options: ClientOptions) {
+    this.url = options.url.replace(/\/+$/, '');
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#handsOver = options.fetch === undefined;
+    this.#ky = ky.create({
+      prefixUrl: this.url,
+      headers: { authorization: `Bearer ${options.token}`, accept: 'application/json' },
+      timeout: this.#timeoutMs,
+      retry: {
+        limit: options.retries ?? 2,
+        methods: ['get'],
+        statusCodes: [408, 429, 500, 502, 503, 504],
+      },
+      fetch: options.fetch ?? createNodeFetch(),
+    });
+  }
+
+  // --- agents ------------------------------------------------------------------------------------
+
+  /** Admin: registers an agent (or rotates its token); the token is returned once. */
+  registerAgent(id: string): Promise<{ agentId: string; token: string }> {
+    return this.#send('post', 'v1/agents', { id });
+  }
+
+  async getAgent(id: string): Promise<AgentView> {
+    return (await this.#send<{ agent: AgentView }>('get', `v1/agents/${encodeURIComponent(id)}`))
+      .agent;
+  }
+
+  /** Puts an agent to sleep: it may not enqueue until woken or timed out. */
+  async sleep(
+    agentId: string,
+    options: { timeoutSeconds?: number; reason?: string } = {},
+  ): Promise<AgentView> {
+    return (
+      await this.#send<{ agent: AgentView }>(
+        'post',
+        `v1/agents/${encodeURIComponent(agentId)}/sleep`,
+        options,
+      )
+    ).agent;
+  }
+
+  wake(
+    agentId: string,
+    reason?: 'woken' | 'task_available',
+  ): Promise<{ agent: AgentView; wasAsleep: boolean }> {
+    return this.#send(
+      'post',
+      `v1/agents/${encodeURIComponent(agentId)}/wake`,
+      reason === undefined ? {} : { reason },
+    );
+  }
+
+  // --- tasks -------------------------------------------------------------------------------------
+
+  /** Enqueues a task; `deduplicated` is true when the idempotency key matched an existing one. */
+  async enqueue(input: EnqueueInput): Promise<{ task: TaskView; deduplicated: boolean }> {
+    const result = await this.#send<{ task: TaskView; deduplicated?: true }>(
+      'post',
+      'v1/tasks',
+      input,
+    );
+    return { task: result.task, deduplicated: result.deduplicated === true };
+  }
+
+  listTasks(
+    filter: {
+      state?: TaskState;
+      type?: string;
+      agentId?: string;
+      leaseOwner?: string;
+      after?: number;
+      limit?: number;
+    } = {},
+  ): Promise<{ tasks: TaskView[]; next: number | null }> {
+    return this.#send('get', 'v1/tasks', undefined, searchParams(filter));
+  }
+
+  /**
+   * Claims up to `max` tasks (1–100) under one lease, waiting up to `waitSeconds` for the first;
+   * an empty list when none came. For a worker that runs several tasks at once.
+   */
+  async claimMany(options: {
+    max: number;
+    types?: string[];
+    leaseSeconds?: number;
+    waitSeconds?: number;
+    signal?: AbortSignal;
+  }): Promise<Claimed[]> {
+    const { signal, ...body } = options;
+    const result = await this.#send<{ claims: Claimed[] }>(
+      'post',
+      'v1/tasks/claim-many',
+      body,
+      undefined,
+      {
+        extraTimeoutMs: (options.waitSeconds ?? 0) * 1000,
+        signal,
+      },
+    );
+    return result.claims;
+  }
+
+  /**
+   * Several transitions (up to 100) in one request, each checked and applied on its own. Never
+   * throws for a refused item: its result carries the error, rebuilt like a thrown one.
+   */
+  async transitionMany(
+    items: ReadonlyArray<{ id: string; to: TaskState; leaseId?: string; comment?: string }>,
+  ): Promise<TransitionResult[]> {
+    const { results } = await this.#send<{ results: TransitionItemResult[] }>(
+      'post',
+      'v1/tasks/transition-many',
+      { transitions: items },
+    );
+    return this.#transitionResults(results);
+  }
+
+  /**
+   * {@link transitionMany}, then, in the same request, a claim of up to `next.max` of the next
+   * tasks (never waiting): a worker finishing a batch gets its next one without a request of its
+   * own. `claims` is empty when nothing was waiting.
+   */
+  async transitionManyThenClaim(
+    items: ReadonlyArray<{ id: string; to: TaskState; leaseId?: string; comment?: string }>,
+    next: { max: number; types?: string[]; leaseSeconds?: number },
+  ): Promise<{ results: TransitionResult[]; claims: Claimed[] }> {
+    const { results, claims } = await this.#send<{
+      results: TransitionItemResult[];
+      claims: Claimed[];
+    }>('post', 'v1/tasks/transition-many', { transitions: items, next });
+    return { results: this.#transitionResults(results), claims };
+  }
+
+  #transitionResults(results: TransitionItemResult[]): TransitionResult[] {
+    return results.map((r) =>
+      r.ok
+        ? {
+            id: r.id,
+            ok: true,
+            task: r.task as TaskView,
+            from: r.from as TaskState,
+            reason: r.reason as string,
+          }
+        : {
+            id: r.id,
+            ok: false,
+            error: rebuildError(r.error, 'POST', `${this.url}/v1/tasks/transition-many`),
+          },
+    );
+  }
+
+  async getTask(id: string): Promise<TaskView> {
+    return (await this.#send<{ task: TaskView }>('get', `v1/tasks/${encodeURIComponent(id)}`)).task;
+  }
+
+  /** Claims the next task, waiting up to `waitSeconds`; `undefined` when there was none. */
+  claim(
+    options: {
+      types?: string[];
+      leaseSeconds?: number;
+      waitSeconds?: number;
+      signal?: AbortSignal;
+    } = {},
+  ): Promise<Claimed | undefined> {
+    const { signal, ...body } = options;
+    return this.#send<Claimed | undefined>('post', 'v1/tasks/claim', body, undefined, {
+      extraTimeoutMs: (options.waitSeconds ?? 0) * 1000,
+      signal,
+    });
+  }
+
+  /** Claims a named task (it must be `todo`). */
+  claimTask(id: string, options: { leaseSeconds?: number } = {}): Promise<Claimed> {
+    return this.#send('post', `v1/tasks/${encodeURIComponent(id)}/claim`, options);
+  }
+
+  heartbeat(
+    id: string,
+    options: { leaseId?: string; leaseSeconds?: number } = {},
+  ): Promise<Claimed> {
+    return this.#send('post', `v1/tasks/${encodeURIComponent(id)}/heartbeat`, options);
+  }
+
+  /**
+   * Moves a task along the lifecycle table. With `next`, the service then claims the next task in
+   * the same request (never waiting), and `next` in the result is that claim, or `null` when
+   * nothing was waiting: a worker's finish-then-claim in one round trip.
+   */
+  transition(
+    id: string,
+    to: TaskState,
+    options: {
+      leaseId?: string;
+      comment?: string;
+      next?: { types?: string[]; leaseSeconds?: number };
+    } = {},
+  ): Promise<{
+    task: TaskView;
+    from: TaskState;
+    to: TaskState;
+    reason: string;
+    next?: Claimed | null;
+  }> {
+    return this.#send('post', `v1/tasks/${encodeURIComponent(id)}/transition`, { to, ...options });
+  }
+
+  step(
+    id: string,
+    options: { count?: number; leaseId?: string } = {},
+  ): Promise<{ task: TaskView; warnings: BudgetWarningView[] }> {
+    return this.#send('post', `v1/tasks/${encodeURIComponent(id)}/steps`, options);
+  }
+
+  usage(
+    id: string,
+    options: { tokens?: number; costUsd?: number; leaseId?: string },
+  ): Promise<{ task: TaskView; warnings: BudgetWarningView[] }> {
+    return this.#send('post', `v1/tasks/${encodeURIComponent(id)}/usage`, options);
+  }
+
+  async release(id: string, options: { leaseId?: string } = {}): Promise<TaskView> {
+    return (
+      await this.#send<{ task: TaskView }>(
+        'post',
+        `v1/tasks/${encodeURIComponent(id)}/release`,
+        options,
+      )
+    ).task;
+  }
+
+  // --- escalations, events, health ---------------------------------------------------------------
+
+  listEscalations(
+    filter: { status?: 'open' | 'acknowledged' | 'resolved'; after?: number; limit?: number } = {},
+  ): Promise<{ escalations: EscalationView[]; next: number | null }> {
+    return this.#send('get', 'v1/escalations', undefined, searchParams(filter));
+  }
+
+  /**
+   * Raises an escalation by hand (an agent that is stuck, or a violation seen elsewhere, such as
+   * on Paperclip): it joins the queue with the service's own.
+   */
+  async escalate(input: {
+    kind: 'blocked' | 'violation';
+    taskId?: string;
+    comment?: string;
+    violation?: Violation;
+  }): Promise<EscalationView> {
+    return (await this.#send<{ escalation: EscalationView }>('post', 'v1/escalations', input))
+      .escalation;
+  }
+
+  async acknowledge(id: string): Promise<EscalationView> {
+    return (
+      await this.#send<{ escalation: EscalationView }>(
+        'post',
+        `v1/escalations/${encodeURIComponent(id)}/ack`,
+      )
+    ).escalation;
+  }
+
+  async resolve(
+    id: string,
+    options: { resolution?: string; requeue?: boolean } = {},
+  ): Promise<EscalationView> {
+    return (
+      await this.#send<{ escalation: EscalationView }>(
+        'post',
+        `v1/escalations/${encodeURIComponent(id)}/resolve`,
+        options,
+      )
+    ).escalation;
+  }
+
+  events(
+    options: { after?: number; limit?: number } = {},
+  ): Promise<{ events: EventView[]; next: number }> {
+    return this.#send('get', 'v1/events', undefined, searchParams(options));
+  }
+
+  /** The event log as a live stream (Server-Sent Events), from after `after`, until `signal` aborts. */
+  async *stream(options: { after?: number; signal?: AbortSignal } = {}): AsyncGenerator<EventView> {
+    const response = await this.#ky.get('v1/events/stream', {
+      timeout: false,
+      retry: 0,
+      searchParams: searchParams({ after: options.after }),
+      headers: { accept: 'text/event-stream' },
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
+    yield* readEvents(response.body as ReadableStream<Uint8Array>, options.signal);
+  }
+
+  /**
+   * `/healthz`: `ok` when the service and its storage answer; `location` (where the database is)
+   * only when the client holds the admin token.
+   */
+  async health(): Promise<HealthView> {
+    const response = await this.#ky.get('healthz', { throwHttpErrors: false, retry: 0 });
+    return (await response.json()) as HealthView;
+  }
+
+  // --- the worker helper -------------------------------------------------------------------------
+
+  /**
+   * Works tasks one at a time (or `concurrency` at once): claim (waiting for work), heartbeat
+   * while the handler runs, then move the task to the state the handler returns (default `done`).
+   * A handler that throws gets its task blocked (which escalates it) and the worker carries on,
+   * except when what it threw is the service not answering one of its calls: that task goes back
+   * to the queue. Returns how many tasks it started, once stopped through `signal` (after the
+   * tasks in hand are finished, see {@link WorkOptions.signal}) or (with `untilIdle`) when a claim
+   * finds nothing. The loop itself is {@link work} in `worker.ts`.
+   */
+  work(handler: JobHandler, options: WorkOptions = {}): Promise<number> {
+    return work(this, handler, options);
+  }
+
+  // --- transport ---------------------------------------------------------------------------------
+
+  async #send<T>(
+    method: 'get' | 'post',
+    path: string,
+    json?: unknown,
+    query?: Record<string, string>,
+    extra: { extraTimeoutMs?: number; signal?: AbortSignal | undefined } = {},
+  ): Promise<T> {
+    const url = `${this.url}/${path}`;
+    const handover = this.#handsOver
+      ? new Handover(json === undefined ? undefined : JSON.stringify(json))
+      : undefined;
+    const body =
+      handover === undefined
+        ? json === undefined
+          ? {}
+          : { json }
+        : {
+            [HANDOVER]: handover,
+            ...(json === undefined ? {} : { headers: { 'content-type': 'application/json' } }),
+          };
+    try {
+      const response = await this.#ky(path, {
+        method,
+        ...body,
+        ...(query === undefined ? {} : { searchParams: query }),
+        ...(extra.extraTimeoutMs === undefined
+          ? {}
+          : { timeout: this.#timeoutMs + extra.extraTimeoutMs }),
+        ...(extra.signal === undefined ? {} : { signal: extra.signal }),
+      });
+      if (response.status === 204) return undefined as T;
+      if (handover?.text !== undefined) return JSON.parse(handover.text) as T;
+      return (await response.json()) as T;
+    } catch (error) {
+      throw await rebuildFailure(error, method.toUpperCase(), url, handover?.text);
+    }
+  }
+}

@@ -1,0 +1,51 @@
+// The wire contract of the coordination service, with its zod schemas: what the service's `http/`
+// validates and documents, and what the client's types are checked against.
+
+export type { InvalidInputIssue, QueryInteger } from './fields.js';
+export { checkTextValue, idField, invalidInputOf, queryInteger, textField } from './fields.js';
+export type { IdParamSchema, ListShape } from './requests.js';
+export {
+  AgentIdParam,
+  ClaimManySchema,
+  ClaimSchema,
+  ClaimTaskSchema,
+  EnqueueSchema,
+  EscalateSchema,
+  EscalationIdParam,
+  HeartbeatSchema,
+  ListEscalationsQuery,
+  ListQuery,
+  ListTasksQuery,
+  RegisterSchema,
+  ReleaseSchema,
+  ResolveSchema,
+  SleepSchema,
+  StepsSchema,
+  StreamHeaders,
+  StreamQuery,
+  TaskIdParam,
+  TransitionManySchema,
+  TransitionOneSchema,
+  UsageSchema,
+  ViolationInputSchema,
+  WakeSchema,
+} from './requests.js';
+export { RULE_VIOLATION_CODES, STATUS_OF_CODE, statusOfCode } from './status.js';
+export type * from './types.js';
+export {
+  AgentSchema,
+  ClaimedSchema,
+  ErrorPayloadSchema,
+  ErrorSchema,
+  EscalationSchema,
+  EventSchema,
+  HealthSchema,
+  LeaseSchema,
+  TaskResultSchema,
+  TaskSchema,
+  TaskStateSchema,
+  TransitionManyResultSchema,
+  TransitionResultSchema,
+  ViolationSchema,
+  WarningSchema,
+} from './views.js';

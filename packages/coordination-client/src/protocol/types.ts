@@ -1,0 +1,291 @@
+// The wire contract as TypeScript types, without zod: the client imports these (type-only) and
+// `schemas.ts` checks each of its schemas against them, so the two cannot drift apart.
+import type { BudgetLimits } from '@exec-kernel/budget';
+import type { TaskState, Violation } from '@exec-kernel/core';
+
+/**
+ * A task as the API shows it: times as ISO-8601, `null` where unset; the lease id (the holder's
+ * fencing token) and the fired-warning bookkeeping are not shown.
+ */
+export interface TaskView {
+  id: string;
+  /** Insertion order: the claim tie-breaker and the list cursor. */
+  seq: number;
+  type: string;
+  title: string | null;
+  state: TaskState;
+  priority: number;
+  /** The agent that enqueued the task. */
+  agentId: string;
+  parentId: string | null;
+  createdById: string | null;
+  depth: number;
+  admission: Record<string, string> | null;
+  payload: unknown;
+  idempotencyKey: string | null;
+  attempts: number;
+  maxAttempts: number;
+  leaseOwner: string | null;
+  leaseUntil: string | null;
+  limits: BudgetLimits;
+  stepsTaken: number;
+  tokens: number;
+  costUsd: number;
+  startedAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/**
+ * Core's `Violation` as it travels: the same fields, an optional one possibly `undefined` (a
+ * `Violation` is one; what the client rebuilds from JSON is typed as this).
+ */
+export type ViolationRecord = {
+  [K in keyof Violation]: Partial<Pick<Violation, K>> extends Pick<Violation, K>
+    ? Violation[K] | undefined
+    : Violation[K];
+};
+
+/** A lease on claimed tasks: its id (pass it as `leaseId`) and when it ends (ISO-8601). */
+export interface Lease {
+  id: string;
+  until: string;
+}
+
+/** A claimed task and its lease. */
+export interface Claimed {
+  task: TaskView;
+  lease: Lease;
+}
+
+/** An agent as the API shows it (never its token). */
+export interface AgentView {
+  id: string;
+  /** Whether it is asleep now, by the service's clock. */
+  asleep: boolean;
+  sleepUntil: string | null;
+  sleepReason: string | null;
+  createdAt: string;
+}
+
+/** Why an escalation was raised. */
+export type EscalationKind = 'violation' | 'blocked' | 'attempts_exhausted';
+
+/** Where an escalation stands. */
+export type EscalationStatus = 'open' | 'acknowledged' | 'resolved';
+
+/** An escalation as the API shows it. */
+export interface EscalationView {
+  id: string;
+  seq: number;
+  kind: EscalationKind;
+  status: EscalationStatus;
+  taskId: string | null;
+  agentId: string | null;
+  violation: ViolationRecord | null;
+  comment: string | null;
+  createdAt: string;
+  acknowledgedAt: string | null;
+  acknowledgedBy: string | null;
+  resolvedAt: string | null;
+  resolvedBy: string | null;
+  resolution: string | null;
+}
+
+/** An event as the API shows it. */
+export interface EventView {
+  /** Position in the log: the cursor. */
+  seq: number;
+  type: string;
+  taskId: string | null;
+  agentId: string | null;
+  data: unknown;
+  at: string;
+}
+
+/** A budget warning the service reported with a step or usage. */
+export interface BudgetWarningView {
+  taskId: string;
+  budgetType: string;
+  fraction: number;
+}
+
+/** `/healthz`: `location` (where the database is) only for the admin. */
+export interface HealthView {
+  status: 'ok' | 'unhealthy';
+  storage: string;
+  location?: string | undefined;
+}
+
+/** The `error` object of every error body: `{ error: ErrorPayload }`. */
+export interface ErrorPayload {
+  code: string;
+  message: string;
+  details?: Record<string, unknown> | undefined;
+  /** For a rule violation (422): the Violation record, also in the escalation queue. */
+  violation?: ViolationRecord | undefined;
+}
+
+/** An error body. */
+export interface ErrorBody {
+  error: ErrorPayload;
+}
+
+// --- requests ----------------------------------------------------------------------------------
+
+/** Budget limits a task asks for; unset ones come from the service's defaults. */
+export interface LimitsInput {
+  maxSteps?: number | undefined;
+  maxDepth?: number | undefined;
+  maxDurationSeconds?: number | undefined;
+  maxTokens?: number | null | undefined;
+  maxCostUsd?: number | null | undefined;
+}
+
+/** `POST /v1/tasks`: a task to enqueue. */
+export interface EnqueueInput {
+  /** Default: a generated `tsk_…` id. */
+  id?: string | undefined;
+  type: string;
+  title?: string | undefined;
+  priority?: number | undefined;
+  parentId?: string | undefined;
+  createdById?: string | undefined;
+  admission?: Record<string, unknown> | undefined;
+  payload?: unknown;
+  budget?: LimitsInput | undefined;
+  maxAttempts?: number | undefined;
+  idempotencyKey?: string | undefined;
+  /** Admin only: the agent the task is enqueued for. */
+  agentId?: string | undefined;
+  /** `todo` (claimable, the default) or `backlog`. */
+  state?: 'todo' | 'backlog' | undefined;
+}
+
+/** `POST /v1/tasks/claim`. */
+export interface ClaimRequest {
+  types?: string[] | undefined;
+  leaseSeconds?: number | undefined;
+  waitSeconds?: number | undefined;
+}
+
+/** `POST /v1/tasks/claim-many`. */
+export interface ClaimManyRequest extends ClaimRequest {
+  max: number;
+}
+
+/** `POST /v1/tasks/{id}/heartbeat` (and, in part, `claim` and `release`). */
+export interface LeaseRequest {
+  leaseId?: string | undefined;
+  leaseSeconds?: number | undefined;
+}
+
+/** One move: to a state, on a lease, with a comment. */
+export interface TransitionRequest {
+  to: string;
+  leaseId?: string | undefined;
+  comment?: string | undefined;
+}
+
+/** The claim asked for with a transition (never waits). */
+export interface NextClaimRequest {
+  types?: string[] | undefined;
+  leaseSeconds?: number | undefined;
+}
+
+/** `POST /v1/tasks/{id}/transition`. */
+export interface TransitionOneRequest extends TransitionRequest {
+  next?: NextClaimRequest | undefined;
+}
+
+/** `POST /v1/tasks/transition-many`. */
+export interface TransitionManyRequest {
+  transitions: Array<TransitionRequest & { id: string }>;
+  next?: (NextClaimRequest & { max: number }) | undefined;
+}
+
+/** `POST /v1/tasks/{id}/steps`. */
+export interface StepsRequest {
+  count?: number | undefined;
+  leaseId?: string | undefined;
+}
+
+/** `POST /v1/tasks/{id}/usage`. */
+export interface UsageRequest {
+  tokens?: number | undefined;
+  costUsd?: number | undefined;
+  leaseId?: string | undefined;
+}
+
+/** `POST /v1/agents`. */
+export interface RegisterAgentRequest {
+  id: string;
+}
+
+/** `POST /v1/agents/{id}/sleep`. */
+export interface SleepRequest {
+  timeoutSeconds?: number | undefined;
+  reason?: string | undefined;
+}
+
+/** `POST /v1/agents/{id}/wake`. */
+export interface WakeRequest {
+  reason?: 'woken' | 'task_available' | undefined;
+}
+
+/** `POST /v1/escalations/{id}/resolve`. */
+export interface ResolveRequest {
+  resolution?: string | undefined;
+  requeue?: boolean | undefined;
+}
+
+/** A Violation record as an agent reports it (`agentId`, when given, must be the agent's own). */
+export interface ViolationInput {
+  kind: string;
+  code: string;
+  taskId?: string | undefined;
+  agentId?: string | undefined;
+  limit?: number | undefined;
+  observed?: number | undefined;
+  message: string;
+  at: string;
+  details: Record<string, unknown>;
+}
+
+/** `POST /v1/escalations`. */
+export interface EscalateRequest {
+  kind: 'blocked' | 'violation';
+  taskId?: string | undefined;
+  comment?: string | undefined;
+  violation?: ViolationInput | undefined;
+}
+
+// --- responses ---------------------------------------------------------------------------------
+
+/** One item of `POST /v1/tasks/transition-many`'s answer. */
+export interface TransitionItemResult {
+  id: string;
+  ok: boolean;
+  task?: TaskView | undefined;
+  from?: string | undefined;
+  to?: string | undefined;
+  reason?: string | undefined;
+  error?: ErrorPayload | undefined;
+}
+
+/** `POST /v1/tasks/transition-many`'s answer. */
+export interface TransitionManyResponse {
+  results: TransitionItemResult[];
+  /** With `next`: the tasks claimed after the transitions. */
+  claims?: Claimed[] | undefined;
+}
+
+/** `POST /v1/tasks/{id}/transition`'s answer. */
+export interface TransitionResponse {
+  task: TaskView;
+  from: string;
+  to: string;
+  reason: string;
+  /** With `next`: the task claimed after it, or `null`. */
+  next?: Claimed | null | undefined;
+}

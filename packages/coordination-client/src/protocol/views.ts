@@ -1,0 +1,210 @@
+// The zod schemas of what the service answers. `.meta()` carries the OpenAPI names and
+// descriptions: the service's OpenAPI generator reads zod's own metadata, so these plain schemas
+// need no extension of zod.
+import {
+  type KernelErrorCode,
+  TASK_STATES,
+  type TaskState,
+  type ViolationKind,
+} from '@exec-kernel/core';
+import { z } from 'zod';
+import type {
+  AgentView,
+  BudgetWarningView,
+  Claimed,
+  ErrorBody,
+  ErrorPayload,
+  EscalationView,
+  EventView,
+  HealthView,
+  Lease,
+  TaskView,
+  TransitionManyResponse,
+  TransitionResponse,
+  ViolationRecord,
+} from './types.js';
+
+const STATES = TASK_STATES as [TaskState, ...TaskState[]];
+
+/** A task state; refused with the list of the states there are. */
+export const TaskStateSchema: z.ZodEnum<{ [S in TaskState]: S }> = z
+  .enum(STATES, { error: () => `must be one of ${STATES.join(', ')}` })
+  .meta({ example: 'todo' });
+
+const anyJson: z.ZodType<unknown> = z.unknown();
+const isString = (value: unknown) => typeof value === 'string';
+
+// --- views -------------------------------------------------------------------------------------
+
+/** A task as the API shows it: times as ISO-8601, `null` where unset. */
+export const TaskSchema: z.ZodType<TaskView> = z
+  .object({
+    id: z.string(),
+    seq: z.number().int(),
+    type: z.string(),
+    title: z.string().nullable(),
+    state: TaskStateSchema,
+    priority: z.number(),
+    agentId: z.string(),
+    parentId: z.string().nullable(),
+    createdById: z.string().nullable(),
+    depth: z.number().int(),
+    admission: z.record(z.string(), z.string()).nullable(),
+    payload: anyJson,
+    idempotencyKey: z.string().nullable(),
+    attempts: z.number().int(),
+    maxAttempts: z.number().int(),
+    leaseOwner: z.string().nullable(),
+    leaseUntil: z.string().nullable(),
+    limits: z.object({
+      maxSteps: z.number(),
+      maxDepth: z.number(),
+      maxDurationSeconds: z.number(),
+      maxTokens: z.number().nullable(),
+      maxCostUsd: z.number().nullable(),
+    }),
+    stepsTaken: z.number(),
+    tokens: z.number(),
+    costUsd: z.number(),
+    startedAt: z.string().nullable(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .meta({ id: 'Task' });
+
+/** A lease: its id and its end. */
+export const LeaseSchema: z.ZodType<Lease> = z
+  .object({ id: z.string(), until: z.string() })
+  .meta({ id: 'Lease' });
+
+/** An agent as the API shows it (never its token). */
+export const AgentSchema: z.ZodType<AgentView> = z
+  .object({
+    id: z.string(),
+    asleep: z.boolean(),
+    sleepUntil: z.string().nullable(),
+    sleepReason: z.string().nullable(),
+    createdAt: z.string(),
+  })
+  .meta({ id: 'Agent' });
+
+// The service writes these records itself: their kind and code are core's (typed as such).
+const violationKind = z.custom<ViolationKind>(isString).meta({ type: 'string' });
+const violationCode = z.custom<KernelErrorCode>(isString).meta({ type: 'string' });
+
+/** A refused action as plain data (core's `Violation`). */
+export const ViolationSchema: z.ZodType<ViolationRecord> = z
+  .object({
+    kind: violationKind,
+    code: violationCode,
+    taskId: z.string().optional(),
+    agentId: z.string().optional(),
+    limit: z.number().optional(),
+    observed: z.number().optional(),
+    message: z.string(),
+    at: z.string(),
+    details: z.record(z.string(), z.unknown()),
+  })
+  .meta({ id: 'Violation' });
+
+/** An escalation as the API shows it. */
+export const EscalationSchema: z.ZodType<EscalationView> = z
+  .object({
+    id: z.string(),
+    seq: z.number().int(),
+    kind: z.enum(['violation', 'blocked', 'attempts_exhausted']),
+    status: z.enum(['open', 'acknowledged', 'resolved']),
+    taskId: z.string().nullable(),
+    agentId: z.string().nullable(),
+    violation: ViolationSchema.nullable(),
+    comment: z.string().nullable(),
+    createdAt: z.string(),
+    acknowledgedAt: z.string().nullable(),
+    acknowledgedBy: z.string().nullable(),
+    resolvedAt: z.string().nullable(),
+    resolvedBy: z.string().nullable(),
+    resolution: z.string().nullable(),
+  })
+  .meta({ id: 'Escalation' });
+
+/** An event as the API shows it. */
+export const EventSchema: z.ZodType<EventView> = z
+  .object({
+    seq: z.number().int(),
+    type: z.string(),
+    taskId: z.string().nullable(),
+    agentId: z.string().nullable(),
+    data: anyJson,
+    at: z.string(),
+  })
+  .meta({ id: 'Event' });
+
+/** The `error` object of an error body. */
+export const ErrorPayloadSchema: z.ZodType<ErrorPayload> = z.object({
+  code: z.string().meta({ example: 'LOOP_DETECTED' }),
+  message: z.string(),
+  details: z.record(z.string(), z.unknown()).optional(),
+  violation: ViolationSchema.optional(),
+});
+
+/** Every error the service answers: `{ error: { code, message, details?, violation? } }`. */
+export const ErrorSchema: z.ZodType<ErrorBody> = z
+  .object({ error: ErrorPayloadSchema })
+  .meta({ id: 'Error' });
+
+/** `/healthz`. */
+export const HealthSchema: z.ZodType<HealthView> = z
+  .object({
+    status: z.enum(['ok', 'unhealthy']),
+    storage: z.string().meta({ example: 'sqlite' }),
+    location: z
+      .string()
+      .optional()
+      .meta({ description: 'Where the database is; shown to the admin only.' }),
+  })
+  .meta({ id: 'Health' });
+
+/** A budget warning fired by a step or usage. */
+export const WarningSchema: z.ZodType<BudgetWarningView> = z.object({
+  taskId: z.string(),
+  budgetType: z.string(),
+  fraction: z.number(),
+});
+
+// --- response bodies ---------------------------------------------------------------------------
+
+/** `{ task }`. */
+export const TaskResultSchema: z.ZodType<{ task: TaskView }> = z.object({ task: TaskSchema });
+
+/** `{ task, lease }`: a claim. */
+export const ClaimedSchema: z.ZodType<Claimed> = z.object({ task: TaskSchema, lease: LeaseSchema });
+
+/** `POST /v1/tasks/transition-many`'s answer. */
+export const TransitionManyResultSchema: z.ZodType<TransitionManyResponse> = z.object({
+  results: z.array(
+    z.object({
+      id: z.string(),
+      ok: z.boolean(),
+      task: TaskSchema.optional(),
+      from: z.string().optional(),
+      to: z.string().optional(),
+      reason: z.string().optional(),
+      error: ErrorPayloadSchema.optional(),
+    }),
+  ),
+  claims: z
+    .array(ClaimedSchema)
+    .optional()
+    .meta({ description: 'With `next`: the tasks claimed after the transitions.' }),
+});
+
+/** `POST /v1/tasks/{id}/transition`'s answer. */
+export const TransitionResultSchema: z.ZodType<TransitionResponse> = z.object({
+  task: TaskSchema,
+  from: z.string(),
+  to: z.string(),
+  reason: z.string(),
+  next: ClaimedSchema.nullable()
+    .optional()
+    .meta({ description: 'With `next`: the task claimed after it, or null.' }),
+});
