@@ -126,7 +126,7 @@ describe('statuses of domain errors', () => {
       [new InvalidInputError({ field: 'task id', problem: 'must not be blank' }), 400],
       [new NotFoundError({ resource: 'task', id: 't' }), 404],
       [new ConflictError({ resource: 'task t' }), 409],
-      [new StoreError({ path: 'db', problem: 'unavailable' }), 503],
+      [new StoreError({ path: 'db', problem: 'io', access: 'write', reason: 'ENOSPC' }), 503],
       [new LoopDetectionError({ loopType: 'cycle', taskId: 'a', chain: ['a', 'b', 'a'] }), 422],
     ];
     const answered = cases.map(([error]) => {
@@ -144,5 +144,28 @@ describe('statuses of domain errors', () => {
         escalated: status === 422,
       })),
     );
+  });
+
+  it('answers a storage that is unavailable UNAVAILABLE, as a driver fault, without its location', () => {
+    const error = new StoreError({
+      path: 'postgres://app@db.internal/q',
+      problem: 'unavailable',
+      engine: 'postgres',
+      reason: '57P01',
+    });
+    const { status, body } = describeError(
+      error,
+      () => 'ref',
+      () => undefined,
+    );
+    expect({ status, body }).toEqual({
+      status: 503,
+      body: {
+        error: {
+          code: 'UNAVAILABLE',
+          message: 'The database is not answering; try again shortly',
+        },
+      },
+    });
   });
 });
