@@ -16,6 +16,7 @@ import type {
   NewTaskRow,
   TaskRow,
 } from '../model.js';
+import { MemoryContexts } from './memory-context.js';
 import {
   type ChangeSignal,
   type ClaimEvent,
@@ -64,8 +65,7 @@ export class MemoryStorage implements Storage {
   readonly #agents = new Map<string, AgentRow>();
   readonly #escalations = new Map<string, EscalationRow>();
   readonly #events: EventRow[] = [];
-  readonly #context = new Map<string, Map<string, JsonValue>>();
-  readonly #notes = new Map<string, TaskNote[]>();
+  readonly #contexts = new MemoryContexts();
   readonly #signals = new ListenerSet<ChangeSignal>();
   #seq = 0;
   #eventSeq = 0;
@@ -308,8 +308,7 @@ export class MemoryStorage implements Storage {
   }
 
   async getContext(taskId: string): Promise<TaskContext | undefined> {
-    if (!this.#tasks.has(taskId)) return undefined;
-    return { context: this.#contextOf(taskId), notes: copy(this.#notes.get(taskId) ?? []) };
+    return this.#tasks.has(taskId) ? this.#contexts.read(taskId) : undefined;
   }
 
   async setContext(
@@ -319,32 +318,18 @@ export class MemoryStorage implements Storage {
     event: NewEvent,
   ): Promise<Record<string, JsonValue> | undefined> {
     if (!this.#tasks.has(taskId)) return undefined;
-    const context = this.#context.get(taskId) ?? new Map<string, JsonValue>();
-    this.#context.set(taskId, context);
-    if (value === undefined) context.delete(key);
-    else context.set(key, copy(value));
+    const context = this.#contexts.set(taskId, key, value);
     this.#append(event);
     this.#signal('event');
-    return this.#contextOf(taskId);
+    return context;
   }
 
   async addNote(taskId: string, note: TaskNote, event: NewEvent): Promise<TaskNote | undefined> {
     if (!this.#tasks.has(taskId)) return undefined;
-    const stored = { at: note.at, agentId: note.agentId, text: note.text };
-    const notes = this.#notes.get(taskId) ?? [];
-    this.#notes.set(taskId, notes);
-    notes.push(stored);
+    const added = this.#contexts.addNote(taskId, note);
     this.#append(event);
     this.#signal('event');
-    return copy(stored);
-  }
-
-  /** A task's context as a record, keys sorted as the SQL engines return them. */
-  #contextOf(taskId: string): Record<string, JsonValue> {
-    const entries = [...(this.#context.get(taskId) ?? [])].sort(([a], [b]) =>
-      a < b ? -1 : a > b ? 1 : 0,
-    );
-    return copy(Object.fromEntries(entries));
+    return added;
   }
 
   async listExpiredLeases(now: number, limit: number): Promise<TaskRow[]> {
