@@ -11,7 +11,7 @@ const bundled: Options = {
 const APART: Record<string, string> = {
   yaml: 'yaml',
   '@exec-kernel/paperclip': 'paperclip',
-  '@exec-kernel/coordination/client': 'coordination-client',
+  '@exec-kernel/coordination-client': 'coordination-client',
 };
 
 export default defineConfig([

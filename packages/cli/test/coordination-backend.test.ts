@@ -236,18 +236,24 @@ describe('sleep, wake and context on a coordination service', () => {
     );
   }, 30_000);
 
-  it('refuses context in one line until the service has it', async () => {
-    for (const args of [
-      ['context', 'get', 'epic'],
-      ['context', 'set', 'epic', 'k', 'v'],
-      ['context', 'note', 'epic', 'hello'],
-    ]) {
-      expect(await cli(dir, args, planner)).toEqual({
-        status: 1,
-        stdout: '',
-        stderr: 'ERROR: context is not available on the coordination backend yet\n',
-      });
-    }
+  it('keeps context and notes on the service, where every agent sees them', async () => {
+    expect(
+      (await cli(dir, ['context', 'set', 'epic', 'branch', 'fix/login'], planner)).stdout,
+    ).toBe('OK: epic context branch="fix/login"\n');
+    expect(
+      (await cli(dir, ['context', 'note', 'epic', 'cache', 'is', 'cold'], worker)).stdout,
+    ).toBe('OK: note added to epic\n');
+    // Another agent, another process: it reads what the planner wrote.
+    expect((await cli(dir, ['context', 'get', 'epic', 'branch'], worker)).stdout).toBe(
+      '"fix/login"\n',
+    );
+    const note = JSON.parse(
+      (await cli(dir, ['context', 'note', 'epic', 'second', '--json'], worker)).stdout,
+    );
+    expect(note).toMatchObject({ taskId: 'epic', note: { text: 'second', author: 'worker' } });
+    // Nothing went to the local store.
+    const local = await cli(dir, ['context', 'get', 'epic']);
+    expect(local.stdout).not.toContain('fix/login');
   });
 });
 

@@ -11,6 +11,8 @@ import type {
   EscalationView,
   EventView,
   HealthView,
+  NoteView,
+  TaskContextView,
   TaskView,
   TransitionItemResult,
 } from './protocol/types.js';
@@ -225,6 +227,31 @@ export class CoordinationClient {
     return (await this.#send<{ task: TaskView }>('get', `v1/tasks/${encodeURIComponent(id)}`)).task;
   }
 
+  /** A task's key/value context and its notes (oldest first), shared by every agent. */
+  getContext(taskId: string): Promise<TaskContextView> {
+    return this.#send('get', `v1/tasks/${encodeURIComponent(taskId)}/context`);
+  }
+
+  /**
+   * Sets one key of a task's context (`undefined` removes it); returns the whole context. Only the
+   * task's agent, its lease holder or the admin may.
+   */
+  async setContext(taskId: string, key: string, value: unknown): Promise<Record<string, unknown>> {
+    const path = `v1/tasks/${encodeURIComponent(taskId)}/context/${encodeURIComponent(key)}`;
+    const answer = await this.#send<{ context: Record<string, unknown> }>(
+      value === undefined ? 'delete' : 'put',
+      path,
+      value === undefined ? undefined : { value },
+    );
+    return answer.context;
+  }
+
+  /** Adds a note to a task, written by the caller. */
+  async addNote(taskId: string, text: string): Promise<NoteView> {
+    const path = `v1/tasks/${encodeURIComponent(taskId)}/notes`;
+    return (await this.#send<{ note: NoteView }>('post', path, { text })).note;
+  }
+
   /** Claims the next task, waiting up to `waitSeconds`; `undefined` when there was none. */
   claim(
     options: {
@@ -389,7 +416,7 @@ export class CoordinationClient {
   // --- transport ---------------------------------------------------------------------------------
 
   async #send<T>(
-    method: 'get' | 'post',
+    method: 'get' | 'post' | 'put' | 'delete',
     path: string,
     json?: unknown,
     query?: Record<string, string>,

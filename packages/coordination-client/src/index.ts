@@ -25,6 +25,8 @@ export type {
   HealthView,
   Lease,
   LimitsInput,
+  NoteView,
+  TaskContextView,
   TaskView,
   ViolationInput,
   ViolationRecord,

@@ -1,5 +1,12 @@
 import { type Clock, NotFoundError, type Violation } from '@exec-kernel/core';
-import type { AgentRow, EscalationRow, EscalationStatus, EventRow, TaskRow } from './model.js';
+import type {
+  AgentRow,
+  EscalationRow,
+  EscalationStatus,
+  EventRow,
+  JsonValue,
+  TaskRow,
+} from './model.js';
 import * as auth from './service/auth.js';
 import * as claims from './service/claims.js';
 import { createContext, type ServiceContext } from './service/context.js';
@@ -9,6 +16,7 @@ import * as events from './service/events.js';
 import * as leases from './service/leases.js';
 import * as moves from './service/moves.js';
 import { type SpendDelta, spend } from './service/spending.js';
+import * as taskContext from './service/task-context.js';
 import type {
   Caller,
   Claimed,
@@ -24,7 +32,7 @@ import type {
   TransitionRequest,
 } from './service/types.js';
 import { violationOf } from './service/violations.js';
-import type { Storage } from './storage/storage.js';
+import type { Storage, TaskContext, TaskNote } from './storage/storage.js';
 
 export type { EscalationInput } from './service/escalations.js';
 export type { SpendDelta } from './service/spending.js';
@@ -108,6 +116,29 @@ export class CoordinationService {
   /** An agent as stored: the admin reads any, an agent itself. */
   getAgent(caller: Caller, agentId: string): Promise<AgentRow> {
     return auth.getAgent(this.#ctx, caller, agentId);
+  }
+
+  /** A task's key/value context and its notes, oldest first. Any caller may read them. */
+  getContext(taskId: string): Promise<TaskContext> {
+    return taskContext.getContext(this.#ctx, taskId);
+  }
+
+  /**
+   * Sets one key of a task's context (`undefined` removes it); returns the whole context. Only the
+   * task's agent, its lease holder or the admin may.
+   */
+  setContext(
+    caller: Caller,
+    taskId: string,
+    key: string,
+    value: JsonValue | undefined,
+  ): Promise<Record<string, JsonValue>> {
+    return taskContext.setContext(this.#ctx, caller, taskId, key, value);
+  }
+
+  /** Adds a note to a task, written by the caller. */
+  addNote(caller: Caller, taskId: string, text: string): Promise<TaskNote> {
+    return taskContext.addNote(this.#ctx, caller, taskId, text);
   }
 
   /** Puts an agent to sleep: until woken or timed out, it may not enqueue tasks. */

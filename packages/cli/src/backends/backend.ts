@@ -140,10 +140,3 @@ export function needsService(verb: string): UsageError {
     `task ${verb} needs a task service: run inside a Paperclip heartbeat (PAPERCLIP_API_URL and PAPERCLIP_API_KEY), set EXEC_KERNEL_COORDINATION_URL, or pass --backend`,
   );
 }
-
-/** The refusal of `context` on a backend that has no context yet. */
-export function noContext(backend: BackendName): UsageError {
-  return new UsageError(`context is not available on the ${backend} backend yet`, {
-    pointToHelp: false,
-  });
-}

@@ -1,25 +1,24 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import type { AgentView, CoordinationClient } from '@exec-kernel/coordination/client';
+import type { AgentView, CoordinationClient } from '@exec-kernel/coordination-client';
 import { type BudgetType, type TaskState, toIsoTime } from '@exec-kernel/core';
 import { validateTransition, type WakeReason } from '@exec-kernel/lifecycle';
 import type { JsonValue, TaskNote } from '@exec-kernel/memory';
 import type { CommandContext } from '../context.js';
 import { budgetWarningLine } from '../render.js';
 import { configFor } from '../services.js';
-import {
-  type Asleep,
-  type ClaimedTask,
-  type Created,
-  type CreateInput,
-  type Described,
-  type Held,
-  type Moved,
-  noContext,
-  type SleepInput,
-  type Stepped,
-  type TaskBackend,
-  type TransitionInput,
-  type Woken,
+import type {
+  Asleep,
+  ClaimedTask,
+  Created,
+  CreateInput,
+  Described,
+  Held,
+  Moved,
+  SleepInput,
+  Stepped,
+  TaskBackend,
+  TransitionInput,
+  Woken,
 } from './backend.js';
 
 // How often a sleeping process asks the service whether its agent is still asleep.
@@ -31,7 +30,7 @@ const POLL_MS = 250;
  */
 async function clientFor(ctx: CommandContext): Promise<CoordinationClient> {
   const [{ CoordinationClient }, { config }] = await Promise.all([
-    import('@exec-kernel/coordination/client'),
+    import('@exec-kernel/coordination-client'),
     configFor(ctx),
   ]);
   const { url, token } = config.coordination;
@@ -74,7 +73,7 @@ async function waitForServiceWake(
     try {
       agent = await client.getAgent(agentId);
     } catch (error) {
-      const { isUnavailable } = await import('@exec-kernel/coordination/client');
+      const { isUnavailable } = await import('@exec-kernel/coordination-client');
       // A service restarting keeps the sleep; ask again at the next poll.
       if (isUnavailable(error)) continue;
       throw error;
@@ -242,15 +241,18 @@ export class CoordinationBackend implements TaskBackend {
       : { woken: false, data: { woken: false, agentId } };
   }
 
-  async getContext(): Promise<Record<string, JsonValue>> {
-    throw noContext(this.name);
+  async getContext(taskId: string): Promise<Record<string, JsonValue>> {
+    const { context } = await (await this.#connect()).getContext(taskId);
+    return context as Record<string, JsonValue>;
   }
 
-  async setContext(): Promise<void> {
-    throw noContext(this.name);
+  async setContext(taskId: string, key: string, value: JsonValue): Promise<void> {
+    await (await this.#connect()).setContext(taskId, key, value);
   }
 
-  async addNote(): Promise<TaskNote> {
-    throw noContext(this.name);
+  async addNote(taskId: string, text: string): Promise<TaskNote> {
+    // The service records the caller (the token's agent) as the author.
+    const note = await (await this.#connect()).addNote(taskId, text);
+    return { at: note.at, text: note.text, author: note.agentId };
   }
 }

@@ -6,9 +6,11 @@ import { checkTextValue, idField, type QueryInteger, queryInteger, textField } f
 import type {
   ClaimManyRequest,
   ClaimRequest,
+  ContextSetRequest,
   EnqueueInput,
   EscalateRequest,
   LeaseRequest,
+  NoteRequest,
   RegisterAgentRequest,
   ResolveRequest,
   SleepRequest,
@@ -170,6 +172,14 @@ export const ResolveSchema: z.ZodType<ResolveRequest> = z
   .object({ resolution: textField(10_000).optional(), requeue: z.boolean().optional() })
   .strict();
 
+/** `PUT /v1/tasks/{id}/context/{key}` (the service checks the value's size and nesting). */
+export const ContextSetSchema: z.ZodType<ContextSetRequest> = z
+  .object({ value: anyJson.refine((v) => v !== undefined, 'Required') })
+  .strict();
+
+/** `POST /v1/tasks/{id}/notes`. */
+export const NoteSchema: z.ZodType<NoteRequest> = z.object({ text: textField(10_000) }).strict();
+
 /** `POST /v1/agents`. */
 export const RegisterSchema: z.ZodType<RegisterAgentRequest> = z.object({ id }).strict();
 
@@ -209,6 +219,12 @@ const idParam = (field: string): IdParamSchema =>
 
 /** `/v1/tasks/{id}/…`. */
 export const TaskIdParam: IdParamSchema = idParam('task id');
+/** `/v1/tasks/{id}/context/{key}`. */
+export const ContextKeyParams: z.ZodObject<{ id: z.ZodString; key: z.ZodString }, z.core.$strip> =
+  z.object({
+    id: idField('task id').meta({ param: { name: 'id', in: 'path' } }),
+    key: idField('context key').meta({ param: { name: 'key', in: 'path' } }),
+  });
 /** `/v1/agents/{id}/…`. */
 export const AgentIdParam: IdParamSchema = idParam('agent id');
 /** `/v1/escalations/{id}/…`. */

@@ -289,3 +289,29 @@ export interface TransitionResponse {
   /** With `next`: the task claimed after it, or `null`. */
   next?: Claimed | null | undefined;
 }
+
+/** One note on a task, as the API shows it. */
+export interface NoteView {
+  /** When it was written (ISO-8601). */
+  at: string;
+  /** Who wrote it: an agent id, or `admin`. */
+  agentId: string;
+  text: string;
+}
+
+/** A task's context: its key/value context (keys sorted) and its notes, oldest first. */
+export interface TaskContextView {
+  context: Record<string, unknown>;
+  notes: NoteView[];
+}
+
+/** `PUT /v1/tasks/{id}/context/{key}`. */
+export interface ContextSetRequest {
+  /** Any JSON value. */
+  value: unknown;
+}
+
+/** `POST /v1/tasks/{id}/notes`. */
+export interface NoteRequest {
+  text: string;
+}

@@ -18,6 +18,8 @@ import type {
   EventView,
   HealthView,
   Lease,
+  NoteView,
+  TaskContextView,
   TaskView,
   TransitionManyResponse,
   TransitionResponse,
@@ -170,6 +172,16 @@ export const WarningSchema: z.ZodType<BudgetWarningView> = z.object({
   budgetType: z.string(),
   fraction: z.number(),
 });
+
+/** A note on a task. */
+export const NoteViewSchema: z.ZodType<NoteView> = z
+  .object({ at: z.string(), agentId: z.string(), text: z.string() })
+  .meta({ id: 'Note' });
+
+/** A task's context and notes. */
+export const TaskContextSchema: z.ZodType<TaskContextView> = z
+  .object({ context: z.record(z.string(), anyJson), notes: z.array(NoteViewSchema) })
+  .meta({ id: 'TaskContext' });
 
 // --- response bodies ---------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ import {
 import { HttpMetrics } from './metrics.js';
 import type { AppEnv, RouteContext } from './route-kit.js';
 import { agentRoutes } from './routes/agents.js';
+import { contextRoutes } from './routes/context.js';
 import { escalationRoutes } from './routes/escalations.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
@@ -197,6 +198,7 @@ export function createApp(
   healthRoutes(app, context, options.version ?? '0.0.0');
   agentRoutes(app, context);
   taskRoutes(app, context);
+  contextRoutes(app, context);
   transitionRoutes(app, context);
   escalationRoutes(app, context);
   eventRoutes(app, context, {

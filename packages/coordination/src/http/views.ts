@@ -2,10 +2,12 @@ import type {
   AgentView,
   EscalationView,
   EventView,
+  NoteView,
   TaskView,
 } from '@exec-kernel/coordination-client';
 import { toIsoTime } from '@exec-kernel/core';
 import type { AgentRow, EscalationRow, EventRow, TaskRow } from '../model.js';
+import type { TaskNote } from '../storage/storage.js';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : toIsoTime(ms));
 
@@ -64,4 +66,9 @@ export function escalationView(row: EscalationRow): EscalationView {
 /** An event row as the API shows it. */
 export function eventView(row: EventRow): EventView {
   return { ...row, at: iso(row.at) as string };
+}
+
+/** A task note as the API shows it ({@link NoteView}). */
+export function noteView(note: TaskNote): NoteView {
+  return { at: toIsoTime(note.at), agentId: note.agentId, text: note.text };
 }
