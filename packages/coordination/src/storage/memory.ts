@@ -16,7 +16,9 @@ import type {
   NewTaskRow,
   TaskRow,
 } from '../model.js';
+import { expiredLeases, matches, nextClaimable, takeLease, wakeClaimant } from './memory-claim.js';
 import { MemoryContexts } from './memory-context.js';
+import { escalationExists, MemoryEscalations } from './memory-escalations.js';
 import {
   type ChangeSignal,
   type ClaimEvent,
@@ -34,25 +36,10 @@ import {
   type UpdateExtras,
 } from './storage.js';
 
+// The claim and lease rules live in memory-claim.ts; these two are exported from here as before.
+export { claimOrder, matches } from './memory-claim.js';
+
 const copy = <T>(value: T): T => structuredClone(value);
-
-/** Whether a task matches a compare-and-set expectation. */
-export function matches(task: TaskRow, expect: Expectation): boolean {
-  return (
-    task.state === expect.state &&
-    (expect.leaseOwner === undefined || task.leaseOwner === expect.leaseOwner) &&
-    (expect.leaseId === undefined || task.leaseId === expect.leaseId) &&
-    (expect.leaseLiveAt === undefined ||
-      (task.leaseUntil !== null && task.leaseUntil >= expect.leaseLiveAt)) &&
-    (expect.leaseEndedBefore === undefined ||
-      (task.leaseUntil !== null && task.leaseUntil < expect.leaseEndedBefore))
-  );
-}
-
-/** Claim order: higher priority first, then older (lower seq). */
-export function claimOrder(a: TaskRow, b: TaskRow): number {
-  return b.priority - a.priority || a.seq - b.seq;
-}
 
 /**
  * Everything in process memory: for tests and throwaway demos. Every method runs to completion
@@ -63,13 +50,12 @@ export class MemoryStorage implements Storage {
   readonly location = 'memory';
   readonly #tasks = new Map<string, TaskRow>();
   readonly #agents = new Map<string, AgentRow>();
-  readonly #escalations = new Map<string, EscalationRow>();
+  readonly #escalations = new MemoryEscalations();
   readonly #events: EventRow[] = [];
   readonly #contexts = new MemoryContexts();
   readonly #signals = new ListenerSet<ChangeSignal>();
   #seq = 0;
   #eventSeq = 0;
-  #escalationSeq = 0;
   #open = false;
 
   async open(): Promise<void> {
@@ -195,38 +181,17 @@ export class MemoryStorage implements Storage {
     event: ClaimEvent,
     except?: ReadonlySet<string>,
   ): TaskRow | undefined {
-    let next: TaskRow | undefined;
-    if (request.taskId !== undefined) {
-      const task = this.#tasks.get(request.taskId);
-      if (task?.state === 'todo') next = task;
-    } else {
-      for (const task of this.#tasks.values()) {
-        if (task.state !== 'todo' || except?.has(task.id)) continue;
-        if (request.types !== null && !request.types.includes(task.type)) continue;
-        if (next === undefined || claimOrder(task, next) < 0) next = task;
-      }
-    }
+    const next = nextClaimable(this.#tasks, request, except);
     if (next === undefined) return undefined;
-    next.state = 'in_progress';
-    next.leaseOwner = request.agentId;
-    next.leaseId = request.leaseId;
-    next.leaseUntil = request.leaseUntil;
-    next.attempts += 1;
-    next.startedAt ??= request.now;
-    next.updatedAt = request.now;
+    takeLease(next, request);
     this.#append(claimEventFor(event, next));
     return copy(next);
   }
 
   /** After a claim took work: wakes the claimant if it sleeps (`request.wake`). */
   #wakeClaimant(request: ClaimRequest): void {
-    const agent = this.#agents.get(request.agentId);
-    if (request.wake === undefined || agent?.sleepUntil == null) return;
-    if (agent.sleepUntil <= request.now) return;
-    agent.sleepUntil = null;
-    agent.sleepReason = null;
-    agent.sleepSince = null;
-    this.#append(request.wake);
+    const wake = wakeClaimant(this.#agents.get(request.agentId), request);
+    if (wake !== undefined) this.#append(wake);
   }
 
   async updateTasks(updates: readonly TaskUpdate[]): Promise<Array<TaskRow | undefined>> {
@@ -275,7 +240,7 @@ export class MemoryStorage implements Storage {
       throw escalationExists(extras.escalation.id);
     Object.assign(task, copy(changes));
     for (const event of extras.events) this.#append(event);
-    if (extras.escalation !== undefined) this.#insertEscalation(extras.escalation);
+    if (extras.escalation !== undefined) this.#escalations.insert(extras.escalation);
     this.#signal(task.state === 'todo' ? 'task' : 'event');
     return copy(task);
   }
@@ -333,11 +298,7 @@ export class MemoryStorage implements Storage {
   }
 
   async listExpiredLeases(now: number, limit: number): Promise<TaskRow[]> {
-    return [...this.#tasks.values()]
-      .filter((t) => t.state === 'in_progress' && t.leaseUntil !== null && t.leaseUntil < now)
-      .sort((a, b) => (a.leaseUntil as number) - (b.leaseUntil as number))
-      .slice(0, limit)
-      .map(copy);
+    return expiredLeases(this.#tasks.values(), now, limit);
   }
 
   async putAgent(agent: AgentRow): Promise<void> {
@@ -376,15 +337,14 @@ export class MemoryStorage implements Storage {
 
   async insertEscalation(escalation: NewEscalationRow, event: NewEvent): Promise<EscalationRow> {
     if (this.#escalations.has(escalation.id)) throw escalationExists(escalation.id);
-    const row = this.#insertEscalation(escalation);
+    const row = this.#escalations.insert(escalation);
     this.#append(event);
     this.#signal('event');
     return copy(row);
   }
 
   async getEscalation(id: string): Promise<EscalationRow | undefined> {
-    const row = this.#escalations.get(id);
-    return row === undefined ? undefined : copy(row);
+    return this.#escalations.get(id);
   }
 
   async listEscalations(filter: {
@@ -392,17 +352,7 @@ export class MemoryStorage implements Storage {
     afterSeq?: number | undefined;
     limit: number;
   }): Promise<EscalationRow[]> {
-    const out: EscalationRow[] = [];
-    for (const row of this.#escalations.values()) {
-      if (
-        (filter.status === undefined || row.status === filter.status) &&
-        (filter.afterSeq === undefined || row.seq > filter.afterSeq)
-      ) {
-        out.push(copy(row));
-        if (out.length >= filter.limit) break;
-      }
-    }
-    return out;
+    return this.#escalations.list(filter);
   }
 
   async updateEscalation(
@@ -411,18 +361,15 @@ export class MemoryStorage implements Storage {
     changes: Partial<Omit<EscalationRow, 'id' | 'seq' | 'createdAt'>>,
     event: NewEvent,
   ): Promise<EscalationRow | undefined> {
-    const row = this.#escalations.get(id);
-    if (row === undefined || !expectStatuses.includes(row.status)) return undefined;
-    Object.assign(row, copy(changes));
+    const row = this.#escalations.update(id, expectStatuses, changes);
+    if (row === undefined) return undefined;
     this.#append(event);
     this.#signal('event');
-    return copy(row);
+    return row;
   }
 
   async countOpenEscalations(): Promise<number> {
-    let open = 0;
-    for (const row of this.#escalations.values()) if (row.status !== 'resolved') open++;
-    return open;
+    return this.#escalations.countOpen();
   }
 
   async appendEvent(event: NewEvent): Promise<EventRow> {
@@ -446,21 +393,8 @@ export class MemoryStorage implements Storage {
     return row;
   }
 
-  #insertEscalation(escalation: NewEscalationRow): EscalationRow {
-    const row: EscalationRow = { ...copy(escalation), seq: ++this.#escalationSeq };
-    this.#escalations.set(row.id, row);
-    return row;
-  }
-
   #signal(signal: ChangeSignal): void {
     // A task signal implies new events too; listeners get one call per write.
     queueMicrotask(() => this.#signals.emit(signal));
   }
-}
-
-function escalationExists(id: string): ConflictError {
-  return new ConflictError(
-    { resource: `escalation ${id}` },
-    { message: `Escalation ${id} already exists` },
-  );
 }
