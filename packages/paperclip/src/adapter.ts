@@ -1,47 +1,31 @@
 import { type BudgetLimits, resolveLimits } from '@exec-kernel/budget';
 import {
   type Clock,
-  checkId,
   InvalidInputError,
   KernelError,
   ListenerSet,
-  type LoopDetectionDetails,
-  LoopDetectionError,
   systemClock,
   type TaskState,
-  toIsoTime,
   toViolation,
   type Unsubscribe,
   type Violation,
 } from '@exec-kernel/core';
 import {
   type AdmissionOptions,
-  admitTask,
   IdleGuard,
   type SleepRecord,
-  type TaskCandidate,
-  validateTransition,
   type WakeReason,
   type WakeRecord,
 } from '@exec-kernel/lifecycle';
-import { loopOver, type StoredWorkNode } from '@exec-kernel/loop';
-import { loadAncestry } from './ancestry.js';
+import { checkContextEntry, readTaskContext, writeContextValue } from './context-document.js';
+import { createTask } from './create-task.js';
 import { IssueDocuments } from './documents.js';
 import { PaperclipHttp } from './http.js';
-import { checkText, listFilter, segment } from './input.js';
+import { checkText, listFilter } from './input.js';
 import { IssuesApi } from './issues.js';
-import { newIssueBody } from './new-issue.js';
 import { checkOptions, optionsFromEnv, type PaperclipAdapterOptions } from './options.js';
 import { countSteps } from './step-budget.js';
-import {
-  CONTEXT_DOCUMENT_KEY,
-  type JsonValue,
-  jsonValueProblem,
-  noteOf,
-  setKey,
-  type TaskContext,
-  type TaskNote,
-} from './task-context.js';
+import type { JsonValue, TaskContext, TaskNote } from './task-context.js';
 import type {
   CreatedTask,
   CreateTaskOptions,
@@ -53,6 +37,7 @@ import type {
   WaitForWorkOptions,
   WaitResult,
 } from './task-types.js';
+import { transitionTask } from './transition-task.js';
 import type { InboxItem, PaperclipIssue } from './types.js';
 import { waitForWork } from './wait-for-work.js';
 
@@ -160,50 +145,23 @@ export class PaperclipAdapter {
     taskType: string,
     options: CreateTaskOptions,
   ): Promise<CreatedTask> {
-    return this.#refusing(async () => {
-      const name = options.name ?? title;
-      const candidate = {
-        taskId: name,
-        agentId: this.agentId,
-        taskType,
+    return this.#refusing(async () =>
+      createTask(
+        {
+          agentId: this.agentId,
+          maxDepth: this.maxDepth,
+          taskId: this.taskId,
+          idle: this.idle,
+          clock: this.#clock,
+          admission: this.#admission,
+          issues: this.#issues,
+          companyId: () => this.companyId(),
+        },
         title,
-        admission: options.admission,
-        // The budget's depth limit is the adapter's, so the loop rule is the one that speaks.
-        budget: { maxDepth: this.maxDepth },
-      };
-      // The same rules once without the ancestry first: idle and admission refuse before
-      // anything is read, as they do on every other backend.
-      this.#admit(candidate, []);
-      checkId(taskType, 'task type');
-      checkText(title, 'title');
-      if (options.name !== undefined) checkText(options.name, 'task name');
-      if (options.description !== undefined) checkText(options.description, 'description');
-      if (options.assignee !== undefined) checkId(options.assignee, 'assignee');
-      const ancestry = await loadAncestry((id, field) => this.#issue(id, field), {
-        parentTaskId: options.parentTaskId,
-        createdByTaskId: options.createdByTaskId ?? this.taskId,
-      });
-      const parentId = ancestry.parent?.id;
-      const creatorId = ancestry.creator?.id;
-      const { depth } = this.#admit(
-        { ...candidate, parentTaskId: parentId, createdByTaskId: creatorId },
-        ancestry.rows,
-        ancestry.seen,
-      );
-
-      const body = newIssueBody(title, taskType, options, { parentId, creatorId });
-      const issue = await this.#issues.create(await this.companyId(), body);
-      return {
-        id: issue.id,
-        identifier: issue.identifier,
-        title: issue.title,
-        status: issue.status,
-        depth,
-        deduplicated: issue.deduplicated === true,
-        deduplicationReason: issue.deduplicationReason,
-        issue,
-      };
-    });
+        taskType,
+        options,
+      ),
+    );
   }
 
   /**
@@ -223,49 +181,21 @@ export class PaperclipAdapter {
     to: TaskState,
     options: TransitionTaskOptions = {},
   ): Promise<TransitionedTask> {
-    return this.#refusing(async () => {
-      for (const blocker of options.blockedByIssueIds ?? []) checkId(blocker, 'blocker id');
-      if (options.comment !== undefined) checkText(options.comment, 'comment');
-      if (options.reviewerUserId !== undefined) checkId(options.reviewerUserId, 'reviewer id');
-      const current = await this.#issue(id);
-      const from = current.status;
-      const reason = validateTransition(from, to, current.identifier ?? current.id);
-      let issue: PaperclipIssue;
-      if (from === 'todo' && to === 'in_progress') {
-        issue = await this.checkout(current.id);
-        if (options.comment !== undefined) await this.comment(current.id, options.comment);
-      } else {
-        const body: Record<string, unknown> = { status: to };
-        if (options.comment !== undefined) body.comment = options.comment;
-        if (to === 'blocked') {
-          if (options.blockedByIssueIds !== undefined) {
-            body.blockedByIssueIds = options.blockedByIssueIds;
-          } else {
-            // Paperclip lets an agent name only itself as the unblock owner.
-            body.unblockDescriptor = options.unblockDescriptor ?? {
-              owner: { agentId: this.agentId },
-              action: options.comment ?? 'Unblock this task',
-            };
-          }
-        }
-        if (to === 'in_review' && options.reviewerUserId !== undefined) {
-          body.assigneeUserId = options.reviewerUserId;
-        }
-        issue = await this.#issues.move(current, body, { from, to });
-      }
-      const event: TaskTransitionEvent = {
-        taskId: current.id,
-        identifier: current.identifier,
-        agentId: this.agentId,
-        from,
+    return this.#refusing(async () =>
+      transitionTask(
+        {
+          agentId: this.agentId,
+          clock: this.#clock,
+          issues: this.#issues,
+          checkout: (issueId) => this.checkout(issueId),
+          comment: (issueId, body) => this.comment(issueId, body),
+          moved: (event) => this.#transitions.emit(event),
+        },
+        id,
         to,
-        reason,
-        comment: options.comment,
-        at: toIsoTime(this.#clock.now()),
-      };
-      this.#transitions.emit(event);
-      return { id: current.id, identifier: current.identifier, from, to, reason, issue };
-    });
+        options,
+      ),
+    );
   }
 
   /**
@@ -308,10 +238,7 @@ export class PaperclipAdapter {
    * @throws TransportError when the document holds no JSON object (say, after a hand edit).
    */
   async getContext(id: string): Promise<TaskContext> {
-    const issue = await this.#issue(id);
-    const { data: context } = await this.#documents.read(issue, CONTEXT_DOCUMENT_KEY);
-    const notes = await this.#issues.comments(issue);
-    return { taskId: issue.id, identifier: issue.identifier, context, notes };
+    return readTaskContext(this.#documents, this.#issues, await this.#issue(id));
   }
 
   /**
@@ -329,20 +256,8 @@ export class PaperclipAdapter {
     key: string,
     value: JsonValue | undefined,
   ): Promise<Record<string, JsonValue>> {
-    checkId(key, 'context key');
-    const problem = value === undefined ? undefined : jsonValueProblem(value);
-    if (problem !== undefined) throw new InvalidInputError({ field: 'context value', problem });
-    const issue = await this.#issue(id);
-    const { data } = await this.#documents.update(
-      issue,
-      CONTEXT_DOCUMENT_KEY,
-      'exec-kernel context',
-      (context) => {
-        if (value === undefined) delete context[key];
-        else setKey(context, key, value);
-      },
-    );
-    return data;
+    checkContextEntry(key, value);
+    return writeContextValue(this.#documents, await this.#issue(id), key, value);
   }
 
   /**
@@ -354,12 +269,7 @@ export class PaperclipAdapter {
    */
   async addNote(id: string, text: string): Promise<TaskNote> {
     checkText(text, 'note');
-    const answer = await this.#issues.comment(id, text);
-    const note = noteOf(answer);
-    if (note === undefined) {
-      throw this.#http.malformed('post', `issues/${segment(id, 'task id')}/comments`, 'no comment');
-    }
-    return note;
+    return this.#issues.note(id, text);
   }
 
   /**
@@ -473,30 +383,6 @@ export class PaperclipAdapter {
       }
       throw error;
     }
-  }
-
-  /**
-   * `admitTask` over `rows`, with the agent's sleep from the guard and the clock's now; throws
-   * its refusal. Issues in a loop refusal are named by identifier (the rows hold UUIDs).
-   */
-  #admit(
-    candidate: TaskCandidate,
-    rows: StoredWorkNode[],
-    seen: ReadonlyMap<string, PaperclipIssue> = new Map(),
-  ): { depth: number } {
-    const sleep = this.idle.sleepOf(this.agentId);
-    const decision = admitTask(candidate, {
-      now: this.#clock.now(),
-      sleep: sleep && { untilMs: Date.parse(sleep.until), reason: sleep.reason },
-      required: this.#admission.required,
-      loop: loopOver(rows, { maxDepth: this.maxDepth }),
-    });
-    if (decision.ok) return decision;
-    const error = decision.error;
-    if (!LoopDetectionError.is(error) || error.chain === undefined) throw error;
-    const d = error.details as unknown as LoopDetectionDetails;
-    const name = (id: string) => seen.get(id)?.identifier ?? id;
-    throw new LoopDetectionError({ ...d, chain: error.chain.map(name) });
   }
 
   #issue(id: string, field = 'task id'): Promise<PaperclipIssue> {

@@ -91,6 +91,14 @@ export class IssuesApi {
     return this.#call(`issue ${id}`, 'post', path, { json: { body } });
   }
 
+  /** `POST /issues/{id}/comments`: the comment as a note. */
+  async note(id: string, text: string): Promise<TaskNote> {
+    const path = `issues/${segment(id, 'task id')}/comments`;
+    const note = noteOf(await this.#call(`issue ${id}`, 'post', path, { json: { body: text } }));
+    if (note === undefined) throw this.#http.malformed('post', path, 'no comment');
+    return note;
+  }
+
   /** The issue's comments, oldest first, as notes. */
   async comments(issue: PaperclipIssue): Promise<TaskNote[]> {
     const path = `issues/${segment(issue.id, 'task id')}/comments`;
