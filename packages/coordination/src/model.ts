@@ -1,4 +1,5 @@
 import type { BudgetLimits } from '@exec-kernel/budget';
+import type { EscalationKind, EscalationStatus } from '@exec-kernel/coordination-client';
 import type { BudgetType, TaskState, Violation } from '@exec-kernel/core';
 
 /** A JSON value, as task payloads and event data hold them. */
@@ -63,11 +64,8 @@ export interface AgentRow {
   createdAt: number;
 }
 
-/** Why an escalation was raised. */
-export type EscalationKind = 'violation' | 'blocked' | 'attempts_exhausted';
-
-/** Where an escalation stands. */
-export type EscalationStatus = 'open' | 'acknowledged' | 'resolved';
+// The escalation's kind and status are the wire protocol's, stored as they are sent.
+export type { EscalationKind, EscalationStatus } from '@exec-kernel/coordination-client';
 
 /** Something a human or a manager agent must look at. */
 export interface EscalationRow {

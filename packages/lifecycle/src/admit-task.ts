@@ -91,7 +91,8 @@ export function admitTask(candidate: TaskCandidate, rules: AdmissionRules): Admi
     return { ok: false, error: error as TaskAdmissionError };
   }
 
-  const loop = rules.loop.evaluate(workNodeOf(candidate));
+  // A candidate is a WorkNode; its admission and budget fields are not read by the loop rules.
+  const loop = rules.loop.evaluate(candidate);
   if (!loop.ok) return { ok: false, error: loop.error };
 
   let limits: BudgetLimits;
@@ -107,18 +108,6 @@ export function admitTask(candidate: TaskCandidate, rules: AdmissionRules): Admi
     };
   }
   return { ok: true, depth: loop.depth, limits, admission: admissionText(candidate.admission) };
-}
-
-function workNodeOf(candidate: TaskCandidate): WorkNode {
-  const node: WorkNode = {
-    taskId: candidate.taskId,
-    agentId: candidate.agentId,
-    taskType: candidate.taskType,
-  };
-  if (candidate.title !== undefined) node.title = candidate.title;
-  if (candidate.parentTaskId !== undefined) node.parentTaskId = candidate.parentTaskId;
-  if (candidate.createdByTaskId !== undefined) node.createdByTaskId = candidate.createdByTaskId;
-  return node;
 }
 
 // After validateAdmission every present field is a string; null/undefined ones are left out.
