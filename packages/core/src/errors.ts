@@ -196,13 +196,30 @@ export class IdleEnforcementError extends KernelError {
 
 // --- loop --------------------------------------------------------------------------------------
 
-/** Which loop rule refused a task. */
-export type LoopType = 'cycle' | 'identity' | 'depth';
+/** Which loop rule refused a task (`cycle`, `identity`, `depth`) or an action (the rest). */
+export type LoopType = TaskLoopType | ActionLoopType;
+
+/** The loop rules over the task-creation graph. */
+export type TaskLoopType = 'cycle' | 'identity' | 'depth';
+
+/**
+ * The loop rules over one task's tool calls: the same call again and again (`repeat`), a cycle of
+ * two or three calls (`ping_pong`), the same call too often in the recent calls (`window`), the
+ * same result whatever the call (`no_progress`).
+ */
+export type ActionLoopType = 'repeat' | 'ping_pong' | 'window' | 'no_progress';
+
+/** One tool call as an action-loop error names it: the tool and the call's fingerprint. */
+export interface ActionCallRef {
+  tool: string;
+  /** Digest of the tool name and the canonical JSON of the arguments. */
+  fingerprint: string;
+}
 
 /** Fields of a {@link LoopDetectionError}. */
 export interface LoopDetectionDetails {
   loopType: LoopType;
-  /** The task that was refused. */
+  /** The task that was refused, or whose action was refused. */
   taskId: string;
   agentId?: string | undefined;
   taskType?: string | undefined;
@@ -215,6 +232,39 @@ export interface LoopDetectionDetails {
    * ending with the task it collides with.
    */
   chain?: string[] | undefined;
+  /** For action loops: the tool of the refused call. */
+  tool?: string | undefined;
+  /** For action loops: how many times the pattern has been seen, the refused call included. */
+  count?: number | undefined;
+  /** For action loops: the count that is refused (the rule's `blockAt`). */
+  blockAt?: number | undefined;
+  /** For action loops: the calls that make up the pattern, oldest first (one for `repeat`/`window`). */
+  calls?: ActionCallRef[] | undefined;
+  /** For `ping_pong`: the length of the repeated cycle (2 or 3). */
+  period?: number | undefined;
+  /** For `window`: how many recent calls the rule looks at. */
+  windowSize?: number | undefined;
+  /** For `no_progress`: the digest of the result that keeps coming back. */
+  resultDigest?: string | undefined;
+}
+
+/** The one-line text of an action-loop refusal or warning (`at` is `blocked at N` or `warning at N`). */
+export function actionLoopText(d: LoopDetectionDetails, at: string): string {
+  const tool = d.tool ?? '?';
+  switch (d.loopType) {
+    case 'repeat':
+      return `Task ${d.taskId} called ${tool} with the same arguments ${d.count} times in a row (${at})`;
+    case 'ping_pong': {
+      const cycle = (d.calls ?? []).map((call) => call.tool).join(' -> ');
+      return `Task ${d.taskId} repeated the cycle ${cycle} ${d.count} times (${at})`;
+    }
+    case 'window':
+      return `Task ${d.taskId} called ${tool} with the same arguments ${d.count} times in its last ${d.windowSize} calls (${at})`;
+    case 'no_progress':
+      return `Task ${d.taskId} got the same result ${d.count} times in a row, no progress (${at})`;
+    default:
+      return `Task ${d.taskId} loops`;
+  }
 }
 
 function loopMessage(d: LoopDetectionDetails): string {
@@ -227,6 +277,8 @@ function loopMessage(d: LoopDetectionDetails): string {
     }
     case 'depth':
       return `Task ${d.taskId} exceeds max depth: depth ${d.depth}, max ${d.maxDepth}`;
+    default:
+      return actionLoopText(d, `blocked at ${d.blockAt}`);
   }
 }
 
@@ -240,6 +292,12 @@ export class LoopDetectionError extends KernelError {
   readonly depth: number | undefined;
   readonly maxDepth: number | undefined;
   readonly chain: string[] | undefined;
+  /** For action loops: the tool of the refused call. */
+  readonly tool: string | undefined;
+  /** For action loops: how many times the pattern has been seen, the refused call included. */
+  readonly count: number | undefined;
+  /** For action loops: the calls that make up the pattern. */
+  readonly calls: ActionCallRef[] | undefined;
 
   constructor(details: LoopDetectionDetails, options: KernelErrorOptions = {}) {
     super('LOOP_DETECTED', options.message ?? loopMessage(details), compact(details), options);
@@ -249,6 +307,9 @@ export class LoopDetectionError extends KernelError {
     this.depth = details.depth;
     this.maxDepth = details.maxDepth;
     this.chain = details.chain;
+    this.tool = details.tool;
+    this.count = details.count;
+    this.calls = details.calls;
   }
 
   static override is(value: unknown): value is LoopDetectionError {

@@ -1,6 +1,8 @@
 export type { Clock } from './clock.js';
 export { ManualClock, systemClock, toIsoTime } from './clock.js';
 export type {
+  ActionCallRef,
+  ActionLoopType,
   BudgetExceededDetails,
   BudgetType,
   IdleEnforcementDetails,
@@ -11,8 +13,10 @@ export type {
   LoopDetectionDetails,
   LoopType,
   TaskAdmissionDetails,
+  TaskLoopType,
 } from './errors.js';
 export {
+  actionLoopText,
   BudgetExceededError,
   formatAmount,
   IdleEnforcementError,

@@ -10,6 +10,10 @@ export type ViolationKind =
   | 'loop_cycle'
   | 'loop_identity'
   | 'loop_depth'
+  | 'loop_repeat'
+  | 'loop_ping_pong'
+  | 'loop_window'
+  | 'loop_no_progress'
   | 'budget_steps'
   | 'budget_depth'
   | 'budget_duration'
@@ -37,9 +41,9 @@ export interface Violation {
   code: KernelErrorCode;
   taskId?: string;
   agentId?: string;
-  /** The amount allowed, for budget and depth violations. */
+  /** The amount allowed, for budget, depth and action-loop violations. */
   limit?: number;
-  /** The amount observed, for budget and depth violations. */
+  /** The amount observed, for budget, depth and action-loop violations. */
   observed?: number;
   message: string;
   /** When it was refused (ISO-8601). */
@@ -110,6 +114,10 @@ export function toViolation(error: KernelError, at: number = Date.now()): Violat
   } else if (error.code === 'LOOP_DETECTED' && d.loopType === 'depth') {
     violation.limit = d.maxDepth as number;
     violation.observed = d.depth as number;
+  } else if (error.code === 'LOOP_DETECTED' && typeof d.blockAt === 'number') {
+    // An action loop allows blockAt - 1 of the pattern; the refused call is the one that reached it.
+    violation.limit = d.blockAt - 1;
+    violation.observed = d.count as number;
   }
   return violation;
 }
