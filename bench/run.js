@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { runActions } from './actions.js';
 import { runBudget } from './budget.js';
 import { measureCliStartup } from './cli-startup.js';
 import { runCoordination } from './coordination.js';
@@ -22,12 +23,14 @@ const GOALS = {
   coordinationVsPgBoss: 5,
   coordinationLatencyRatio: 1.5,
   coordinationSqlitePerSecond: 5000,
+  actionObserveNs: 1000,
 };
-// `node run.js <section>` runs one section: kernels, cli, paperclip (which starts a live
+// `node run.js <section>` runs one section: kernels (with actions), actions, cli, paperclip (which starts a live
 // Paperclip server, installing it on first use) or coordination (which needs PostgreSQL; see
 // coordination.js for its BENCH_COORD_* settings).
 const only = process.argv[2];
 const runKernels = only === undefined || only === 'kernels';
+const runActionsSection = only === undefined || only === 'kernels' || only === 'actions';
 const runCli = only === undefined || only === 'cli';
 const runPaperclip = only === undefined || only === 'paperclip';
 const runCoordinationSection = only === undefined || only === 'coordination';
@@ -63,6 +66,7 @@ console.log(
 );
 
 if (runKernels) await kernels();
+if (runActionsSection) await actions();
 if (runCli) cli();
 if (runPaperclip) await paperclip();
 if (runCoordinationSection) await coordination();
@@ -117,6 +121,21 @@ async function kernels() {
     );
   }
   console.log(`INFO goal 4: recordStep at depth 3 = ${fmt(budget.results[0].nsPerOp)} ns/op`);
+}
+
+async function actions() {
+  const { results, typicalNs, guardNs } = await runActions();
+  console.log('');
+  printTable('actions', results);
+  for (const [label, ns] of [
+    ['ActionHistory.observe', typicalNs],
+    ['ActionGuard.observe', guardNs],
+  ]) {
+    console.log(
+      `${verdict(ns <= GOALS.actionObserveNs)} goal 9: ${label} on a full window, ~200 B args = ` +
+        `${fmt(ns)} ns median (goal <= ${GOALS.actionObserveNs} ns)`,
+    );
+  }
 }
 
 function cli() {

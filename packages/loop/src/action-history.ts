@@ -74,6 +74,9 @@ export interface ActionHistoryJSON {
   lastHasResult: boolean;
 }
 
+/** How many recent calls are held when the window rule is off. */
+export const RECENT_CALLS_WITHOUT_WINDOW = 20;
+
 interface KnownCall {
   tool: string;
   /** How many entries of the ring hold this call. */
@@ -96,8 +99,8 @@ type Decision =
 
 /**
  * One task's recent tool calls, and the four action-loop rules over them. Memory is bounded: a ring
- * of the last `window.size` fingerprints (at least 3) and, for each call in it, its epoch and last
- * result. A call whose result differs from the last time it was made starts a new epoch: earlier
+ * of the last `window.size` fingerprints (20 when the window rule is off) and, for each call in it,
+ * its epoch and last result. A call whose result differs from the last time it was made starts a new epoch: earlier
  * copies no longer count, so polling a job whose status moves, or re-running tests after an edit,
  * is never a loop.
  *
@@ -132,7 +135,11 @@ export class ActionHistory {
     this.taskId = taskId;
     this.rules = rules;
     this.#windowSize = rules.window === false ? 0 : rules.window.size;
-    this.#capacity = Math.max(3, this.#windowSize);
+    // Without the window rule the ring still remembers enough calls to see a result change.
+    this.#capacity = Math.max(
+      3,
+      this.#windowSize === 0 ? RECENT_CALLS_WITHOUT_WINDOW : this.#windowSize,
+    );
     this.#fingerprints = new Array<string>(this.#capacity);
     this.#tools = new Array<string>(this.#capacity);
     this.#results = new Array<string | undefined>(this.#capacity);
@@ -231,8 +238,9 @@ export class ActionHistory {
   }
 
   #position(index: number): number {
-    // index 0 is the oldest entry held.
-    return (this.#next - this.#length + index + this.#capacity * 2) % this.#capacity;
+    // index 0 is the oldest entry held. A conditional add instead of `%`, which costs more.
+    const position = this.#next - this.#length + index;
+    return position < 0 ? position + this.#capacity : position;
   }
 
   #fromEnd(back: number): string | undefined {
@@ -428,7 +436,7 @@ export class ActionHistory {
     this.#tools[position] = tool;
     this.#results[position] = undefined;
     this.#epochs[position] = state.epoch;
-    this.#next = (position + 1) % this.#capacity;
+    this.#next = position + 1 === this.#capacity ? 0 : position + 1;
     this.#length += 1;
     this.#total += 1;
     this.#repeatRun = decision.repeats;
@@ -519,7 +527,7 @@ export class ActionHistory {
       history.#tools[position] = tool;
       history.#results[position] = result ?? undefined;
       history.#epochs[position] = epoch;
-      history.#next = (position + 1) % history.#capacity;
+      history.#next = position + 1 === history.#capacity ? 0 : position + 1;
       history.#length += 1;
     }
     history.#total = Math.max(data.total, history.#length);
