@@ -58,6 +58,44 @@ describe('toViolation', () => {
     expect(cycle.details.chain).toEqual(['c', 'p', 'c']);
   });
 
+  it('names the action-loop rule in the kind, with the count as observed and blockAt - 1 as limit', () => {
+    const calls = [
+      { tool: 'plan', fingerprint: '0000000000000001' },
+      { tool: 'search', fingerprint: '0000000000000002' },
+    ];
+    const error = new LoopDetectionError({
+      loopType: 'ping_pong',
+      taskId: 't1',
+      tool: 'search',
+      count: 5,
+      blockAt: 5,
+      period: 2,
+      calls,
+    });
+    expect(error.message).toBe('Task t1 repeated the cycle plan -> search 5 times (blocked at 5)');
+    expect([error.tool, error.count, error.calls]).toEqual(['search', 5, calls]);
+    expect(toViolation(error, at)).toMatchObject({
+      kind: 'loop_ping_pong',
+      taskId: 't1',
+      limit: 4,
+      observed: 5,
+      details: { period: 2, calls },
+    });
+    for (const [loopType, text] of [
+      ['repeat', 'Task t1 called search with the same arguments 5 times in a row (blocked at 5)'],
+      ['no_progress', 'Task t1 got the same result 5 times in a row, no progress (blocked at 5)'],
+    ] as const) {
+      const e = new LoopDetectionError({
+        loopType,
+        taskId: 't1',
+        tool: 'search',
+        count: 5,
+        blockAt: 5,
+      });
+      expect([e.message, toViolation(e, at).kind]).toEqual([text, `loop_${loopType}`]);
+    }
+  });
+
   it('maps every other error to its kind', () => {
     expect(
       toViolation(
