@@ -17,6 +17,7 @@ import {
   EscalationHook,
   issueCommentSink,
 } from '../src/escalation.js';
+import * as published from '../src/index.js';
 import { readContextBody } from '../src/task-context.js';
 import { type FakeAgent, type FakeIssue, FakePaperclip } from './fake-paperclip.js';
 
@@ -211,6 +212,7 @@ describe('recordAction on Paperclip', () => {
     for (const call of [
       { tool: '' },
       { tool: 'read', args: { big: 1n } },
+      { tool: 'read', args: cyclic },
       { tool: 'read', resultDigest: '' },
     ]) {
       expect(await refusal(adapter.recordAction(issue.id, call))).toBeInstanceOf(InvalidInputError);
@@ -286,5 +288,46 @@ describe('action-loop refusals through the EscalationHook', () => {
     await comments.flush();
     expect(failures).toHaveLength(1);
     expect(issue.comments).toHaveLength(1);
+  });
+});
+
+describe('the README example', () => {
+  it('prints what the README shows and leaves the comment it shows', async () => {
+    fake.seedIssue({ title: 'Login', identifier: 'KER-12', status: 'in_progress' });
+    const env = {
+      PAPERCLIP_API_URL: fake.url,
+      PAPERCLIP_API_KEY: agent.apiKey,
+      PAPERCLIP_AGENT_ID: agent.id,
+      PAPERCLIP_RUN_ID: fake.startRun(agent.id),
+    };
+    const lines: unknown[][] = [];
+    const console = { log: (...values: unknown[]) => void lines.push(values) };
+    const { EscalationHook, issueCommentSink, PaperclipAdapter } = published;
+    // From here as in the README (process.env → env).
+    const adapter = PaperclipAdapter.fromEnv(env, {
+      actionRules: { repeat: { warnAt: 2, blockAt: 3 } },
+    });
+    const hook = new EscalationHook(issueCommentSink(adapter));
+    hook.attach(adapter);
+
+    const call = { tool: 'read_file', args: { path: 'src/login.ts' } };
+    console.log((await adapter.recordAction('KER-12', call)).calls); // 1
+    console.log((await adapter.recordAction('KER-12', call)).warnings[0]?.message);
+    try {
+      await adapter.recordAction('KER-12', call);
+    } catch (e) {
+      if (LoopDetectionError.is(e)) console.log(e.loopType, e.count); // repeat 3
+    }
+    await hook.flush();
+    expect(lines).toEqual([
+      [1],
+      [
+        'Task KER-12 called read_file with the same arguments 2 times in a row (warning at 2, blocked at 3)',
+      ],
+      ['repeat', 3],
+    ]);
+    expect(fake.find('KER-12')?.comments).toEqual([
+      'DENIED: [loop_repeat] Task KER-12 called read_file with the same arguments 3 times in a row (blocked at 3)',
+    ]);
   });
 });
