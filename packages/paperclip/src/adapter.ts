@@ -1,6 +1,7 @@
 import { type BudgetLimits, resolveLimits } from '@exec-kernel/budget';
 import {
   type Clock,
+  checkId,
   InvalidInputError,
   KernelError,
   ListenerSet,
@@ -17,6 +18,15 @@ import {
   type WakeReason,
   type WakeRecord,
 } from '@exec-kernel/lifecycle';
+import {
+  type ActionCall,
+  type ActionCheck,
+  type ActionLoopWarning,
+  type ActionRules,
+  resolveActionRules,
+  resultDigest,
+} from '@exec-kernel/loop';
+import { checkActionCall, checkDigest, observeAction, observeActionResult } from './actions.js';
 import { checkContextEntry, readTaskContext, writeContextValue } from './context-document.js';
 import { createTask } from './create-task.js';
 import { IssueDocuments } from './documents.js';
@@ -40,6 +50,11 @@ import type {
 import { transitionTask } from './transition-task.js';
 import type { InboxItem, PaperclipIssue } from './types.js';
 import { waitForWork } from './wait-for-work.js';
+
+interface RefusalEvent {
+  violation: Violation;
+  issue: PaperclipIssue | undefined;
+}
 
 /**
  * Works Paperclip's issues the exec-kernel way. Paperclip has the same seven statuses but enforces
@@ -72,11 +87,12 @@ export class PaperclipAdapter {
   readonly #documents: IssueDocuments;
   readonly #issues: IssuesApi;
   readonly #limits: BudgetLimits;
+  readonly #actionRules: ActionRules;
   readonly #admission: AdmissionOptions;
   readonly #clock: Clock;
   #companyId: string | undefined;
   readonly #transitions = new ListenerSet<TaskTransitionEvent>();
-  readonly #violations = new ListenerSet<Violation>();
+  readonly #violations = new ListenerSet<RefusalEvent>();
 
   /**
    * @throws ConfigError naming every option that is missing or invalid (an `apiUrl` that is not
@@ -105,6 +121,7 @@ export class PaperclipAdapter {
     this.#documents = new IssueDocuments(this.#http);
     this.#issues = new IssuesApi(this.#http);
     this.#limits = resolveLimits(options.budget);
+    this.#actionRules = resolveActionRules(options.actionRules);
   }
 
   /**
@@ -181,12 +198,13 @@ export class PaperclipAdapter {
     to: TaskState,
     options: TransitionTaskOptions = {},
   ): Promise<TransitionedTask> {
-    return this.#refusing(async () =>
+    return this.#refusing(async (about) =>
       transitionTask(
         {
           agentId: this.agentId,
           clock: this.#clock,
           issues: this.#issues,
+          about,
           checkout: (issueId) => this.checkout(issueId),
           comment: (issueId, body) => this.comment(issueId, body),
           moved: (event) => this.#transitions.emit(event),
@@ -286,13 +304,70 @@ export class PaperclipAdapter {
    *   number from 1, before anything is sent.
    */
   async step(id: string, options: StepOptions = {}): Promise<TaskSteps> {
-    return this.#refusing(async () => {
+    return this.#refusing(async (about) => {
       const count = options.count ?? 1;
       if (!Number.isSafeInteger(count) || count < 1) {
         throw new InvalidInputError({ field: 'count', problem: 'must be a whole number from 1' });
       }
-      const issue = await this.#issue(id);
+      const issue = about(await this.#issue(id));
       return countSteps(this.#documents, issue, count, this.#clock.now(), this.#limits);
+    });
+  }
+
+  /**
+   * Records one tool call of the agent working an issue and checks it with the action-loop rules
+   * of `@exec-kernel/loop` (`ActionHistory`, under the adapter's `actionRules`): the same call over
+   * and over, a ping-pong between two or three calls, one call too often in the window, the same
+   * result too many times. The history lives in the issue's `exec-kernel-actions` document, so
+   * every process and session working the issue shares it; concurrent writers are read again,
+   * never lost. Pass `result` (or `resultDigest`) when the result is known, or record it later
+   * with {@link recordActionResult}.
+   *
+   * A refused call records nothing and is reported to `onViolation` listeners (an
+   * `EscalationHook`, say) before it is thrown.
+   *
+   * @returns The kernel's `ActionCheck`; `warnings` lists patterns close to being refused.
+   * @throws LoopDetectionError (`loopType` `repeat`, `ping_pong`, `window` or `no_progress`) when
+   *   the call reaches a rule's `blockAt`; nothing is written.
+   * @throws InvalidInputError for an id core's id rule refuses, or a call the kernel cannot read
+   *   (no tool name, arguments or result that are not JSON), before anything is sent.
+   * @throws NotFoundError when there is no such issue.
+   * @throws TransportError when the issue's `exec-kernel-actions` document holds no action history
+   *   (say, after a hand edit); it is left as it is.
+   * @throws ConflictError when other writers kept winning for 5 attempts.
+   */
+  async recordAction(id: string, call: ActionCall): Promise<ActionCheck> {
+    return this.#refusing(async (about) => {
+      checkActionCall(checkId(id, 'task id'), call, this.#actionRules);
+      const issue = about(await this.#issue(id));
+      return observeAction(this.#documents, issue, call, this.#actionRules);
+    });
+  }
+
+  /**
+   * Attaches the result of the issue's newest recorded call (for a call recorded before the tool
+   * ran) and checks the no-progress rule. Returns the warnings.
+   *
+   * @throws LoopDetectionError (`no_progress`) when the result reaches the rule's `blockAt`;
+   *   nothing is written.
+   * @throws InvalidInputError for an id core's id rule refuses or a result that is not JSON
+   *   (before anything is sent), or when the issue has no recorded call or its newest call
+   *   already has a result.
+   * @throws NotFoundError when there is no such issue.
+   * @throws TransportError when the issue's `exec-kernel-actions` document holds no action history.
+   * @throws ConflictError when other writers kept winning for 5 attempts.
+   */
+  async recordActionResult(
+    id: string,
+    result: unknown,
+    digest?: string,
+  ): Promise<ActionLoopWarning[]> {
+    return this.#refusing(async (about) => {
+      checkId(id, 'task id');
+      checkDigest(digest);
+      if (digest === undefined) resultDigest(result);
+      const issue = about(await this.#issue(id));
+      return observeActionResult(this.#documents, issue, result, digest, this.#actionRules);
     });
   }
 
@@ -352,9 +427,15 @@ export class PaperclipAdapter {
     return this.#transitions.add(listener);
   }
 
-  /** Calls `listener` with the `Violation` of every refusal the adapter makes. */
-  onViolation(listener: (violation: Violation) => void): Unsubscribe {
-    return this.#violations.add(listener);
+  /**
+   * Calls `listener` with the `Violation` of every refusal the adapter makes, and the issue it
+   * concerns when the adapter had read it (`step`, `recordAction`, `recordActionResult`,
+   * `transitionTask`).
+   */
+  onViolation(
+    listener: (violation: Violation, issue: PaperclipIssue | undefined) => void,
+  ): Unsubscribe {
+    return this.#violations.add((event) => listener(event.violation, event.issue));
   }
 
   /** Settings for logs; the API key is never included. */
@@ -372,14 +453,21 @@ export class PaperclipAdapter {
     };
   }
 
-  async #refusing<T>(work: () => Promise<T>): Promise<T> {
+  // `work` names the issue a refusal concerns by passing it through `about` once it is read.
+  async #refusing<T>(
+    work: (about: (issue: PaperclipIssue) => PaperclipIssue) => Promise<T>,
+  ): Promise<T> {
+    let concerned: PaperclipIssue | undefined;
     try {
-      return await work();
+      return await work((issue) => {
+        concerned = issue;
+        return issue;
+      });
     } catch (error) {
       if (KernelError.is(error) && error.code !== 'TRANSPORT' && !this.#violations.isEmpty) {
         const violation = toViolation(error, this.#clock.now());
         violation.agentId ??= this.agentId;
-        this.#violations.emit(violation);
+        this.#violations.emit({ violation, issue: concerned });
       }
       throw error;
     }

@@ -1,4 +1,4 @@
-import { isValidId } from '@exec-kernel/core';
+import { isValidId, type TransportError } from '@exec-kernel/core';
 import { type PaperclipHttp, PaperclipStatusError } from './http.js';
 import { contextBody, type JsonValue, readContextBody } from './task-context.js';
 import type { PaperclipIssue } from './types.js';
@@ -50,6 +50,14 @@ export class IssueDocuments {
       throw this.#http.malformed('get', path, `no JSON object in the ${key} document`);
     }
     return { data, revision: doc.latestRevisionId };
+  }
+
+  /**
+   * The error for a document `key` of `issue` that holds JSON, but not what the adapter keeps
+   * there (`problem` says what is wrong), named by its path: the document is left as it is.
+   */
+  corrupt(issue: PaperclipIssue, key: string, problem: string): TransportError {
+    return this.#http.malformed('get', documentPath(issue, key), problem);
   }
 
   /**

@@ -7,6 +7,12 @@ export interface Escalation {
   /** `blocked`: a task entered `blocked`; `violation`: the adapter refused something. */
   kind: 'blocked' | 'violation';
   taskId: string | undefined;
+  /**
+   * The Paperclip issue (its UUID) the escalation is about: the blocked one, or the one a refused
+   * call was about when the adapter had read it. `undefined` for a refusal before any issue was
+   * read (a `createTask` refusal, an id refused by the id rule).
+   */
+  issueId: string | undefined;
   agentId: string | undefined;
   /** The comment given with the move, for `blocked`. */
   comment: string | undefined;
@@ -25,6 +31,31 @@ export function callbackSink(fn: (escalation: Escalation) => void | Promise<void
   return { send: fn };
 }
 
+/** The one line a refusal is posted as: `DENIED: [loop_repeat] Task KER-4 called …`. */
+export function refusalLine(violation: Pick<Violation, 'kind' | 'message'>): string {
+  return `DENIED: [${violation.kind}] ${violation.message}`;
+}
+
+/**
+ * A sink that posts each refusal as a comment on the issue it was about (`Escalation.issueId`),
+ * as {@link refusalLine} reads, with the adapter's own `comment` (so its run and key). Refusals
+ * about no issue, and tasks entering `blocked` (the move carries its own comment), are skipped.
+ *
+ * @example
+ * ```ts
+ * new EscalationHook(issueCommentSink(adapter)).attach(adapter);
+ * ```
+ */
+export function issueCommentSink(adapter: Pick<PaperclipAdapter, 'comment'>): EscalationSink {
+  return {
+    async send(escalation) {
+      if (escalation.kind !== 'violation' || escalation.issueId === undefined) return;
+      if (escalation.violation === undefined) return;
+      await adapter.comment(escalation.issueId, refusalLine(escalation.violation));
+    },
+  };
+}
+
 /** Options of {@link EscalationHook}. */
 export interface EscalationHookOptions {
   /** Called when the sink throws or rejects; the escalation is not retried. Default: ignore. */
@@ -32,7 +63,9 @@ export interface EscalationHookOptions {
 }
 
 /**
- * Forwards every task entering `blocked`, and every violation, from an adapter to a sink.
+ * Forwards every task entering `blocked`, and every violation, from an adapter to a sink. The
+ * hook only forwards: it neither comments nor moves an issue itself (for comments, attach a hook
+ * with {@link issueCommentSink} as well), and a refusal still reaches the adapter's caller.
  *
  * @example
  * ```ts
@@ -57,6 +90,7 @@ export class EscalationHook {
         this.forward({
           kind: 'blocked',
           taskId: event.identifier ?? event.taskId,
+          issueId: event.taskId,
           agentId: event.agentId,
           comment: event.comment,
           violation: undefined,
@@ -64,10 +98,11 @@ export class EscalationHook {
         });
       }
     });
-    const offViolation = adapter.onViolation((violation) =>
+    const offViolation = adapter.onViolation((violation, issue) =>
       this.forward({
         kind: 'violation',
         taskId: violation.taskId,
+        issueId: issue?.id,
         agentId: violation.agentId,
         comment: undefined,
         violation,

@@ -1,6 +1,7 @@
+export { ACTIONS_DOCUMENT_KEY } from './actions.js';
 export { PaperclipAdapter } from './adapter.js';
 export type { Escalation, EscalationHookOptions, EscalationSink } from './escalation.js';
-export { callbackSink, EscalationHook } from './escalation.js';
+export { callbackSink, EscalationHook, issueCommentSink, refusalLine } from './escalation.js';
 export { apiBase } from './http.js';
 export type { TaskMarker } from './marker.js';
 export { readMarker, withMarker } from './marker.js';

@@ -1,6 +1,7 @@
 import { type BudgetLimitsInput, LIMIT_MAXIMUMS, resolveLimits } from '@exec-kernel/budget';
 import { type Clock, ConfigError, type ConfigProblem, idProblem } from '@exec-kernel/core';
 import type { IdleGuard } from '@exec-kernel/lifecycle';
+import { type ActionRulesOptions, resolveActionRules } from '@exec-kernel/loop';
 import { apiUrlProblem, MAX_RETRIES, MAX_TIMEOUT_MS } from './http.js';
 
 /** Options of {@link PaperclipAdapter}. */
@@ -29,6 +30,11 @@ export interface PaperclipAdapterOptions {
    * (50 steps, 1800 s).
    */
   budget?: BudgetLimitsInput | undefined;
+  /**
+   * The action-loop rules of `recordAction`: each rule's thresholds in
+   * part, or `false` to turn it off. Default: the loop package's `DEFAULT_ACTION_RULES`.
+   */
+  actionRules?: ActionRulesOptions | undefined;
   /** Sleep state; pass one restored from memory to share it with other processes. Default: new. */
   idle?: IdleGuard | undefined;
   clock?: Clock | undefined;
@@ -95,6 +101,13 @@ function optionProblems(
       resolveLimits(options.budget);
     } catch (error) {
       add('budget', (error as Error).message);
+    }
+  }
+  if (options.actionRules !== undefined) {
+    try {
+      resolveActionRules(options.actionRules);
+    } catch (error) {
+      add('actionRules', (error as Error).message);
     }
   }
   return problems;

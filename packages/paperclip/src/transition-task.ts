@@ -10,6 +10,8 @@ export interface TransitionContext {
   agentId: string;
   clock: Clock;
   issues: IssuesApi;
+  /** Told of the issue once it is read, so a refusal names it. */
+  about: (issue: PaperclipIssue) => PaperclipIssue;
   /** The adapter's own `checkout` and `comment`, which a checkout move goes through. */
   checkout: (id: string) => Promise<PaperclipIssue>;
   comment: (id: string, body: string) => Promise<unknown>;
@@ -30,7 +32,7 @@ export async function transitionTask(
   for (const blocker of options.blockedByIssueIds ?? []) checkId(blocker, 'blocker id');
   if (options.comment !== undefined) checkText(options.comment, 'comment');
   if (options.reviewerUserId !== undefined) checkId(options.reviewerUserId, 'reviewer id');
-  const current = await ctx.issues.get(id);
+  const current = ctx.about(await ctx.issues.get(id));
   const from = current.status;
   const reason = validateTransition(from, to, current.identifier ?? current.id);
   let issue: PaperclipIssue;
