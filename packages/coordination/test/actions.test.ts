@@ -373,6 +373,35 @@ describe.each<Engine>(['memory', 'sqlite', 'postgres'])('action loops on %s', (e
     }
   });
 
+  it("lets a worker's job record actions on its lease; a refusal thrown on blocks the task", async () => {
+    const running = await startService(freshDb(engine));
+    try {
+      const { client } = await agent(running, 'worker');
+      await client.enqueue({ id: 'job-1', type: 'poll', admission: ADMISSION });
+      const repeats: number[] = [];
+      const errors: unknown[] = [];
+      await client.work(
+        async (job) => {
+          for (;;) repeats.push((await job.action({ tool: 'status', args: { id: 7 } })).repeats);
+        },
+        { types: ['poll'], untilIdle: true, waitSeconds: 0, onError: (e) => errors.push(e) },
+      );
+      expect(repeats).toEqual([1, 2, 3, 4]);
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toBeInstanceOf(LoopDetectionError);
+      expect((await client.getTask('job-1')).state).toBe('blocked');
+      const escalated = (await running.admin.listEscalations()).escalations.filter(
+        (e) => e.taskId === 'job-1',
+      );
+      expect(escalated.map((e) => [e.kind, e.violation?.kind ?? null])).toEqual([
+        ['violation', 'loop_repeat'],
+        ['blocked', null],
+      ]);
+    } finally {
+      await running.close();
+    }
+  });
+
   it('answers bad input with one clear error and records nothing', async () => {
     const running = await startService(freshDb(engine));
     try {
