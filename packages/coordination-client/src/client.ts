@@ -2,6 +2,11 @@ import type { TaskState, Violation } from '@exec-kernel/core';
 import { rebuildError } from './errors.js';
 import { readEvents } from './event-stream.js';
 import type {
+  ActionCheckView,
+  ActionHistoryView,
+  ActionRequest,
+  ActionResultRequest,
+  ActionWarningView,
   AgentView,
   BudgetWarningView,
   Claimed,
@@ -282,6 +287,38 @@ export class CoordinationClient {
     options: { tokens?: number; costUsd?: number; leaseId?: string },
   ): Promise<{ task: TaskView; warnings: BudgetWarningView[] }> {
     return this.#transport.send('post', `v1/tasks/${encodeURIComponent(id)}/usage`, options);
+  }
+
+  // --- actions -----------------------------------------------------------------------------------
+
+  /**
+   * Records one tool call on a task whose lease the caller holds, checked by the service against
+   * the action-loop rules: the answer counts it (`calls`, `repeats`, `inWindow`) and carries any
+   * `warnings`. A call that reaches a rule's `blockAt` is refused with a `LoopDetectionError`
+   * (`loopType` `repeat`, `ping_pong`, `window` or `no_progress`) whose `violation` is the
+   * escalated record; nothing is recorded then.
+   */
+  recordAction(taskId: string, action: ActionRequest): Promise<ActionCheckView> {
+    return this.#transport.send('post', `v1/tasks/${encodeURIComponent(taskId)}/actions`, action);
+  }
+
+  /**
+   * Records the result (or its digest: exactly one) of the task's newest call; returns the
+   * warnings. Refused with a `LoopDetectionError` (`no_progress`) when the same result keeps
+   * coming back.
+   */
+  async recordActionResult(
+    taskId: string,
+    result: ActionResultRequest,
+  ): Promise<ActionWarningView[]> {
+    const path = `v1/tasks/${encodeURIComponent(taskId)}/actions/result`;
+    return (await this.#transport.send<{ warnings: ActionWarningView[] }>('post', path, result))
+      .warnings;
+  }
+
+  /** A task's action history (its lease holder, its agent or the admin); empty once it finished. */
+  getActions(taskId: string): Promise<ActionHistoryView> {
+    return this.#transport.send('get', `v1/tasks/${encodeURIComponent(taskId)}/actions`);
   }
 
   async release(id: string, options: { leaseId?: string } = {}): Promise<TaskView> {

@@ -12,6 +12,12 @@ export type { NodeFetchOptions } from './node-fetch.js';
 export { createNodeFetch } from './node-fetch.js';
 export { RULE_VIOLATION_CODES, STATUS_OF_CODE, statusOfCode } from './protocol/status.js';
 export type {
+  ActionCallView,
+  ActionCheckView,
+  ActionHistoryView,
+  ActionRequest,
+  ActionResultRequest,
+  ActionWarningView,
   AgentView,
   BudgetWarningView,
   Claimed,

@@ -7,7 +7,16 @@ import {
 import type { CoordinationClient } from './client.js';
 import { isUnavailable } from './errors.js';
 import { isLeaseGone } from './lease.js';
-import type { BudgetWarningView, Claimed, Lease, TaskView } from './protocol/types.js';
+import type {
+  ActionCheckView,
+  ActionRequest,
+  ActionResultRequest,
+  ActionWarningView,
+  BudgetWarningView,
+  Claimed,
+  Lease,
+  TaskView,
+} from './protocol/types.js';
 import { BatchFinisher, backoffMs, type Finish, finishOne, pause } from './worker-finish.js';
 
 /** One claimed task, as the worker helper hands it to a handler. */
@@ -28,6 +37,13 @@ export interface Job {
   step(count?: number): Promise<BudgetWarningView[]>;
   /** Records tokens and cost against the task's budget. */
   usage(spend: { tokens?: number; costUsd?: number }): Promise<BudgetWarningView[]>;
+  /**
+   * Records a tool call on the task (see `CoordinationClient.recordAction`): throws
+   * LoopDetectionError when it is refused, which, thrown on from the handler, blocks the task.
+   */
+  action(call: Omit<ActionRequest, 'leaseId'>): Promise<ActionCheckView>;
+  /** Records the result of the newest call (see `CoordinationClient.recordActionResult`). */
+  actionResult(result: Omit<ActionResultRequest, 'leaseId'>): Promise<ActionWarningView[]>;
   /** Moves the task yourself; the worker then leaves it where you put it. */
   transition(to: TaskState, comment?: string): Promise<void>;
 }
@@ -308,6 +324,9 @@ async function handle(
       onLease(async () => (await client.step(task.id, { count, leaseId: lease.id })).warnings),
     usage: (spend) =>
       onLease(async () => (await client.usage(task.id, { ...spend, leaseId: lease.id })).warnings),
+    action: (call) => onLease(() => client.recordAction(task.id, { ...call, leaseId: lease.id })),
+    actionResult: (result) =>
+      onLease(() => client.recordActionResult(task.id, { ...result, leaseId: lease.id })),
     transition: (to, comment) =>
       onLease(async () => {
         await client.transition(task.id, to, {

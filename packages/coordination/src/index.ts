@@ -41,6 +41,9 @@ export type {
 export type { CoordinationServer, ServerOptions } from './server.js';
 export { startCoordinationServer } from './server.js';
 export type {
+  ActionHistorySummary,
+  ActionInput,
+  ActionResultInput,
   Caller,
   ClaimOptions,
   EnqueueInput,
@@ -60,6 +63,7 @@ export { MemoryStorage } from './storage/memory.js';
 export type { StorageOptions } from './storage/open.js';
 export { openStorage } from './storage/open.js';
 export type {
+  ActionStep,
   ChangeSignal,
   ClaimEvent,
   ClaimRequest,

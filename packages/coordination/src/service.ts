@@ -1,4 +1,5 @@
 import { type Clock, NotFoundError, type Violation } from '@exec-kernel/core';
+import type { ActionCheck, ActionLoopWarning } from '@exec-kernel/loop';
 import type {
   AgentRow,
   EscalationRow,
@@ -7,6 +8,7 @@ import type {
   JsonValue,
   TaskRow,
 } from './model.js';
+import * as actions from './service/actions.js';
 import * as auth from './service/auth.js';
 import * as claims from './service/claims.js';
 import { createContext, type ServiceContext } from './service/context.js';
@@ -34,6 +36,11 @@ import type {
 import { violationOf } from './service/violations.js';
 import type { Storage, TaskContext, TaskNote } from './storage/storage.js';
 
+export type {
+  ActionHistorySummary,
+  ActionInput,
+  ActionResultInput,
+} from './service/actions.js';
 export type { EscalationInput } from './service/escalations.js';
 export type { SpendDelta } from './service/spending.js';
 export { hashToken, newToken } from './service/tokens.js';
@@ -264,6 +271,39 @@ export class CoordinationService {
     delta: SpendDelta,
   ): Promise<{ task: TaskRow; warnings: SpendWarning[] }> {
     return spend(this.#ctx, caller, id, delta);
+  }
+
+  // --- actions ---------------------------------------------------------------------------------
+
+  /**
+   * Records one tool call of the agent holding the task's lease and checks it against the
+   * action-loop rules (`actionRules`), on the task's history as saved; concurrent calls on one
+   * task apply one after the other.
+   *
+   * @throws LoopDetectionError (escalated) when the call reaches a rule's `blockAt`; nothing is
+   * recorded. ForbiddenError for the admin or another agent; ConflictError for a lost lease.
+   */
+  recordAction(caller: Caller, taskId: string, input: actions.ActionInput): Promise<ActionCheck> {
+    return actions.recordAction(this.#ctx, caller, taskId, input);
+  }
+
+  /**
+   * Records the result of the task's newest call; returns the warnings it raised.
+   *
+   * @throws LoopDetectionError `no_progress` (escalated); InvalidInputError when there is no call
+   * to attach it to, or the newest already has one.
+   */
+  recordActionResult(
+    caller: Caller,
+    taskId: string,
+    input: actions.ActionResultInput,
+  ): Promise<ActionLoopWarning[]> {
+    return actions.recordActionResult(this.#ctx, caller, taskId, input);
+  }
+
+  /** A task's action history (its lease holder, its agent or the admin); none once it finished. */
+  getActions(caller: Caller, taskId: string): Promise<actions.ActionHistorySummary> {
+    return actions.getActions(this.#ctx, caller, taskId);
   }
 
   // --- leases ----------------------------------------------------------------------------------

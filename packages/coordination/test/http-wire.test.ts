@@ -118,8 +118,22 @@ describe('the OpenAPI document', () => {
     };
     // Every path and schema of before is unchanged; what was added since is named here.
     const added = {
-      paths: ['/v1/tasks/{id}/context', '/v1/tasks/{id}/context/{key}', '/v1/tasks/{id}/notes'],
-      schemas: ['Note', 'TaskContext'],
+      paths: [
+        '/v1/tasks/{id}/context',
+        '/v1/tasks/{id}/context/{key}',
+        '/v1/tasks/{id}/notes',
+        '/v1/tasks/{id}/actions',
+        '/v1/tasks/{id}/actions/result',
+      ],
+      schemas: [
+        'Note',
+        'TaskContext',
+        'ActionRequest',
+        'ActionResultRequest',
+        'ActionWarning',
+        'ActionCheck',
+        'ActionHistory',
+      ],
     };
     const without = <T>(record: Record<string, T>, keys: string[]) =>
       Object.fromEntries(Object.entries(record).filter(([k]) => !keys.includes(k)));

@@ -942,6 +942,8 @@ describe('operations', () => {
         '/v1/tasks/claim-many',
         '/v1/tasks/transition-many',
         '/v1/tasks/{id}',
+        '/v1/tasks/{id}/actions',
+        '/v1/tasks/{id}/actions/result',
         '/v1/tasks/{id}/claim',
         '/v1/tasks/{id}/context',
         '/v1/tasks/{id}/context/{key}',

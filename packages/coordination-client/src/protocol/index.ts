@@ -5,6 +5,8 @@ export type { InvalidInputIssue, QueryInteger } from './fields.js';
 export { checkTextValue, idField, invalidInputOf, queryInteger, textField } from './fields.js';
 export type { IdParamSchema, ListShape } from './requests.js';
 export {
+  ActionResultSchema,
+  ActionSchema,
   AgentIdParam,
   ClaimManySchema,
   ClaimSchema,
@@ -36,6 +38,10 @@ export {
 export { RULE_VIOLATION_CODES, STATUS_OF_CODE, statusOfCode } from './status.js';
 export type * from './types.js';
 export {
+  ActionCheckSchema,
+  ActionHistorySchema,
+  ActionResultResultSchema,
+  ActionWarningSchema,
   AgentSchema,
   ClaimedSchema,
   ErrorPayloadSchema,

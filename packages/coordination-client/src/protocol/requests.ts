@@ -4,6 +4,8 @@ import { LIMIT_MAXIMUMS } from '@exec-kernel/budget';
 import { z } from 'zod';
 import { checkTextValue, idField, type QueryInteger, queryInteger, textField } from './fields.js';
 import type {
+  ActionRequest,
+  ActionResultRequest,
   ClaimManyRequest,
   ClaimRequest,
   ContextSetRequest,
@@ -179,6 +181,36 @@ export const ContextSetSchema: z.ZodType<ContextSetRequest> = z
 
 /** `POST /v1/tasks/{id}/notes`. */
 export const NoteSchema: z.ZodType<NoteRequest> = z.object({ text: textField(10_000) }).strict();
+
+const digest = idField('result digest');
+
+/**
+ * `POST /v1/tasks/{id}/actions`. `args` and `result` are checked by the service on what it parsed,
+ * as task-context values are: at most 64 KiB as JSON, nested at most 64 levels.
+ */
+export const ActionSchema: z.ZodType<ActionRequest> = z
+  .object({
+    tool: idField('tool').meta({ example: 'read_file' }),
+    args: anyJson.optional().meta({ description: 'Any JSON value. Default: `{}`.' }),
+    result: anyJson.optional().meta({ description: 'Any JSON value; digested, never kept.' }),
+    resultDigest: digest.optional().meta({ description: 'Wins over `result`.' }),
+    leaseId: idField().optional(),
+  })
+  .strict()
+  .meta({ id: 'ActionRequest' });
+
+/** `POST /v1/tasks/{id}/actions/result`: exactly one of `result` and `resultDigest`. */
+export const ActionResultSchema: z.ZodType<ActionResultRequest> = z
+  .object({
+    result: anyJson.optional(),
+    resultDigest: digest.optional(),
+    leaseId: idField().optional(),
+  })
+  .strict()
+  .refine((v) => (v.result === undefined) !== (v.resultDigest === undefined), {
+    message: 'give exactly one of result and resultDigest',
+  })
+  .meta({ id: 'ActionResultRequest' });
 
 /** `POST /v1/agents`. */
 export const RegisterSchema: z.ZodType<RegisterAgentRequest> = z.object({ id }).strict();

@@ -1,7 +1,7 @@
 // The wire contract as TypeScript types, without zod: the client imports these (type-only) and
 // `schemas.ts` checks each of its schemas against them, so the two cannot drift apart.
 import type { BudgetLimits } from '@exec-kernel/budget';
-import type { TaskState, Violation } from '@exec-kernel/core';
+import type { ActionCallRef, ActionLoopType, TaskState, Violation } from '@exec-kernel/core';
 
 /**
  * A task as the API shows it: times as ISO-8601, `null` where unset; the lease id (the holder's
@@ -314,4 +314,82 @@ export interface ContextSetRequest {
 /** `POST /v1/tasks/{id}/notes`. */
 export interface NoteRequest {
   text: string;
+}
+
+// --- action loops ------------------------------------------------------------------------------
+
+/** `POST /v1/tasks/{id}/actions`: one tool call of the agent holding the task's lease. */
+export interface ActionRequest {
+  /** The tool's name (an id: not blank, at most 200 characters). */
+  tool: string;
+  /** The call's arguments, any JSON value (key order does not matter). Default: `{}`. */
+  args?: unknown;
+  /** The call's result, when known: any JSON value, digested by the service and never kept. */
+  result?: unknown;
+  /** The result's digest, when the agent computed it; wins over `result`. */
+  resultDigest?: string | undefined;
+  /** The lease the caller holds; refused once another claim has taken the task. */
+  leaseId?: string | undefined;
+}
+
+/** `POST /v1/tasks/{id}/actions/result`: the result of the task's newest call (exactly one of the two). */
+export interface ActionResultRequest {
+  result?: unknown;
+  resultDigest?: string | undefined;
+  leaseId?: string | undefined;
+}
+
+/** A pattern close to being refused: it reached its `warnAt` but not its `blockAt`. */
+export interface ActionWarningView {
+  loopType: ActionLoopType;
+  taskId: string;
+  tool: string;
+  /** How many times the pattern has been seen, this call included. */
+  count: number;
+  warnAt: number;
+  blockAt: number;
+  calls: ActionCallRef[];
+  period?: number | undefined;
+  windowSize?: number | undefined;
+  resultDigest?: string | undefined;
+  message: string;
+}
+
+/** What a recorded action reports (the loop kernel's `ActionCheck` as plain data). */
+export interface ActionCheckView {
+  taskId: string;
+  tool: string;
+  fingerprint: string;
+  resultDigest?: string | undefined;
+  /** Calls the task has recorded, this one included (exempt tools are not counted). */
+  calls: number;
+  /** Times in a row this call has been made, this one included. */
+  repeats: number;
+  /** Times this call appears in the window, this one included (0 when the rule is off). */
+  inWindow: number;
+  warnings: ActionWarningView[];
+  /** The tool is exempt: nothing was counted. */
+  exempt: boolean;
+}
+
+/** `POST /v1/tasks/{id}/actions/result`'s answer. */
+export interface ActionResultResponse {
+  warnings: ActionWarningView[];
+}
+
+/** One recent call of a task, as `GET /v1/tasks/{id}/actions` shows it. */
+export interface ActionCallView {
+  tool: string;
+  fingerprint: string;
+  /** The digest of its result, `null` while unknown. */
+  resultDigest: string | null;
+}
+
+/** `GET /v1/tasks/{id}/actions`: a task's action history, newest call last. */
+export interface ActionHistoryView {
+  taskId: string;
+  /** Calls recorded so far (0 for a task with none, or one that finished). */
+  calls: number;
+  /** The recent calls the rules look at, oldest first. */
+  recent: ActionCallView[];
 }

@@ -9,6 +9,10 @@ import {
 } from '@exec-kernel/core';
 import { z } from 'zod';
 import type {
+  ActionCheckView,
+  ActionHistoryView,
+  ActionResultResponse,
+  ActionWarningView,
   AgentView,
   BudgetWarningView,
   Claimed,
@@ -182,6 +186,56 @@ export const NoteViewSchema: z.ZodType<NoteView> = z
 export const TaskContextSchema: z.ZodType<TaskContextView> = z
   .object({ context: z.record(z.string(), anyJson), notes: z.array(NoteViewSchema) })
   .meta({ id: 'TaskContext' });
+
+const callRef = z.object({ tool: z.string(), fingerprint: z.string() });
+
+/** A warning of the action-loop rules: a pattern at its `warnAt`, short of its `blockAt`. */
+export const ActionWarningSchema: z.ZodType<ActionWarningView> = z
+  .object({
+    loopType: z.enum(['repeat', 'ping_pong', 'window', 'no_progress']),
+    taskId: z.string(),
+    tool: z.string(),
+    count: z.number().int(),
+    warnAt: z.number().int(),
+    blockAt: z.number().int(),
+    calls: z.array(callRef),
+    period: z.number().int().optional(),
+    windowSize: z.number().int().optional(),
+    resultDigest: z.string().optional(),
+    message: z.string(),
+  })
+  .meta({ id: 'ActionWarning' });
+
+/** What a recorded action reports. */
+export const ActionCheckSchema: z.ZodType<ActionCheckView> = z
+  .object({
+    taskId: z.string(),
+    tool: z.string(),
+    fingerprint: z.string(),
+    resultDigest: z.string().optional(),
+    calls: z.number().int(),
+    repeats: z.number().int(),
+    inWindow: z.number().int(),
+    warnings: z.array(ActionWarningSchema),
+    exempt: z.boolean(),
+  })
+  .meta({ id: 'ActionCheck' });
+
+/** `POST /v1/tasks/{id}/actions/result`'s answer. */
+export const ActionResultResultSchema: z.ZodType<ActionResultResponse> = z.object({
+  warnings: z.array(ActionWarningSchema),
+});
+
+/** A task's action history. */
+export const ActionHistorySchema: z.ZodType<ActionHistoryView> = z
+  .object({
+    taskId: z.string(),
+    calls: z.number().int(),
+    recent: z.array(
+      z.object({ tool: z.string(), fingerprint: z.string(), resultDigest: z.string().nullable() }),
+    ),
+  })
+  .meta({ id: 'ActionHistory' });
 
 // --- response bodies ---------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ import {
 } from './guards.js';
 import { HttpMetrics } from './metrics.js';
 import type { AppEnv, RouteContext } from './route-kit.js';
+import { actionRoutes } from './routes/actions.js';
 import { agentRoutes } from './routes/agents.js';
 import { contextRoutes } from './routes/context.js';
 import { escalationRoutes } from './routes/escalations.js';
@@ -199,6 +200,7 @@ export function createApp(
   agentRoutes(app, context);
   taskRoutes(app, context);
   contextRoutes(app, context);
+  actionRoutes(app, context);
   transitionRoutes(app, context);
   escalationRoutes(app, context);
   eventRoutes(app, context, {

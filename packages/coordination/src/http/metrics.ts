@@ -98,6 +98,14 @@ export async function renderMetrics(
     ['', c.leasesExpired],
   ]);
   counter('exec_kernel_escalations_total', 'Escalations raised.', [['', c.escalations]]);
+  counter('exec_kernel_actions_total', 'Agent tool calls recorded (refused ones are violations).', [
+    ['', c.actions],
+  ]);
+  counter(
+    'exec_kernel_action_warnings_total',
+    'Action-loop warnings reported, by loop type.',
+    Object.entries(c.actionWarnings).map(([type, n]) => [`{loop_type="${escapeLabel(type)}"}`, n]),
+  );
   if (healthy) {
     const counts = await service.storage.countTasks();
     gauge(

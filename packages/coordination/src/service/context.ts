@@ -1,6 +1,7 @@
 import { type BudgetLimits, DEFAULT_LIMITS, resolveLimits } from '@exec-kernel/budget';
 import { type Clock, systemClock, type Violation } from '@exec-kernel/core';
 import { ADMISSION_FIELDS } from '@exec-kernel/lifecycle';
+import { type ActionRules, resolveActionRules } from '@exec-kernel/loop';
 import type { NewEvent } from '../model.js';
 import type { ChangeSignal, Storage } from '../storage/storage.js';
 import { newEvent } from './records.js';
@@ -20,6 +21,7 @@ export interface ResolvedSettings {
   readonly maxWaitSeconds: number;
   readonly reapIntervalMs: number;
   readonly eventGapMs: number;
+  readonly actionRules: ActionRules;
 }
 
 /** What every service module works with: one per service, made by {@link createContext}. */
@@ -53,6 +55,7 @@ export function resolveSettings(settings: ServiceSettings): ResolvedSettings {
     maxWaitSeconds: settings.maxWaitSeconds ?? 60,
     reapIntervalMs: settings.reapIntervalMs ?? 1000,
     eventGapMs: settings.eventGapMs ?? 2000,
+    actionRules: resolveActionRules(settings.actionRules),
   };
 }
 
@@ -72,6 +75,8 @@ export function createContext(
       violations: {},
       leasesExpired: 0,
       escalations: 0,
+      actions: 0,
+      actionWarnings: {},
     },
     stopping: new AbortController(),
     adminTokenHash: hashToken(options.adminToken),

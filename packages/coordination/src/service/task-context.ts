@@ -28,6 +28,27 @@ function nesting(value: JsonValue, depth = 0): number {
   return deepest;
 }
 
+/**
+ * Checks a JSON value an agent stores or has digested (a context value, an action's arguments or
+ * result): at most {@link MAX_CONTEXT_VALUE} characters as JSON, nested at most 64 levels.
+ *
+ * @throws InvalidInputError naming `field`.
+ */
+export function checkJsonValue(field: string, value: JsonValue): void {
+  if (JSON.stringify(value).length > MAX_CONTEXT_VALUE) {
+    throw new InvalidInputError({
+      field,
+      problem: `must be at most ${MAX_CONTEXT_VALUE} characters as JSON`,
+    });
+  }
+  if (nesting(value) > MAX_NESTING) {
+    throw new InvalidInputError({
+      field,
+      problem: `must not nest deeper than ${MAX_NESTING} levels`,
+    });
+  }
+}
+
 async function contextOf(ctx: ServiceContext, taskId: string): Promise<TaskContext> {
   checkId(taskId, 'task id');
   const found = await ctx.storage.getContext(taskId);
@@ -71,20 +92,7 @@ export async function setContext(
 ): Promise<Record<string, JsonValue>> {
   checkId(taskId, 'task id');
   checkId(key, 'context key');
-  if (value !== undefined) {
-    if (JSON.stringify(value).length > MAX_CONTEXT_VALUE) {
-      throw new InvalidInputError({
-        field: 'context value',
-        problem: `must be at most ${MAX_CONTEXT_VALUE} characters as JSON`,
-      });
-    }
-    if (nesting(value) > MAX_NESTING) {
-      throw new InvalidInputError({
-        field: 'context value',
-        problem: `must not nest deeper than ${MAX_NESTING} levels`,
-      });
-    }
-  }
+  if (value !== undefined) checkJsonValue('context value', value);
   await mayWrite(ctx, caller, taskId);
   if (value !== undefined) {
     // A soft bound: two writers adding a new key at the same moment may pass it by one.

@@ -1,5 +1,6 @@
 import type { BudgetLimitsInput } from '@exec-kernel/budget';
 import type { BudgetType, TaskState } from '@exec-kernel/core';
+import type { ActionRulesOptions } from '@exec-kernel/loop';
 import type { JsonValue, TaskRow } from '../model.js';
 
 /** Rules and limits of a service; every field has a default. */
@@ -26,6 +27,11 @@ export interface ServiceSettings {
   reapIntervalMs?: number | undefined;
   /** How long the event reader waits for a gap in the log to fill (a write still committing). Default: `2000` ms. */
   eventGapMs?: number | undefined;
+  /**
+   * The action-loop rules over the tool calls agents record (`POST /v1/tasks/{id}/actions`),
+   * resolved once with the loop kernel's `resolveActionRules`. Default: `DEFAULT_ACTION_RULES`.
+   */
+  actionRules?: ActionRulesOptions | undefined;
 }
 
 /** Who is calling: the admin, or an agent acting as itself. */
@@ -111,4 +117,8 @@ export interface ServiceCounters {
   violations: Record<string, number>;
   leasesExpired: number;
   escalations: number;
+  /** Actions recorded (refused ones are violations, counted there). */
+  actions: number;
+  /** Action-loop warnings reported, by loop type. */
+  actionWarnings: Record<string, number>;
 }

@@ -1,5 +1,6 @@
 import {
   ConflictError,
+  isTerminalState,
   ListenerSet,
   TASK_STATES,
   type TaskState,
@@ -20,6 +21,7 @@ import { expiredLeases, matches, nextClaimable, takeLease, wakeClaimant } from '
 import { MemoryContexts } from './memory-context.js';
 import { escalationExists, MemoryEscalations } from './memory-escalations.js';
 import {
+  type ActionStep,
   type ChangeSignal,
   type ClaimEvent,
   type ClaimRequest,
@@ -53,6 +55,7 @@ export class MemoryStorage implements Storage {
   readonly #escalations = new MemoryEscalations();
   readonly #events: EventRow[] = [];
   readonly #contexts = new MemoryContexts();
+  readonly #actions = new Map<string, JsonValue>();
   readonly #signals = new ListenerSet<ChangeSignal>();
   #seq = 0;
   #eventSeq = 0;
@@ -239,6 +242,7 @@ export class MemoryStorage implements Storage {
     if (extras.escalation !== undefined && this.#escalations.has(extras.escalation.id))
       throw escalationExists(extras.escalation.id);
     Object.assign(task, copy(changes));
+    if (isTerminalState(task.state)) this.#actions.delete(id);
     for (const event of extras.events) this.#append(event);
     if (extras.escalation !== undefined) this.#escalations.insert(extras.escalation);
     this.#signal(task.state === 'todo' ? 'task' : 'event');
@@ -295,6 +299,27 @@ export class MemoryStorage implements Storage {
     this.#append(event);
     this.#signal('event');
     return added;
+  }
+
+  async recordAction<T>(
+    taskId: string,
+    expect: Expectation,
+    step: ActionStep<T>,
+  ): Promise<{ value: T } | undefined> {
+    const task = this.#tasks.get(taskId);
+    if (task === undefined || !matches(task, expect)) return undefined;
+    const saved = this.#actions.get(taskId);
+    // Synchronous from the read to the write: no other call runs in between.
+    const { history, events, value } = step(saved === undefined ? undefined : copy(saved));
+    this.#actions.set(taskId, copy(history));
+    for (const event of events) this.#append(event);
+    if (events.length > 0) this.#signal('event');
+    return { value };
+  }
+
+  async getActions(taskId: string): Promise<JsonValue | undefined> {
+    const saved = this.#actions.get(taskId);
+    return saved === undefined ? undefined : copy(saved);
   }
 
   async listExpiredLeases(now: number, limit: number): Promise<TaskRow[]> {

@@ -123,6 +123,18 @@ export interface TaskContext {
   notes: TaskNote[];
 }
 
+/**
+ * One step of a task's action history, run by {@link Storage.recordAction} under the task's lock:
+ * given the history as saved (`undefined` when there is none), it returns the history to save,
+ * the events to write with it and what the caller gets back. It must be synchronous and may
+ * throw, in which case nothing is written.
+ */
+export type ActionStep<T> = (saved: JsonValue | undefined) => {
+  history: JsonValue;
+  events: NewEvent[];
+  value: T;
+};
+
 /** What changed, for wake-ups: a task may have become claimable, or events were appended. */
 export type ChangeSignal = 'task' | 'event';
 
@@ -239,6 +251,23 @@ export interface Storage {
    * `undefined` (nothing written) for an unknown task.
    */
   addNote(taskId: string, note: TaskNote, event: NewEvent): Promise<TaskNote | undefined>;
+
+  /**
+   * Runs `step` on a task's saved action history and saves what it returns, with its events, in
+   * one transaction that holds the task's row (PostgreSQL: `FOR UPDATE`), so concurrent steps on
+   * one task apply one after the other and none is lost. Only when the task matches `expect` (as
+   * {@link updateTask} checks it); otherwise nothing is run or written and the result is
+   * `undefined`. An error `step` throws is rethrown, nothing written. A task's history is dropped
+   * in the transaction that moves it to `done` or `cancelled`.
+   */
+  recordAction<T>(
+    taskId: string,
+    expect: Expectation,
+    step: ActionStep<T>,
+  ): Promise<{ value: T } | undefined>;
+
+  /** A task's saved action history, `undefined` when it has none. */
+  getActions(taskId: string): Promise<JsonValue | undefined>;
 
   /** `in_progress` tasks whose lease ended before `now`, oldest lease first. */
   listExpiredLeases(now: number, limit: number): Promise<TaskRow[]>;

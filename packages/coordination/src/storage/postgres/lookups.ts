@@ -5,10 +5,10 @@ import type {
   JsonValue,
   NewEvent,
 } from '../../model.js';
-import type { TaskContext, TaskFilter, TaskNote } from '../storage.js';
+import type { ActionStep, Expectation, TaskContext, TaskFilter, TaskNote } from '../storage.js';
 import { AGENTS, ESCALATIONS } from '../tables.js';
 import type { Fragment, Row, Sql, Tx } from './connection.js';
-import { columnValues, insertEvents, updateSet } from './queries.js';
+import { columnValues, insertEvents, matching, updateSet } from './queries.js';
 import { toNote } from './rows.js';
 
 // The PostgreSQL engine's reads, and its writes of agents, escalations, events and task context:
@@ -182,4 +182,36 @@ export async function writeContext(
     contextQuery(tx, taskId),
   ]);
   return written[0]?.found === true ? asContext(context) : undefined;
+}
+
+/**
+ * One step of a task's action history, in a transaction holding the task's row (`FOR UPDATE`):
+ * `undefined` (nothing run or written) when the task does not match `expect`.
+ */
+export async function recordActionTx<T>(
+  sql: Sql,
+  taskId: string,
+  expect: Expectation,
+  step: ActionStep<T>,
+): Promise<{ value: T; events: number } | undefined> {
+  return sql.begin(async (tx) => {
+    const [held] =
+      await tx`select 1 from tasks where id = ${taskId} and ${matching(tx, expect)} for update`;
+    if (held === undefined) return undefined;
+    const [saved] = await tx`select history from task_actions where task_id = ${taskId}`;
+    const { history, events, value } = step(saved?.history as JsonValue | undefined);
+    // As text cast to jsonb, as context values are.
+    await tx`
+      insert into task_actions (task_id, history)
+      values (${taskId}, ${JSON.stringify(history)}::text::jsonb)
+      on conflict (task_id) do update set history = excluded.history`;
+    if (events.length > 0) await tx`${insertEvents(tx, events)}`;
+    return { value, events: events.length };
+  });
+}
+
+/** A task's saved action history. */
+export async function readActions(sql: Sql, taskId: string): Promise<JsonValue | undefined> {
+  const [saved] = await sql`select history from task_actions where task_id = ${taskId}`;
+  return saved?.history as JsonValue | undefined;
 }

@@ -167,6 +167,29 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
   CREATE INDEX task_notes_task ON task_notes (task_id, seq);
   `,
   },
+  {
+    version: 4,
+    name: 'task-actions',
+    up: `
+  -- A task's action history (the loop kernel's ActionHistoryJSON), read and written whole while
+  -- the task's row is locked.
+  CREATE TABLE task_actions (
+    task_id text PRIMARY KEY,
+    history jsonb NOT NULL
+  );
+  -- A finished task records no more actions: its history goes in the transaction that ends it,
+  -- whichever statement that is. The WHEN clause keeps the trigger off every other update.
+  CREATE FUNCTION finish_actions() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    DELETE FROM task_actions WHERE task_id = new.id;
+    RETURN NULL;
+  END;
+  $$;
+  CREATE TRIGGER tasks_finish_actions AFTER UPDATE OF state ON tasks
+    FOR EACH ROW WHEN (new.state IN ('done', 'cancelled') AND old.state IS DISTINCT FROM new.state)
+    EXECUTE FUNCTION finish_actions();
+  `,
+  },
 ];
 
 /**

@@ -17,6 +17,7 @@ import type {
   TaskRow,
 } from '../../model.js';
 import type {
+  ActionStep,
   ChangeSignal,
   ClaimEvent,
   ClaimRequest,
@@ -291,6 +292,21 @@ const byClaimOrder = (a: TaskRow, b: TaskRow): number => b.priority - a.priority
     if (row === undefined) return undefined;
     this.#changes.emit('event');
     return toNote(row);
+  }
+
+  async recordAction<T>(
+    taskId: string,
+    expect: Expectation,
+    step: ActionStep<T>,
+  ): Promise<{ value: T } | undefined> {
+    const done = await this.#pool.run((sql) => lk.recordActionTx(sql, taskId, expect, step));
+    if (done === undefined) return undefined;
+    if (done.events > 0) this.#changes.emit('event');
+    return { value: done.value };
+  }
+
+  async getActions(taskId: string): Promise<JsonValue | undefined> {
+    return this.#pool.run((sql) => lk.readActions(sql, taskId));
   }
 
   async listExpiredLeases(now: number, limit: number): Promise<TaskRow[]> {

@@ -123,6 +123,25 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
   CREATE INDEX task_notes_task ON task_notes (task_id, seq);
   `,
   },
+  {
+    version: 3,
+    name: 'task-actions',
+    up: `
+  -- A task's action history (the loop kernel's ActionHistoryJSON): one small row per task that
+  -- records actions, read and written whole under the write transaction.
+  CREATE TABLE task_actions (
+    task_id TEXT PRIMARY KEY,
+    history TEXT NOT NULL
+  ) WITHOUT ROWID;
+  -- A finished task records no more actions: its history goes in the transaction that ends it,
+  -- whichever write that is.
+  CREATE TRIGGER tasks_finish_actions AFTER UPDATE OF state ON tasks
+    WHEN new.state IN ('done', 'cancelled')
+  BEGIN
+    DELETE FROM task_actions WHERE task_id = new.id;
+  END;
+  `,
+  },
 ];
 
 /**

@@ -18,6 +18,7 @@ import type {
   TaskRow,
 } from '../../model.js';
 import type {
+  ActionStep,
   ChangeSignal,
   ClaimEvent,
   ClaimRequest,
@@ -275,6 +276,21 @@ export class SqliteStorage implements Storage {
     const added = this.#write((c) => writes.addNote(c, taskId, note, event));
     if (added !== undefined) this.#signal('event');
     return added;
+  }
+
+  async recordAction<T>(
+    taskId: string,
+    expect: Expectation,
+    step: ActionStep<T>,
+  ): Promise<{ value: T } | undefined> {
+    const done = this.#write((c) => writes.recordAction(c, taskId, expect, step));
+    if (done === undefined) return undefined;
+    if (done.events > 0) this.#signal('event');
+    return { value: done.value };
+  }
+
+  async getActions(taskId: string): Promise<JsonValue | undefined> {
+    return this.#read((c) => writes.readActions(c, taskId));
   }
 
   async listExpiredLeases(now: number, limit: number): Promise<TaskRow[]> {

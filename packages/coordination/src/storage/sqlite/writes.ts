@@ -8,6 +8,7 @@ import type {
   TaskRow,
 } from '../../model.js';
 import {
+  type ActionStep,
   type ClaimEvent,
   type ClaimRequest,
   claimEventFor,
@@ -249,4 +250,40 @@ export function addNote(
   c.insertNote.run(taskId, note.at, note.agentId, note.text);
   appendEvent(c, event);
   return { at: note.at, agentId: note.agentId, text: note.text };
+}
+
+/**
+ * One step of a task's action history under the write transaction: `undefined` (nothing run or
+ * written) when the task does not match `expect`; otherwise what `step` returned, and how many
+ * events it wrote.
+ */
+export function recordAction<T>(
+  c: Connection,
+  taskId: string,
+  expect: Expectation,
+  step: ActionStep<T>,
+): { value: T; events: number } | undefined {
+  const { where, params } = expectationWhere(taskId, expect);
+  if (cached(c, `SELECT 1 FROM tasks WHERE ${where}`).get(...params) === undefined)
+    return undefined;
+  const saved = cached(c, 'SELECT history FROM task_actions WHERE task_id = ?').get(taskId) as
+    | { history: string }
+    | undefined;
+  const { history, events, value } = step(
+    saved === undefined ? undefined : (JSON.parse(saved.history) as JsonValue),
+  );
+  cached(
+    c,
+    'INSERT INTO task_actions (task_id, history) VALUES (?, ?) ON CONFLICT (task_id) DO UPDATE SET history = excluded.history',
+  ).run(taskId, JSON.stringify(history));
+  for (const e of events) appendEvent(c, e);
+  return { value, events: events.length };
+}
+
+/** A task's saved action history. */
+export function readActions(c: Connection, taskId: string): JsonValue | undefined {
+  const saved = cached(c, 'SELECT history FROM task_actions WHERE task_id = ?').get(taskId) as
+    | { history: string }
+    | undefined;
+  return saved === undefined ? undefined : (JSON.parse(saved.history) as JsonValue);
 }
