@@ -470,6 +470,42 @@ describe.each<Exclude<Engine, 'memory'>>(['sqlite', 'postgres'])(
       );
     }
 
+    it('answers a saved history it cannot read as its own fault (500), and keeps the record', async () => {
+      const db = freshDb(engine);
+      const clock = new ManualClock(Date.now());
+      let running = await startService(db, undefined, clock);
+      const { token } = await agent(running, 'broken');
+      const client = new CoordinationClient({ url: running.url, token, retries: 0 });
+      const leaseId = await claimed(client, 'bad-1');
+      await client.recordAction('bad-1', { tool: 'ls', leaseId });
+      await running.close();
+      // Damaged while the service is down (SQLite allows one writer at a time).
+      const corrupt = JSON.stringify({ taskId: 'bad-1', total: 'many' });
+      if (engine === 'sqlite') {
+        const file = new Database(db.slice('sqlite:'.length));
+        file.prepare('UPDATE task_actions SET history = ? WHERE task_id = ?').run(corrupt, 'bad-1');
+        file.close();
+      } else {
+        const schema = new URL(db).searchParams.get('schema') as string;
+        await pg.unsafe(
+          `update "${schema}".task_actions set history = $1::jsonb where task_id = $2`,
+          [corrupt, 'bad-1'],
+        );
+      }
+      running = await startService(db, undefined, clock);
+      try {
+        const answer = await fetch(`${running.url}/v1/tasks/bad-1/actions`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ tool: 'ls', leaseId }),
+        });
+        expect(answer.status).toBe(500);
+      } finally {
+        await running.close();
+      }
+      expect(await savedRows(db, ['bad-1'])).toEqual([1]);
+    });
+
     it('survives a restart on the same database, and is dropped when the task finishes', async () => {
       const db = freshDb(engine);
       const clock = new ManualClock(Date.now());

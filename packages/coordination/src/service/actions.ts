@@ -5,6 +5,7 @@ import {
   ActionHistory,
   type ActionHistoryJSON,
   type ActionLoopWarning,
+  type ActionRules,
 } from '@exec-kernel/loop';
 import type { JsonValue } from '../model.js';
 import type { Expectation } from '../storage/storage.js';
@@ -70,9 +71,7 @@ async function stepHistory<T>(
   const done = await escalating(ctx, agentId, taskId, () =>
     ctx.storage.recordAction(taskId, expect, (saved) => {
       const history =
-        saved === undefined
-          ? new ActionHistory(taskId, rules)
-          : ActionHistory.fromJSON(saved, rules);
+        saved === undefined ? new ActionHistory(taskId, rules) : restored(taskId, saved, rules);
       const { value, warnings } = run(history);
       warned = warnings;
       const events =
@@ -169,7 +168,7 @@ export async function getActions(
   }
   const saved = isTerminalState(task.state) ? undefined : await ctx.storage.getActions(taskId);
   if (saved === undefined) return { taskId, calls: 0, recent: [] };
-  const json: ActionHistoryJSON = ActionHistory.fromJSON(saved, ctx.settings.actionRules).toJSON();
+  const json: ActionHistoryJSON = restored(taskId, saved, ctx.settings.actionRules).toJSON();
   return {
     taskId,
     calls: json.total,
@@ -179,4 +178,14 @@ export async function getActions(
       resultDigest,
     })),
   };
+}
+
+// A saved history the kernel cannot read is the service's fault, not the caller's: an internal
+// error (500, logged), never the INVALID_INPUT the kernel throws for it.
+function restored(taskId: string, saved: unknown, rules: ActionRules): ActionHistory {
+  try {
+    return ActionHistory.fromJSON(saved, rules);
+  } catch (error) {
+    throw new Error(`The saved action history of task ${taskId} is corrupt`, { cause: error });
+  }
 }
