@@ -197,6 +197,20 @@ describe('exec-kernel action', () => {
       EXEC_KERNEL_ACTIONS_REPEAT: 'false',
     });
     expect(off.status).toBe(0);
+    const shown = JSON.parse((await cli(dir, ['config', 'show', '--json'])).stdout);
+    expect(shown.config.actions).toEqual({
+      repeat: { warn_at: 2, block_at: 3 },
+      ping_pong: { warn_at: 3, block_at: 5 },
+      window: false,
+      no_progress: { warn_at: 6, block_at: 10 },
+      exempt_tools: ['wait'],
+    });
+    const bad = await cli(dir, ['action', 't1', 'x'], { EXEC_KERNEL_ACTIONS_REPEAT_BLOCK_AT: '1' });
+    expect(bad).toMatchObject({
+      status: 1,
+      stderr:
+        'ERROR: [config] Invalid config from the environment: EXEC_KERNEL_ACTIONS_REPEAT_BLOCK_AT must be an integer >= 2, got 1\n',
+    });
   });
 
   it('refuses bad input in one line, exit 1, recording nothing', async () => {
