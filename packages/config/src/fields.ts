@@ -201,8 +201,9 @@ export const SECTIONS: readonly SectionSpec[] = [
   },
 ];
 
-/** The keys of a threshold mapping, in file order; a window also has `size`. */
+/** The keys of an action rule's threshold mapping, in file order. */
 export const THRESHOLD_KEYS: readonly string[] = ['warn_at', 'block_at'];
+/** The keys of the window rule's mapping: the thresholds and `size`. */
 export const WINDOW_KEYS: readonly string[] = ['size', 'warn_at', 'block_at'];
 
 /** The largest window an `actions.window.size` may give. */
