@@ -275,6 +275,20 @@ describe('exec-kernel action', () => {
     expect((await read()).stdout).toBe('ALLOWED: read_file call 1 of t1 (1 in a row)\n');
   });
 
+  it('stops two calls made in turn (ping_pong) at the fifth cycle', async () => {
+    const runs: Run[] = [];
+    for (let i = 0; i < 10; i++) {
+      runs.push(await cli(dir, ['action', 't1', i % 2 === 0 ? 'read_file' : 'edit_file']));
+    }
+    expect(runs.map((r) => r.status)).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    expect(runs[5]?.stderr).toBe(
+      'WARN: [ping_pong] Task t1 repeated the cycle read_file -> edit_file 3 times (warning at 3, blocked at 5)\n',
+    );
+    expect(runs[9]?.stderr).toBe(
+      'DENIED: [ping_pong] Task t1 repeated the cycle read_file -> edit_file 5 times (blocked at 5)\n',
+    );
+  });
+
   it('refuses a finished task', async () => {
     await cli(dir, ['task', 'transition', 't1', 'cancelled']);
     const run = await read();
