@@ -25,6 +25,7 @@ export interface NumberRule {
 export type ArgRule =
   | { kind: 'id'; field: string }
   | { kind: 'text'; field: string; max: number }
+  | { kind: 'json'; field: string; max: number }
   | ({ kind: 'number' } & NumberRule);
 
 /** An id (task, agent, type, state …), checked with core's `checkId`; `field` names it in errors. */
@@ -35,6 +36,27 @@ export function idArg(field: string): ArgRule {
 /** Free text of at most `max` characters (titles, comments, notes); escapes are never printed raw. */
 export function textArg(field: string, max: number): ArgRule {
   return { kind: 'text', field, max };
+}
+
+/**
+ * A JSON value given as its text (at most `max` characters), such as a tool call's arguments.
+ * `-` is left to the command (it reads the text from standard input); an MCP tool takes the value
+ * itself.
+ */
+export function jsonArg(field: string, max: number): ArgRule {
+  return { kind: 'json', field, max };
+}
+
+/** The JSON value of a {@link jsonArg}'s text. @throws InvalidInputError when it is not JSON. */
+export function parseJsonArg(text: string, rule: ArgRule & { kind: 'json' }): unknown {
+  const problem = textProblem(text, rule.max);
+  if (problem !== undefined) throw new InvalidInputError({ field: rule.field, problem });
+  try {
+    return JSON.parse(text);
+  } catch {
+    // JSON.parse's own message quotes the input; ours never does.
+    throw new InvalidInputError({ field: rule.field, problem: 'must be JSON' });
+  }
 }
 
 /** A number argument. */
@@ -100,6 +122,9 @@ export function checkArg(value: string, rule: ArgRule, name: string): number | s
       if (problem !== undefined) throw new InvalidInputError({ field: rule.field, problem });
       return value;
     }
+    case 'json':
+      if (value !== '-') parseJsonArg(value, rule);
+      return value;
     case 'number': {
       const parsed = parseNumber(value, rule);
       if (typeof parsed !== 'number')

@@ -7,6 +7,8 @@ export interface CliIO {
   stderr: { write(text: string): unknown };
   env: Record<string, string | undefined>;
   cwd: string;
+  /** Reads all of standard input (`--args -`); absent where there is none to read (MCP tools). */
+  readStdin?: (() => string) | undefined;
   /** Lets a long-running command (sleep) end early; `bin` wires it to SIGINT/SIGTERM. */
   signal?: AbortSignal | undefined;
 }

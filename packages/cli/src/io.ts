@@ -1,4 +1,4 @@
-import { fstatSync, statSync, writeSync } from 'node:fs';
+import { fstatSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { CliIO } from './context.js';
 
@@ -54,6 +54,7 @@ export function processIO(signal?: AbortSignal): CliIO {
     stderr: { write: (text: string) => writeAll(2, text) },
     env: process.env,
     cwd: process.cwd(),
+    readStdin: () => readFileSync(0, 'utf8'),
     signal,
   };
 }

@@ -30,6 +30,14 @@ export const COMMANDS: Readonly<Record<string, Entry>> = {
     summary: "record steps on a task's budget",
     load: () => import('./commands/step.js').then((m) => m.step),
   },
+  action: {
+    summary: "check a task's tool call against the action-loop rules and record it",
+    load: () => import('./commands/action.js').then((m) => m.action),
+  },
+  'action-result': {
+    summary: "record the result of a task's newest tool call (the no-progress rule)",
+    load: () => import('./commands/action.js').then((m) => m.actionResult),
+  },
   'task create': {
     summary: 'create a task (idle, admission and loop checked)',
     load: () => import('./commands/task.js').then((m) => m.taskCreate),

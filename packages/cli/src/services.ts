@@ -49,6 +49,7 @@ export function memoryFor(ctx: CommandContext): Promise<TaskMemory> {
           budgetDefaults: config.budget,
           warnAt: config.budget.warnAt,
           idleTimeoutSeconds: config.idle.defaultTimeoutSeconds,
+          actionRules: config.actions,
           onWarning: (w) => ctx.out.warn(budgetWarningLine(w)),
         }),
     );

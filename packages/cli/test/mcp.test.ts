@@ -52,6 +52,8 @@ describe('exec-kernel mcp', () => {
     const { tools } = await client.listTools();
     expect(tools.map((t) => t.name).sort()).toEqual(
       [
+        'action',
+        'action_result',
         'check_budget',
         'check_loop',
         'config_show',
@@ -122,6 +124,72 @@ describe('exec-kernel mcp', () => {
       state: 'in_progress',
       budget: { stepsTaken: 3 },
     });
+  });
+
+  it('asks before each tool call: allowed, warned, refused with the Violation, as the CLI counts', async () => {
+    expect(
+      (await call('task_create', { taskId: 't1', agentId: 'a1', type: 'x', ...ADMISSION })).isError,
+    ).toBe(false);
+    const { tools } = await client.listTools();
+    const schema = tools.find((t) => t.name === 'action')?.inputSchema;
+    expect(schema?.required).toEqual(['taskId', 'tool']);
+    expect(Object.keys(schema?.properties ?? {})).toEqual(
+      expect.arrayContaining(['taskId', 'tool', 'args', 'result', 'resultFile', 'resultDigest']),
+    );
+
+    // Arguments are the JSON value itself; key order does not matter.
+    const first = await call('action', {
+      taskId: 't1',
+      tool: 'read_file',
+      args: { path: 'a.ts', n: 1 },
+    });
+    expect(first).toMatchObject({
+      isError: false,
+      structuredContent: { taskId: 't1', tool: 'read_file', calls: 1, repeats: 1, warnings: [] },
+    });
+    await call('action', { taskId: 't1', tool: 'read_file', args: { n: 1, path: 'a.ts' } });
+    const warned = await call('action', {
+      taskId: 't1',
+      tool: 'read_file',
+      args: { n: 1, path: 'a.ts' },
+    });
+    expect(warned.isError).toBe(false);
+    expect(warned.structuredContent).toMatchObject({
+      repeats: 3,
+      warnings: [{ loopType: 'repeat', count: 3 }],
+    });
+    expect(warned.content.at(-1)?.text).toBe(
+      'WARN: [repeat] Task t1 called read_file with the same arguments 3 times in a row (warning at 3, blocked at 5)',
+    );
+    // The CLI in the same folder counts on from the same history.
+    const fourth = await cli(dir, ['action', 't1', 'read_file', '--args', '{"path":"a.ts","n":1}']);
+    expect(fourth.stdout).toBe('ALLOWED: read_file call 4 of t1 (4 in a row)\n');
+
+    const refused = await call('action', {
+      taskId: 't1',
+      tool: 'read_file',
+      args: { path: 'a.ts', n: 1 },
+    });
+    expect(refused.isError).toBe(true);
+    expect(refused.content[0]?.text).toBe(
+      'DENIED: [repeat] Task t1 called read_file with the same arguments 5 times in a row (blocked at 5)',
+    );
+    expect(refused.structuredContent).toMatchObject({
+      kind: 'loop_repeat',
+      code: 'LOOP_DETECTED',
+      limit: 4,
+      observed: 5,
+      details: { tool: 'read_file', count: 5 },
+    });
+
+    const result = await call('action_result', { taskId: 't1', result: 'file text' });
+    expect(result).toMatchObject({
+      isError: false,
+      structuredContent: { tool: 'read_file', calls: 4 },
+    });
+    const none = await call('action_result', { taskId: 't1' });
+    expect(none.isError).toBe(true);
+    expect(none.content[0]?.text).toMatch(/^ERROR: Missing one of --result/);
   });
 
   it('gives bad arguments back as a tool error, without running anything', async () => {

@@ -21,7 +21,7 @@ interface Entry {
  * Bumped whenever validation changes, so a file cached under older rules (which might now be
  * refused, like `max_steps: 1e20` before limits had maximums) is validated again.
  */
-const FORMAT = 2;
+const FORMAT = 3;
 
 /** FNV-1a: a file name for a path without loading node:crypto (a start-up cost). */
 function hash(text: string): string {

@@ -1,3 +1,5 @@
+import { type ActionRules, DEFAULT_ACTION_RULES } from '@exec-kernel/loop';
+
 /** `lifecycle.*`: limits of the task graph the loop detector keeps. */
 export interface LifecycleConfig {
   /** Deepest nesting allowed for a new task (file `max_depth`). Default: `10`. */
@@ -37,6 +39,14 @@ export interface AdmissionConfig {
   required: string[];
 }
 
+/**
+ * `actions.*`: the action-loop rules over a task's tool calls, resolved by `@exec-kernel/loop`'s
+ * `resolveActionRules` (file `ping_pong`, `no_progress`, `exempt_tools`, `warn_at`, `block_at`).
+ * Each rule is its thresholds or `false` (off). Default: `DEFAULT_ACTION_RULES` (repeat 3/5,
+ * ping-pong 3/5, window 6/8 in 20, no-progress 6/10, no exempt tools).
+ */
+export type ActionsConfig = ActionRules;
+
 /** `store.*`: where the CLI keeps state between calls. */
 export interface StoreConfig {
   /**
@@ -68,6 +78,7 @@ export interface ExecKernelConfig {
   budget: BudgetConfig;
   idle: IdleConfig;
   admission: AdmissionConfig;
+  actions: ActionsConfig;
   store: StoreConfig;
   coordination: CoordinationConfig;
   paperclip: PaperclipConfig;
@@ -101,10 +112,23 @@ export const DEFAULT_CONFIG: ReadonlyExecKernelConfig = deepFreeze({
   },
   idle: { defaultTimeoutSeconds: 300 },
   admission: { required: ['consumer', 'painPoint', 'expectedValue', 'validationPath'] },
+  actions: DEFAULT_ACTION_RULES,
   store: { path: '.exec-kernel/state.json' },
   coordination: { url: null, token: null },
   paperclip: { apiUrl: null, companyId: null },
 });
+
+function cloneActions(actions: ActionRules): ActionRules {
+  const copy = <T extends object>(rule: T | false): T | false =>
+    rule === false ? false : { ...rule };
+  return {
+    repeat: copy(actions.repeat),
+    pingPong: copy(actions.pingPong),
+    window: copy(actions.window),
+    noProgress: copy(actions.noProgress),
+    exemptTools: [...actions.exemptTools],
+  };
+}
 
 function deepFreeze<T extends object>(value: T): T {
   for (const child of Object.values(value)) {
@@ -120,6 +144,7 @@ export function cloneConfig(config: ReadonlyExecKernelConfig): ExecKernelConfig 
     budget: { ...config.budget },
     idle: { ...config.idle },
     admission: { required: [...config.admission.required] },
+    actions: cloneActions(config.actions),
     store: { ...config.store },
     coordination: { ...config.coordination },
     paperclip: { ...config.paperclip },

@@ -85,7 +85,8 @@ describe('environment overrides', () => {
     const names = SECTIONS.flatMap((s) => s.fields.map((f) => envVariableName(s.name, f.key)));
     expect(names).toContain('EXEC_KERNEL_BUDGET_MAX_STEPS');
     expect(names).toContain('EXEC_KERNEL_PAPERCLIP_COMPANY_ID');
-    expect(names).toHaveLength(14);
+    expect(names).toContain('EXEC_KERNEL_ACTIONS_EXEMPT_TOOLS');
+    expect(names).toHaveLength(19);
   });
 });
 

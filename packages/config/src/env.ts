@@ -1,8 +1,17 @@
 import type { ConfigProblem } from '@exec-kernel/core';
 import * as v from 'valibot';
 import type { ConfigSection } from './defaults.js';
-import { type FieldSpec, SECTIONS, type SectionSpec, suggest } from './fields.js';
-import { fieldSchema } from './schema.js';
+import {
+  type FieldSpec,
+  SECTIONS,
+  type SectionSpec,
+  suggest,
+  THRESHOLD_KEYS,
+  WINDOW_KEYS,
+} from './fields.js';
+import { fieldSchema, reportedIssues } from './schema.js';
+
+type Issue = v.BaseIssue<unknown>;
 
 const PREFIX = 'EXEC_KERNEL_';
 
@@ -25,7 +34,16 @@ export function envVariableName(section: ConfigSection, key: string): string {
 export interface EnvOverride {
   section: ConfigSection;
   key: string;
+  /** For an action rule's one threshold (`EXEC_KERNEL_ACTIONS_REPEAT_BLOCK_AT`): `block_at`. */
+  part?: string | undefined;
   value: unknown;
+}
+
+/** The sub-keys a mapping-valued key can be overridden by, one variable each. */
+function parts(spec: FieldSpec): readonly string[] {
+  if (spec.type === 'threshold') return THRESHOLD_KEYS;
+  if (spec.type === 'window') return WINDOW_KEYS;
+  return [];
 }
 
 function isNull(text: string): boolean {
@@ -46,6 +64,10 @@ function coerce(spec: FieldSpec, raw: string): unknown {
         .split(',')
         .map((item) => item.trim())
         .filter((item) => item !== '');
+    case 'threshold':
+    case 'window':
+      // The whole rule from one variable can only turn it off; thresholds have a variable each.
+      return ['false', 'off'].includes(text.toLowerCase()) ? false : raw;
     case 'string':
     case 'url':
       return raw;
@@ -55,7 +77,10 @@ function coerce(spec: FieldSpec, raw: string): unknown {
 function unknownVariable(name: string, section: SectionSpec, key: string): string {
   const secret = Object.hasOwn(section.secrets, key) ? section.secrets[key] : undefined;
   if (secret !== undefined) return `is not a config override: ${secret.replace(/ \(.*\)$/, '')}`;
-  const known = section.fields.map((spec) => envVariableName(section.name, spec.key));
+  const known = section.fields.flatMap((spec) => [
+    envVariableName(section.name, spec.key),
+    ...parts(spec).map((part) => envVariableName(section.name, `${spec.key}_${part}`)),
+  ]);
   const guess = suggest(name, known);
   return guess === undefined
     ? `is not a known setting (expected one of: ${known.join(', ')})`
@@ -81,6 +106,30 @@ export function readEnvOverrides(env: Readonly<Record<string, string | undefined
     if (section === undefined) continue;
     const key = cut === -1 ? '' : rest.slice(cut + 1).toLowerCase();
     const spec = section.fields.find((f) => envVariableName(section.name, f.key) === name);
+    const partOf =
+      spec === undefined
+        ? section.fields
+            .flatMap((f) => parts(f).map((part) => ({ spec: f, part })))
+            .find((p) => envVariableName(section.name, `${p.spec.key}_${p.part}`) === name)
+        : undefined;
+    if (partOf !== undefined) {
+      const text = raw.trim();
+      const value = NUMBER.test(text) ? Number(text) : raw;
+      const result = v.safeParse(
+        fieldSchema(section, partOf.spec),
+        { [partOf.part]: value },
+        { abortPipeEarly: true },
+      );
+      if (result.success) {
+        values.push({ section: section.name, key: partOf.spec.key, part: partOf.part, value });
+      } else {
+        problems.push({
+          key: name,
+          message: (reportedIssues(result.issues[0])[0] as Issue).message,
+        });
+      }
+      continue;
+    }
     if (spec === undefined) {
       problems.push({ key: name, message: unknownVariable(name, section, key) });
       continue;

@@ -2,7 +2,15 @@ import { LIMIT_MAXIMUMS } from '@exec-kernel/budget';
 import type { ConfigSection } from './defaults.js';
 
 /** How a value is checked, and how an environment variable's string is read into it. */
-export type FieldType = 'count' | 'amount' | 'fraction' | 'string' | 'url' | 'list';
+export type FieldType =
+  | 'count'
+  | 'amount'
+  | 'fraction'
+  | 'string'
+  | 'url'
+  | 'list'
+  | 'threshold'
+  | 'window';
 
 /** One key of the file. */
 export interface FieldSpec {
@@ -17,6 +25,8 @@ export interface FieldSpec {
   readonly max: number | undefined;
   readonly nullable: boolean;
   readonly description: string;
+  /** For lists: what the items are, as "a list of …" reads. Default: `'field names'`. */
+  readonly items: string;
 }
 
 /** One section of the file. */
@@ -32,7 +42,7 @@ function field(
   key: string,
   type: FieldType,
   description: string,
-  options: { min?: 0 | 1; max?: number; nullable?: boolean } = {},
+  options: { min?: 0 | 1; max?: number; nullable?: boolean; items?: string } = {},
 ): FieldSpec {
   return {
     key,
@@ -42,11 +52,17 @@ function field(
     max: options.max,
     nullable: options.nullable ?? false,
     description,
+    items: options.items ?? 'field names',
   };
 }
 
 // Each node is kept in the state file the CLI rewrites on every call: past a million it is a typo.
 const MAX_HEAP_SIZE = 1_000_000;
+
+// An action rule's count past a million is a typo. The window is held as a ring of that many
+// entries per task in the state file, so it is kept far smaller.
+const MAX_ACTION_COUNT = 1_000_000;
+const MAX_ACTION_WINDOW = 10_000;
 
 const TOKEN_HINT = 'set EXEC_KERNEL_COORDINATION_TOKEN instead (tokens never go in the file)';
 const KEY_HINT = 'set PAPERCLIP_API_KEY instead (keys never go in the file)';
@@ -120,6 +136,42 @@ export const SECTIONS: readonly SectionSpec[] = [
     ],
   },
   {
+    name: 'actions',
+    description:
+      "Action-loop rules over a task's tool calls (@exec-kernel/loop's ActionGuard). Each rule is " +
+      'a mapping of thresholds (a key left out keeps its default) or false to turn it off.',
+    secrets: {},
+    fields: [
+      field(
+        'repeat',
+        'threshold',
+        'The same call (tool and arguments) so many times in a row: warn_at warns, block_at is refused.',
+        { max: MAX_ACTION_COUNT },
+      ),
+      field(
+        'ping_pong',
+        'threshold',
+        'Two or three calls in turn, repeated so many times: warn_at warns, block_at is refused.',
+        { max: MAX_ACTION_COUNT },
+      ),
+      field(
+        'window',
+        'window',
+        'The same call so many times within the last size calls: warn_at warns, block_at is refused.',
+        { max: MAX_ACTION_COUNT },
+      ),
+      field(
+        'no_progress',
+        'threshold',
+        'The same result so many times in a row, whatever the calls: warn_at warns, block_at is refused.',
+        { max: MAX_ACTION_COUNT },
+      ),
+      field('exempt_tools', 'list', 'Tools no rule counts (waiting or polling tools).', {
+        items: 'tool names',
+      }),
+    ],
+  },
+  {
     name: 'store',
     description: 'Where the CLI keeps state between calls.',
     secrets: {},
@@ -148,6 +200,14 @@ export const SECTIONS: readonly SectionSpec[] = [
     ],
   },
 ];
+
+/** The keys of an action rule's threshold mapping, in file order. */
+export const THRESHOLD_KEYS: readonly string[] = ['warn_at', 'block_at'];
+/** The keys of the window rule's mapping: the thresholds and `size`. */
+export const WINDOW_KEYS: readonly string[] = ['size', 'warn_at', 'block_at'];
+
+/** The largest window an `actions.window.size` may give. */
+export const ACTION_WINDOW_MAXIMUM: number = MAX_ACTION_WINDOW;
 
 /** `pain_point` → `painPoint`. */
 export function snakeToCamel(name: string): string {

@@ -2,6 +2,7 @@
 export type { ConfigProblem } from '@exec-kernel/core';
 export { ConfigError } from '@exec-kernel/core';
 export type {
+  ActionsConfig,
   AdmissionConfig,
   BudgetConfig,
   ConfigSection,
@@ -22,5 +23,9 @@ export { loadConfig } from './load-config.js';
 export type { ParseConfigOptions } from './parse-config.js';
 export { parseConfig } from './parse-config.js';
 export type { ConfigPositions, NodePosition, SourcePosition } from './problems.js';
-export type { ExecKernelFileConfig, ResolveConfigOptions } from './resolve-config.js';
+export type {
+  ExecKernelFileConfig,
+  FileThreshold,
+  ResolveConfigOptions,
+} from './resolve-config.js';
 export { resolveConfig, toFileConfig } from './resolve-config.js';

@@ -43,7 +43,7 @@ describe('schema.json', () => {
         keys++;
       }
     }
-    expect(keys).toBe(14);
+    expect(keys).toBe(19);
   });
 });
 
@@ -82,8 +82,24 @@ describe('the JSON Schema and the loader agree', () => {
         paperclip: { api_url: 'https://x.example/api' },
       },
     ],
+    [
+      'action rules, one off',
+      {
+        actions: {
+          repeat: { warn_at: 2, block_at: 4 },
+          ping_pong: false,
+          window: { size: 30 },
+          exempt_tools: ['wait'],
+        },
+      },
+    ],
   ];
   const refused: Array<[string, unknown]> = [
+    ['an action rule set to true', { actions: { repeat: true } }],
+    ['an unknown threshold', { actions: { repeat: { block: 3 } } }],
+    ['a zero threshold', { actions: { no_progress: { warn_at: 0 } } }],
+    ['a window past its maximum', { actions: { window: { size: 100_000 } } }],
+    ['a blank exempt tool', { actions: { exempt_tools: [''] } }],
     ['an unknown section', { budgets: {} }],
     ['an unknown key', { budget: { max_step: 5 } }],
     ['a token in the file', { coordination: { token: 't' } }],

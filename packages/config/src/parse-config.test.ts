@@ -230,7 +230,7 @@ describe('parseConfig: malformed YAML', () => {
     const list = await configError('\n- budget\n- lifecycle\n');
     expect([list.line, list.column, list.key]).toEqual([2, 1, undefined]);
     expect(list.message).toBe(
-      'Invalid config /p/.exec-kernel.yml: the top level (2:1) must be a mapping of sections (lifecycle, budget, idle, admission, store, coordination, paperclip), got a list',
+      'Invalid config /p/.exec-kernel.yml: the top level (2:1) must be a mapping of sections (lifecycle, budget, idle, admission, actions, store, coordination, paperclip), got a list',
     );
     const scalar = await configError('just text\n');
     expect(scalar.message).toMatch(

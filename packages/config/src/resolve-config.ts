@@ -1,10 +1,25 @@
 import type { ConfigProblem } from '@exec-kernel/core';
+import { type ActionRulesOptions, resolveActionRules } from '@exec-kernel/loop';
 import * as v from 'valibot';
 import type { ConfigSection, ExecKernelConfig, ReadonlyExecKernelConfig } from './defaults.js';
-import { readEnvOverrides } from './env.js';
-import { camelToSnake, SECTIONS, snakeToCamel, suggest } from './fields.js';
+import { envVariableName, readEnvOverrides } from './env.js';
+import {
+  camelToSnake,
+  type FieldSpec,
+  SECTIONS,
+  snakeToCamel,
+  suggest,
+  THRESHOLD_KEYS,
+  WINDOW_KEYS,
+} from './fields.js';
 import { type ConfigPositions, configError, ENV_SOURCE, problemAt } from './problems.js';
-import { defaultFileObject, describeValue, fileSchema } from './schema.js';
+import {
+  defaultFileObject,
+  describeValue,
+  fileSchema,
+  reportedIssues,
+  toFileSpelling,
+} from './schema.js';
 
 /** Options of {@link resolveConfig}. */
 export interface ResolveConfigOptions {
@@ -32,12 +47,31 @@ export interface ExecKernelFileConfig {
   };
   idle: { default_timeout_seconds: number };
   admission: { required: string[] };
+  actions: {
+    repeat: FileThreshold | false;
+    ping_pong: FileThreshold | false;
+    window: (FileThreshold & { size: number }) | false;
+    no_progress: FileThreshold | false;
+    exempt_tools: string[];
+  };
   store: { path: string };
   coordination: { url: string | null };
   paperclip: { api_url: string | null; company_id: string | null };
 }
 
+/** An action rule's thresholds in the file's spelling. */
+export interface FileThreshold {
+  warn_at: number;
+  block_at: number;
+}
+
 type FileObject = Record<string, Record<string, unknown>>;
+
+function mappingKeys(spec: FieldSpec): readonly string[] | undefined {
+  if (spec.type === 'threshold') return THRESHOLD_KEYS;
+  if (spec.type === 'window') return WINDOW_KEYS;
+  return undefined;
+}
 
 const SECTION_NAMES = SECTIONS.map((section) => section.name);
 
@@ -70,6 +104,16 @@ function findShapeProblems(root: Record<string, unknown>, positions?: ConfigPosi
           problems.push(problemAt(positions, path, `must not be in the file: ${secret}`, 'key'));
         } else if (!known.includes(key)) {
           problems.push(problemAt(positions, path, unknownKey(key, known), 'key'));
+        } else {
+          const spec = section.fields.find((f) => f.key === key) as FieldSpec;
+          const keys = mappingKeys(spec);
+          const inner = value[key];
+          if (keys === undefined || !isMapping(inner)) continue;
+          for (const innerKey of Object.keys(inner)) {
+            if (keys.includes(innerKey)) continue;
+            const innerPath = `${path}.${innerKey}`;
+            problems.push(problemAt(positions, innerPath, unknownKey(innerKey, keys), 'key'));
+          }
         }
       }
     }
@@ -118,7 +162,7 @@ export function resolveConfig(
   } else {
     const problems = findShapeProblems(root, positions);
     const result = v.safeParse(fileSchema(), root, { abortEarly: false, abortPipeEarly: true });
-    for (const issue of result.issues ?? []) {
+    for (const issue of (result.issues ?? []).flatMap(reportedIssues)) {
       // Object-level issues (unknown keys, non-mappings) were all found above.
       if (issue.type !== 'strict_object') {
         problems.push(problemAt(positions, issuePath(issue), issue.message));
@@ -131,12 +175,75 @@ export function resolveConfig(
   }
   const overrides = readEnvOverrides(env);
   if (overrides.problems.length > 0) throw configError(ENV_SOURCE, overrides.problems);
-  for (const { section, key, value } of overrides.values) {
-    (merged[section] as Record<string, unknown>)[key] = value;
+  const fromEnv = new Set<string>();
+  // Whole values first, so `EXEC_KERNEL_ACTIONS_REPEAT=false` and `…_REPEAT_BLOCK_AT=7` together
+  // turn the rule back on with that threshold whatever order the environment lists them in.
+  const ordered = [...overrides.values].sort(
+    (a, b) => Number(a.part !== undefined) - Number(b.part !== undefined),
+  );
+  for (const { section, key, part, value } of ordered) {
+    const values = merged[section] as Record<string, unknown>;
+    fromEnv.add(`${section}.${key}`);
+    if (part === undefined) {
+      values[key] = value;
+    } else {
+      const current = values[key];
+      values[key] = { ...(isMapping(current) ? current : {}), [part]: value };
+    }
   }
 
   const token = env.EXEC_KERNEL_COORDINATION_TOKEN;
-  return toLoadedConfig(merged, token === undefined || token === '' ? null : token);
+  const config = toLoadedConfig(merged, token === undefined || token === '' ? null : token);
+  config.actions = resolveActions(merged.actions ?? {}, { path, positions, fromEnv });
+  return config;
+}
+
+const ACTION_RULES = [
+  ['repeat', 'repeat'],
+  ['ping_pong', 'pingPong'],
+  ['window', 'window'],
+  ['no_progress', 'noProgress'],
+] as const;
+
+/**
+ * The `actions` section resolved by `resolveActionRules`, which owns the ranges (`block_at` at
+ * least 2, a window of at least `block_at` and 3 calls). Each rule is resolved apart so that every
+ * rule out of range is reported, not only the first.
+ */
+function resolveActions(
+  section: Record<string, unknown>,
+  where: { path: string | undefined; positions: ConfigPositions | undefined; fromEnv: Set<string> },
+): ExecKernelConfig['actions'] {
+  const options: Record<string, unknown> = {
+    exemptTools: section.exempt_tools as string[] | undefined,
+  };
+  const problems: ConfigProblem[] = [];
+  let envProblem = false;
+  for (const [fileKey, name] of ACTION_RULES) {
+    const given = section[fileKey];
+    const rule = isMapping(given)
+      ? Object.fromEntries(Object.entries(given).map(([k, item]) => [snakeToCamel(k), item]))
+      : given;
+    try {
+      resolveActionRules({ [name]: rule } as ActionRulesOptions);
+      options[name] = rule;
+    } catch (error) {
+      if (!(error instanceof RangeError)) throw error;
+      // "action rule window.size must be an integer >= 8, got 5": the key it names, in the file's spelling.
+      const found = /^action rule \w+\.(\w+) (must be .*)$/.exec(error.message);
+      const key = `actions.${fileKey}${found === null ? '' : `.${camelToSnake(found[1] as string)}`}`;
+      const message = found?.[2] ?? 'is out of range';
+      if (where.fromEnv.has(`actions.${fileKey}`)) {
+        envProblem = true;
+        const part = found === null ? fileKey : `${fileKey}_${camelToSnake(found[1] as string)}`;
+        problems.push({ key: envVariableName('actions', part), message });
+      } else {
+        problems.push(problemAt(where.positions, key, message));
+      }
+    }
+  }
+  if (problems.length > 0) throw configError(envProblem ? ENV_SOURCE : where.path, problems);
+  return resolveActionRules(options as ActionRulesOptions);
 }
 
 function toLoadedConfig(file: FileObject, token: string | null): ExecKernelConfig {
@@ -144,7 +251,12 @@ function toLoadedConfig(file: FileObject, token: string | null): ExecKernelConfi
   for (const section of SECTIONS) {
     const values: Record<string, unknown> = {};
     const source = file[section.name] ?? {};
-    for (const spec of section.fields) values[spec.name] = source[spec.key];
+    for (const spec of section.fields) {
+      const value = source[spec.key];
+      values[spec.name] = isMapping(value)
+        ? Object.fromEntries(Object.entries(value).map(([k, item]) => [snakeToCamel(k), item]))
+        : value;
+    }
     config[section.name] = values;
   }
   const loaded = config as unknown as ExecKernelConfig;
@@ -167,7 +279,12 @@ export function toFileConfig(
     const source = config[section.name as ConfigSection] as Record<string, unknown>;
     for (const spec of section.fields) {
       const value = source[spec.name];
-      values[spec.key] = Array.isArray(value) ? value.map((n: string) => camelToSnake(n)) : value;
+      if (Array.isArray(value)) {
+        values[spec.key] =
+          spec.items === 'field names' ? value.map((n: string) => camelToSnake(n)) : [...value];
+      } else {
+        values[spec.key] = toFileSpelling(value);
+      }
     }
     file[section.name] = values;
   }

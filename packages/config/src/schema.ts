@@ -1,6 +1,12 @@
 import * as v from 'valibot';
 import { DEFAULT_CONFIG } from './defaults.js';
-import { camelToSnake, type FieldSpec, SECTIONS, type SectionSpec } from './fields.js';
+import {
+  ACTION_WINDOW_MAXIMUM,
+  camelToSnake,
+  type FieldSpec,
+  SECTIONS,
+  type SectionSpec,
+} from './fields.js';
 
 type Issue = { readonly input: unknown };
 
@@ -23,7 +29,9 @@ export function expectation(spec: FieldSpec): string {
     fraction: 'a number in (0, 1]',
     string: 'a non-empty string',
     url: 'an http or https URL',
-    list: 'a list of field names',
+    list: `a list of ${spec.items}`,
+    threshold: 'a mapping of warn_at and block_at, or false',
+    window: 'a mapping of size, warn_at and block_at, or false',
   }[spec.type];
   return spec.nullable ? `${base} or null` : base;
 }
@@ -76,6 +84,25 @@ function valueSchema(spec: FieldSpec): v.GenericSchema {
         v.check(noControls, controls),
         v.url(message),
       );
+    case 'threshold':
+    case 'window': {
+      const count = (most: number) =>
+        v.optional(
+          v.pipe(
+            v.number(mustBe('a positive integer')),
+            v.integer(mustBe('a positive integer')),
+            v.minValue(1, mustBe('a positive integer')),
+            v.maxValue(most, mustBe(`at most ${most}`)),
+          ),
+        );
+      // Thresholds are left unset when not written: resolveActionRules fills them from the
+      // defaults, and checks the ranges between them (block_at >= 2, a window of block_at calls).
+      const entries: Record<string, v.GenericSchema> =
+        spec.type === 'window' ? { size: count(ACTION_WINDOW_MAXIMUM) } : {};
+      entries.warn_at = count(max);
+      entries.block_at = count(max);
+      return v.union([v.literal(false), v.strictObject(entries)], message);
+    }
     case 'list': {
       const item = mustBe('a non-empty string');
       return v.array(
@@ -86,10 +113,34 @@ function valueSchema(spec: FieldSpec): v.GenericSchema {
   }
 }
 
+/**
+ * The issues to report for one valibot issue. A rule's `false | {…}` union fails as a whole when a
+ * threshold inside the mapping is bad; the mapping branch's own issues say which one.
+ */
+export function reportedIssues(issue: v.BaseIssue<unknown>): v.BaseIssue<unknown>[] {
+  if (issue.type !== 'union' || issue.issues === undefined) return [issue];
+  // Issues without a path are the branches' own (not `false`, not a mapping); the union says those.
+  const inner = issue.issues
+    .filter((item) => item.path !== undefined && item.path.length > 0)
+    .map(
+      (item) => ({ ...item, path: [...(issue.path ?? []), ...(item.path ?? [])] }) as typeof item,
+    );
+  return inner.length === 0 ? [issue] : inner.flatMap(reportedIssues);
+}
+
 /** The default of a key in the file's spelling (admission names in snake_case). */
 export function fileDefault(section: SectionSpec, spec: FieldSpec): unknown {
   const value = (DEFAULT_CONFIG[section.name] as Record<string, unknown>)[spec.name];
-  return Array.isArray(value) ? value.map((name: string) => camelToSnake(name)) : value;
+  if (Array.isArray(value)) {
+    return spec.items === 'field names' ? value.map((name: string) => camelToSnake(name)) : value;
+  }
+  return toFileSpelling(value);
+}
+
+/** A threshold mapping's keys in the file's spelling (`blockAt` → `block_at`); other values as they are. */
+export function toFileSpelling(value: unknown): unknown {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return value;
+  return Object.fromEntries(Object.entries(value).map(([key, item]) => [camelToSnake(key), item]));
 }
 
 const fieldSchemas = new Map<FieldSpec, v.GenericSchema>();
@@ -135,7 +186,7 @@ export function fileSchema(): v.GenericSchema {
     ),
     v.title('.exec-kernel.yml'),
     v.description(
-      'exec-kernel configuration: lifecycle, budget, idle, admission, store, coordination and ' +
+      'exec-kernel configuration: lifecycle, budget, idle, admission, actions, store, coordination and ' +
         'paperclip settings. Every key is optional; a key left out keeps its default.',
     ),
   );
@@ -149,7 +200,7 @@ export function defaultFileObject(): Record<string, Record<string, unknown>> {
     const values: Record<string, unknown> = {};
     for (const spec of section.fields) {
       const value = fileDefault(section, spec);
-      values[spec.key] = Array.isArray(value) ? [...value] : value;
+      values[spec.key] = Array.isArray(value) ? [...value] : toFileSpelling(value);
     }
     file[section.name] = values;
   }

@@ -1,8 +1,8 @@
 import type { BudgetEvent } from '@exec-kernel/budget';
 import { checkId, NotFoundError } from '@exec-kernel/core';
 import { type IdleEvent, type TransitionEvent, validateTransition } from '@exec-kernel/lifecycle';
-import type { RegisterEvent } from '@exec-kernel/loop';
-import type { JsonValue, MemoryState, TaskNote, TaskRecord } from './state.js';
+import type { ActionEvent, ActionGuard, ActionHistoryJSON, RegisterEvent } from '@exec-kernel/loop';
+import type { ActionRefusal, JsonValue, MemoryState, TaskNote, TaskRecord } from './state.js';
 
 /**
  * One thing that happened, as memory records it. Each applies to any state, so an event recorded
@@ -15,7 +15,35 @@ export type MemoryEvent =
   | { type: 'idle'; event: IdleEvent }
   | { type: 'note'; taskId: string; note: TaskNote }
   | { type: 'context'; taskId: string; key: string; value: JsonValue | undefined; at: string }
-  | { type: 'admission'; taskId: string; admission: Record<string, string>; at: string };
+  | { type: 'admission'; taskId: string; admission: Record<string, string>; at: string }
+  | {
+      type: 'action';
+      taskId: string;
+      /** An allowed call, a result attached to the newest call, or a refusal. */
+      outcome: 'recorded' | 'result' | 'refused';
+      /** The task's history after the observation (unchanged by a refusal). */
+      history: ActionHistoryJSON;
+      refusal?: ActionRefusal;
+      at: string;
+    };
+
+/**
+ * The memory event of an `ActionGuard` observation: the task's history after it and, for a
+ * refusal, what was refused. `undefined` when the guard no longer holds the task.
+ */
+export function actionMemoryEvent(
+  guard: ActionGuard,
+  event: ActionEvent,
+  at: string,
+): MemoryEvent | undefined {
+  const history = guard.history(event.taskId)?.toJSON();
+  if (history === undefined) return undefined;
+  const { taskId, outcome } = event;
+  if (outcome !== 'refused') return { type: 'action', taskId, outcome, history, at };
+  const { loopType, tool, count, message } = event.error;
+  const refusal = { at, loopType, tool: tool ?? '', count: count ?? 0, message };
+  return { type: 'action', taskId, outcome, history, refusal, at };
+}
 
 // Ancestor walks stop here, so a hand-edited file whose budget parents loop cannot hang a process.
 const MAX_BUDGET_ANCESTORS = 10_000;
@@ -148,6 +176,22 @@ export function applyEvent(state: MemoryState, e: MemoryEvent): void {
     case 'admission': {
       const task = state.ensureTask(e.taskId, e.at);
       task.admission = { ...e.admission };
+      task.updatedAt = e.at;
+      return;
+    }
+    case 'action': {
+      const task = state.ensureTask(e.taskId, e.at);
+      // The history is the one the guard holds after the call: exact inside a transaction, the
+      // newest writer's when sessions save in the background.
+      const actions = { history: e.history, refused: task.actions?.refused ?? 0 } as NonNullable<
+        TaskRecord['actions']
+      >;
+      if (task.actions?.lastRefusal !== undefined) actions.lastRefusal = task.actions.lastRefusal;
+      if (e.refusal !== undefined) {
+        actions.refused += 1;
+        actions.lastRefusal = e.refusal;
+      }
+      task.actions = actions;
       task.updatedAt = e.at;
       return;
     }

@@ -7,9 +7,11 @@ export { FileStore } from './file-store.js';
 export type { MemoryOptions } from './session.js';
 export { MemorySession } from './session.js';
 export type {
+  ActionRefusal,
   AgentRecord,
   JsonValue,
   MemoryStateJSON,
+  StoredActions,
   StoredBudget,
   TaskNote,
   TaskRecord,

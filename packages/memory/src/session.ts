@@ -4,10 +4,23 @@ import {
   BudgetTracker,
   type BudgetWarning,
 } from '@exec-kernel/budget';
-import { type Clock, isTerminalState, systemClock, toIsoTime } from '@exec-kernel/core';
+import {
+  type Clock,
+  InvalidInputError,
+  isTerminalState,
+  StoreError,
+  systemClock,
+  toIsoTime,
+} from '@exec-kernel/core';
 import { IdleGuard, TaskLifecycle } from '@exec-kernel/lifecycle';
-import { LoopDetector, type RegisteredNode } from '@exec-kernel/loop';
-import { applyEvent, type MemoryEvent } from './events.js';
+import {
+  ActionGuard,
+  type ActionHistoryJSON,
+  type ActionRulesOptions,
+  LoopDetector,
+  type RegisteredNode,
+} from '@exec-kernel/loop';
+import { actionMemoryEvent, applyEvent, type MemoryEvent } from './events.js';
 import type { JsonValue, MemoryState, TaskNote, TaskRecord } from './state.js';
 
 /** Settings for the kernels a session rebuilds (the CLI fills them from `.exec-kernel.yml`). */
@@ -25,6 +38,10 @@ export interface MemoryOptions {
   onWarning?: ((warning: BudgetWarning) => void) | undefined;
   /** Sleep length when none is given. Default: `300`. */
   idleTimeoutSeconds?: number | undefined;
+  /** The action-loop rules (the CLI passes `config.actions`). Default: `DEFAULT_ACTION_RULES`. */
+  actionRules?: ActionRulesOptions | undefined;
+  /** Action guard `maxTasks`. Default: `1000`. */
+  maxActionTasks?: number | undefined;
 }
 
 /** A remembered task's budget in the tracker's JSON form. */
@@ -59,6 +76,7 @@ export class MemorySession {
   #loop: LoopDetector | undefined;
   #budget: BudgetTracker | undefined;
   #idle: IdleGuard | undefined;
+  #actions: ActionGuard | undefined;
 
   /**
    * @param record - receives every event; by default it applies the event to `state`.
@@ -133,6 +151,53 @@ export class MemorySession {
       this.#idle = idle;
     }
     return this.#idle;
+  }
+
+  /**
+   * The action guard over every remembered task's tool calls, oldest first, with a hook that
+   * records each observation, result and refusal (and the history after it) in the task's record.
+   * Reads every task record; for one task's call, {@link actionsOf} reads only that one.
+   *
+   * @throws StoreError `corrupt` when a remembered history cannot be read.
+   */
+  get actions(): ActionGuard {
+    if (this.#actions === undefined) {
+      const histories: ActionHistoryJSON[] = [];
+      for (const task of this.state.tasks.values()) {
+        if (task.actions !== undefined) histories.push(task.actions.history);
+      }
+      this.#actions = this.#actionGuard(histories);
+    }
+    return this.#actions;
+  }
+
+  /**
+   * An action guard holding only `taskId`'s remembered history (or none yet), hooked like
+   * {@link actions}: what a command that observes one call of one task needs.
+   *
+   * @throws StoreError `corrupt` when the remembered history cannot be read.
+   */
+  actionsOf(taskId: string): ActionGuard {
+    if (this.#actions !== undefined) return this.#actions;
+    const history = this.state.tasks.get(taskId)?.actions?.history;
+    this.#actions = this.#actionGuard(history === undefined ? [] : [history]);
+    return this.#actions;
+  }
+
+  #actionGuard(tasks: ActionHistoryJSON[]): ActionGuard {
+    const options = { ...this.#options.actionRules, maxTasks: this.#options.maxActionTasks };
+    let guard: ActionGuard;
+    try {
+      guard = ActionGuard.fromJSON({ maxTasks: options.maxTasks ?? 1000, tasks }, options);
+    } catch (error) {
+      if (!InvalidInputError.is(error)) throw error;
+      throw new StoreError({ path: this.state.location, problem: 'corrupt' }, { cause: error });
+    }
+    guard.onObserve((event) => {
+      const recorded = actionMemoryEvent(guard, event, this.#now());
+      if (recorded !== undefined) this.#record(recorded);
+    });
+    return guard;
   }
 
   /**

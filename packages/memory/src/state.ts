@@ -7,6 +7,7 @@ import {
   type TaskState,
 } from '@exec-kernel/core';
 import type { SleepRecord, TransitionRecord, WakeRecord } from '@exec-kernel/lifecycle';
+import type { ActionHistoryJSON } from '@exec-kernel/loop';
 import { RecordMap } from './record-map.js';
 
 /** The state-file format this package writes; it reads this one and refuses newer ones. */
@@ -41,6 +42,24 @@ export interface StoredBudget {
   warned?: BudgetType[];
 }
 
+/** The last action-loop refusal of a task, as remembered. */
+export interface ActionRefusal {
+  at: string;
+  loopType: string;
+  tool: string;
+  count: number;
+  message: string;
+}
+
+/** A task's tool calls as the action-loop rules see them, kept between sessions. */
+export interface StoredActions {
+  /** The task's `ActionHistory`, in its `toJSON()` form. */
+  history: ActionHistoryJSON;
+  /** How many calls (or results) the rules refused. */
+  refused: number;
+  lastRefusal?: ActionRefusal;
+}
+
 /** Everything remembered about one task. */
 export interface TaskRecord {
   taskId: string;
@@ -60,6 +79,8 @@ export interface TaskRecord {
   admission?: Record<string, string>;
   notes: TaskNote[];
   context: Record<string, JsonValue>;
+  /** The action-loop history (absent until the task's first observed tool call). */
+  actions?: StoredActions;
 }
 
 /** Everything remembered about one agent. */
@@ -89,7 +110,12 @@ function checkTask(value: unknown, location: string): TaskRecord {
     !Array.isArray(task.notes) ||
     typeof task.context !== 'object' ||
     task.context === null ||
-    Array.isArray(task.context)
+    Array.isArray(task.context) ||
+    // Older files have no `actions`; the history inside is checked when it is rebuilt.
+    (task.actions !== undefined &&
+      (typeof task.actions !== 'object' ||
+        task.actions === null ||
+        typeof task.actions.refused !== 'number'))
   ) {
     throw corrupt(location);
   }
@@ -160,6 +186,11 @@ export class MemoryState {
       (text) => parseLine(text, checkAgent, location),
       [...agents].map((a) => [a.agentId, a] as [string, AgentRecord]),
     );
+  }
+
+  /** Names the state's file (or `memory`) in errors. */
+  get location(): string {
+    return this.#location;
   }
 
   /** Whether anything changed since the state was read. */

@@ -1,8 +1,8 @@
 import type { BudgetTracker } from '@exec-kernel/budget';
 import type { Unsubscribe } from '@exec-kernel/core';
 import type { IdleGuard, TaskLifecycle } from '@exec-kernel/lifecycle';
-import type { LoopDetector } from '@exec-kernel/loop';
-import { applyEvent, type MemoryEvent } from './events.js';
+import type { ActionGuard, LoopDetector } from '@exec-kernel/loop';
+import { actionMemoryEvent, applyEvent, type MemoryEvent } from './events.js';
 import { type MemoryOptions, MemorySession } from './session.js';
 import type { JsonValue, MemoryState, TaskNote, TaskRecord } from './state.js';
 import type { StateStore } from './store.js';
@@ -13,6 +13,7 @@ export interface AttachableKernels {
   budget?: BudgetTracker | undefined;
   loop?: LoopDetector | undefined;
   idle?: IdleGuard | undefined;
+  actions?: ActionGuard | undefined;
 }
 
 /** A filter for {@link TaskMemory.listTasks}. */
@@ -112,6 +113,15 @@ export class TaskMemory {
     }
     if (kernels.idle)
       offs.push(kernels.idle.onChange((event) => this.#save({ type: 'idle', event })));
+    const actions = kernels.actions;
+    if (actions) {
+      offs.push(
+        actions.onObserve((event) => {
+          const recorded = actionMemoryEvent(actions, event, new Date().toISOString());
+          if (recorded !== undefined) this.#save(recorded);
+        }),
+      );
+    }
     return () => {
       for (const off of offs) off();
     };

@@ -1,5 +1,6 @@
 import type { TaskState } from '@exec-kernel/core';
 import type { WakeReason } from '@exec-kernel/lifecycle';
+import type { ActionCheck, ActionLoopWarning } from '@exec-kernel/loop';
 import type { JsonValue, TaskNote } from '@exec-kernel/memory';
 import { UsageError } from '../context.js';
 
@@ -132,6 +133,46 @@ export interface TaskBackend {
   getContext(taskId: string): Promise<Record<string, JsonValue>>;
   setContext(taskId: string, key: string, value: JsonValue): Promise<void>;
   addNote(taskId: string, text: string, author: string | undefined): Promise<TaskNote>;
+  /**
+   * Checks a tool call of a task against the action-loop rules and records it.
+   * @throws LoopDetectionError when it is refused.
+   */
+  recordAction(input: ActionInput): Promise<ActionAnswer>;
+  /**
+   * Attaches a result (its digest) to the task's newest call.
+   * @throws LoopDetectionError (`no_progress`) when it is refused.
+   */
+  recordActionResult(taskId: string, resultDigest: string): Promise<ActionResultAnswer>;
+}
+
+/** A tool call to observe, as `action` asks for it (the result, when given, already digested). */
+export interface ActionInput {
+  taskId: string;
+  tool: string;
+  args: unknown;
+  resultDigest: string | undefined;
+}
+
+/** What `action` answers: the loop package's `ActionCheck` (and its warnings). */
+export interface ActionAnswer {
+  check: ActionCheck;
+}
+
+/** What `action-result` answers: the call the result was attached to, and any warnings. */
+export interface ActionResultAnswer {
+  taskId: string;
+  tool: string;
+  /** The task's calls so far (the one the result belongs to is the newest). */
+  calls: number;
+  resultDigest: string;
+  warnings: ActionLoopWarning[];
+}
+
+/** The refusal of `action` / `action-result` on a backend that cannot record them yet. */
+export function actionsUnsupported(backend: BackendName): UsageError {
+  return new UsageError(`action is not supported with --backend ${backend} yet`, {
+    pointToHelp: false,
+  });
 }
 
 /** The refusal of a task command that only a task service can do. */

@@ -6,19 +6,22 @@ import type { JsonValue, TaskNote } from '@exec-kernel/memory';
 import type { CommandContext } from '../context.js';
 import { budgetWarningLine } from '../render.js';
 import { configFor } from '../services.js';
-import type {
-  Asleep,
-  ClaimedTask,
-  Created,
-  CreateInput,
-  Described,
-  Held,
-  Moved,
-  SleepInput,
-  Stepped,
-  TaskBackend,
-  TransitionInput,
-  Woken,
+import {
+  type ActionAnswer,
+  type ActionResultAnswer,
+  type Asleep,
+  actionsUnsupported,
+  type ClaimedTask,
+  type Created,
+  type CreateInput,
+  type Described,
+  type Held,
+  type Moved,
+  type SleepInput,
+  type Stepped,
+  type TaskBackend,
+  type TransitionInput,
+  type Woken,
 } from './backend.js';
 
 // How often a sleeping process asks the service whether its agent is still asleep.
@@ -254,5 +257,14 @@ export class CoordinationBackend implements TaskBackend {
     // The service records the caller (the token's agent) as the author.
     const note = await (await this.#connect()).addNote(taskId, text);
     return { at: note.at, text: note.text, author: note.agentId };
+  }
+
+  // The service's action routes are being added; until they are wired here, refuse in one line.
+  async recordAction(): Promise<ActionAnswer> {
+    throw actionsUnsupported('coordination');
+  }
+
+  async recordActionResult(): Promise<ActionResultAnswer> {
+    throw actionsUnsupported('coordination');
   }
 }

@@ -5,6 +5,9 @@ import type { JsonValue, MemorySession, TaskNote, TaskRecord } from '@exec-kerne
 import { type CommandContext, UsageError } from '../context.js';
 import { configFor, memoryFor } from '../services.js';
 import {
+  type ActionAnswer,
+  type ActionInput,
+  type ActionResultAnswer,
   type Asleep,
   type ClaimedTask,
   type Created,
@@ -25,6 +28,27 @@ import { listedTasks, shownTask } from './local-views.js';
 function requireTask(s: MemorySession, taskId: string): TaskRecord {
   const task = s.task(taskId);
   if (task === undefined) throw new NotFoundError({ resource: 'task', id: taskId });
+  return task;
+}
+
+/**
+ * The task an action is recorded on: one the store knows and that is still open. An unknown id is
+ * refused rather than given a fresh history, so a misspelt task id cannot escape the rules.
+ */
+function requireOpenTask(s: MemorySession, taskId: string): TaskRecord {
+  const task = s.task(taskId);
+  if (task === undefined) {
+    throw new NotFoundError(
+      { resource: 'task', id: taskId },
+      { message: `Task ${taskId} not found; create it with 'exec-kernel task create'` },
+    );
+  }
+  if (isTerminalState(task.state)) {
+    throw new NotFoundError(
+      { resource: 'open task', id: taskId },
+      { message: `Task ${taskId} is ${task.state}; it records no more actions` },
+    );
+  }
   return task;
 }
 
@@ -202,6 +226,32 @@ export class LocalBackend implements TaskBackend {
     await (await memoryFor(this.#ctx)).transaction((s) => {
       requireTask(s, taskId);
       s.setContext(taskId, key, value);
+    });
+  }
+
+  async recordAction(input: ActionInput): Promise<ActionAnswer> {
+    const { taskId, tool, args, resultDigest } = input;
+    const check = await (await memoryFor(this.#ctx)).transaction((s) => {
+      requireOpenTask(s, taskId);
+      return s.actionsOf(taskId).observe({ taskId, tool, args, resultDigest });
+    });
+    return { check };
+  }
+
+  async recordActionResult(taskId: string, resultDigest: string): Promise<ActionResultAnswer> {
+    return (await memoryFor(this.#ctx)).transaction((s) => {
+      requireOpenTask(s, taskId);
+      const guard = s.actionsOf(taskId);
+      const warnings = guard.recordResult(taskId, undefined, resultDigest);
+      const history = guard.history(taskId)?.toJSON();
+      const newest = history?.recent.at(-1);
+      return {
+        taskId,
+        tool: newest?.[1] ?? '',
+        calls: history?.total ?? 0,
+        resultDigest,
+        warnings,
+      };
     });
   }
 

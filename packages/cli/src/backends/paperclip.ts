@@ -4,19 +4,22 @@ import type { JsonValue, TaskNote } from '@exec-kernel/memory';
 import type { PaperclipAdapter } from '@exec-kernel/paperclip';
 import { type CommandContext, UsageError } from '../context.js';
 import { configFor, memoryFor } from '../services.js';
-import type {
-  Asleep,
-  ClaimedTask,
-  Created,
-  CreateInput,
-  Described,
-  Held,
-  Moved,
-  SleepInput,
-  Stepped,
-  TaskBackend,
-  TransitionInput,
-  Woken,
+import {
+  type ActionAnswer,
+  type ActionResultAnswer,
+  type Asleep,
+  actionsUnsupported,
+  type ClaimedTask,
+  type Created,
+  type CreateInput,
+  type Described,
+  type Held,
+  type Moved,
+  type SleepInput,
+  type Stepped,
+  type TaskBackend,
+  type TransitionInput,
+  type Woken,
 } from './backend.js';
 import { LocalBackend } from './local.js';
 
@@ -164,5 +167,14 @@ export class PaperclipBackend implements TaskBackend {
       text: note.text,
       ...(note.author === undefined ? {} : { author: note.author }),
     };
+  }
+
+  // The service's action routes are being added; until they are wired here, refuse in one line.
+  async recordAction(): Promise<ActionAnswer> {
+    throw actionsUnsupported('paperclip');
+  }
+
+  async recordActionResult(): Promise<ActionResultAnswer> {
+    throw actionsUnsupported('paperclip');
   }
 }

@@ -48,6 +48,9 @@ function valueSchema(rule: ArgRule | undefined): JsonObject {
       return { type: 'string', minLength: 1, maxLength: MAX_ID_LENGTH };
     case 'text':
       return { type: 'string', maxLength: rule.max };
+    case 'json':
+      // Any JSON value: the tool takes the value itself, not its text.
+      return {};
     case 'number': {
       const min = rule.min ?? 0;
       return {
@@ -120,6 +123,8 @@ function wrongType(arg: Argument, expected: string): InvalidInputError {
 
 /** One argument's value as command-line text, or why its JSON type is wrong. */
 function textOf(arg: Argument, value: unknown): string {
+  // A JSON argument is given as the value itself (a string too), and reaches the command as text.
+  if (arg.rule?.kind === 'json') return JSON.stringify(value);
   if (typeof value === 'string') return value;
   if (arg.rule?.kind === 'number') {
     if (typeof value === 'number') return String(value);
