@@ -54,9 +54,11 @@ function historyTask(name, list) {
 function guardTask(name, list, tasks) {
   const guard = new ActionGuard({ maxTasks: tasks });
   const ids = Array.from({ length: tasks }, (_, n) => `task-${n}`);
-  for (const taskId of ids) for (const call of list.slice(0, 24)) guard.observe({ taskId, ...call });
+  for (const taskId of ids)
+    for (const call of list.slice(0, 24)) guard.observe({ taskId, ...call });
   const requests = [];
-  for (let n = 0; n < 4096; n++) requests.push({ taskId: ids[(n * 7919) % tasks], ...list[n % DISTINCT] });
+  for (let n = 0; n < 4096; n++)
+    requests.push({ taskId: ids[(n * 7919) % tasks], ...list[n % DISTINCT] });
   let cursor = 0;
   return {
     name,

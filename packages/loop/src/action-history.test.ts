@@ -92,7 +92,9 @@ describe('result digests', () => {
     expect(resultDigest(big)).not.toBe(resultDigest(`${'x'.repeat(199_999)}y`));
     expect(resultDigest(`${big}a`)).not.toBe(resultDigest(`${big}b`));
     expect(resultDigest('héllo wörld ✓')).not.toBe(resultDigest('hello world ✓'));
-    expect(callFingerprint('read', { p: '日本' })).not.toBe(callFingerprint('read', { p: '日本語' }));
+    expect(callFingerprint('read', { p: '日本' })).not.toBe(
+      callFingerprint('read', { p: '日本語' }),
+    );
   });
 
   it('agree exactly when the canonical JSON agrees', () => {
