@@ -252,16 +252,9 @@ describe('exec-kernel action', () => {
         ['action-result', 't1', '--result', 'x'],
         /^ERROR: \[invalid_input\] Invalid result: there is no call to attach it to\n$/,
       ],
-      [
-        ['action', 't1', 'read_file', '--backend', 'coordination'],
-        /^ERROR: action is not supported with --backend coordination yet\n$/,
-      ],
     ];
     for (const [args, line] of cases) {
-      const service = args.includes('--backend')
-        ? { EXEC_KERNEL_COORDINATION_URL: 'http://127.0.0.1:9' }
-        : {};
-      const run = await cli(dir, args, service);
+      const run = await cli(dir, args);
       expect(run.status, args.join(' ')).toBe(1);
       expect(run.stderr, args.join(' ')).toMatch(line);
       expect(run.stdout).toBe('');

@@ -136,6 +136,53 @@ describe.each(BACKENDS)('$label (--backend $backend)', (row) => {
     });
   });
 
+  it('checks tool calls: warns on the third same call, refuses the fifth, takes a result', async () => {
+    const args = create('act', '--type', 'feature', '--title', 'Fix the build', ...ADMISSION);
+    expect((await outcome(args, false, 'act')).exit).toBe(0);
+    expect((await outcome(['task', 'transition', b.ref('act'), 'in_progress'], false)).exit).toBe(
+      0,
+    );
+    /** An allowed call's two streams: the line on stdout, any warning on stderr. */
+    const allowed = async (command: string[]) => {
+      const ran = await cli(b.dir, [...command, '--backend', backend], b.env);
+      const text = (s: string) => b.normalise(s.trim());
+      return { exit: ran.status, line: text(ran.stdout), warn: text(ran.stderr) };
+    };
+    const read = (json: string) => ['action', b.ref('act'), 'read_file', '--args', json];
+    const calls = [];
+    // Key order and spacing do not make a different call.
+    for (const json of [
+      '{"path":"a.ts","n":1}',
+      '{"n":1,"path":"a.ts"}',
+      '{ "path": "a.ts", "n": 1 }',
+    ]) {
+      calls.push(await allowed(read(json)));
+    }
+    calls.push(await allowed(read('{"path":"a.ts","n":1}')));
+    const warn = (count: number) =>
+      `WARN: [repeat] Task act called read_file with the same arguments ${count} times in a row (warning at 3, blocked at 5)`;
+    expect(calls).toEqual([
+      { exit: 0, line: 'ALLOWED: read_file call 1 of act (1 in a row)', warn: '' },
+      { exit: 0, line: 'ALLOWED: read_file call 2 of act (2 in a row)', warn: '' },
+      { exit: 0, line: 'ALLOWED: read_file call 3 of act (3 in a row)', warn: warn(3) },
+      { exit: 0, line: 'ALLOWED: read_file call 4 of act (4 in a row)', warn: warn(4) },
+    ]);
+    expect(await outcome(read('{"path":"a.ts","n":1}'), true)).toEqual({
+      exit: 1,
+      code: 'LOOP_DETECTED',
+      kind: 'loop_repeat',
+      line: 'DENIED: [repeat] Task act called read_file with the same arguments 5 times in a row (blocked at 5)',
+    });
+    // The refused call was not recorded: the result is attached to call 4.
+    expect(
+      await allowed(['action-result', b.ref('act'), '--result', 'export const a = 1;']),
+    ).toEqual({
+      exit: 0,
+      line: 'OK: result of read_file call 4 of act recorded',
+      warn: '',
+    });
+  });
+
   it('refuses task creation while the agent is asleep on the backend', async () => {
     // The backend is chosen the way an agent's shell chooses it: by the variables it sets.
     sleeper = start(b.dir, ['sleep', '--agent-id', b.agentId, '--timeout', '60'], b.env);

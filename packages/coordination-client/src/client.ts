@@ -6,7 +6,7 @@ import type {
   ActionHistoryView,
   ActionRequest,
   ActionResultRequest,
-  ActionWarningView,
+  ActionResultResponse,
   AgentView,
   BudgetWarningView,
   Claimed,
@@ -303,17 +303,13 @@ export class CoordinationClient {
   }
 
   /**
-   * Records the result (or its digest: exactly one) of the task's newest call; returns the
-   * warnings. Refused with a `LoopDetectionError` (`no_progress`) when the same result keeps
+   * Records the result (or its digest: exactly one) of the task's newest call; answers which call
+   * it was attached to (`tool`, `calls`, `resultDigest`) and any `warnings`. Refused with a `LoopDetectionError` (`no_progress`) when the same result keeps
    * coming back.
    */
-  async recordActionResult(
-    taskId: string,
-    result: ActionResultRequest,
-  ): Promise<ActionWarningView[]> {
+  recordActionResult(taskId: string, result: ActionResultRequest): Promise<ActionResultResponse> {
     const path = `v1/tasks/${encodeURIComponent(taskId)}/actions/result`;
-    return (await this.#transport.send<{ warnings: ActionWarningView[] }>('post', path, result))
-      .warnings;
+    return this.#transport.send('post', path, result);
   }
 
   /** A task's action history (its lease holder, its agent or the admin); empty once it finished. */

@@ -326,7 +326,10 @@ async function handle(
       onLease(async () => (await client.usage(task.id, { ...spend, leaseId: lease.id })).warnings),
     action: (call) => onLease(() => client.recordAction(task.id, { ...call, leaseId: lease.id })),
     actionResult: (result) =>
-      onLease(() => client.recordActionResult(task.id, { ...result, leaseId: lease.id })),
+      onLease(
+        async () =>
+          (await client.recordActionResult(task.id, { ...result, leaseId: lease.id })).warnings,
+      ),
     transition: (to, comment) =>
       onLease(async () => {
         await client.transition(task.id, to, {

@@ -1,5 +1,5 @@
 import { type Clock, NotFoundError, type Violation } from '@exec-kernel/core';
-import type { ActionCheck, ActionLoopWarning } from '@exec-kernel/loop';
+import type { ActionCheck, ActionResultRecord } from '@exec-kernel/loop';
 import type {
   AgentRow,
   EscalationRow,
@@ -288,7 +288,8 @@ export class CoordinationService {
   }
 
   /**
-   * Records the result of the task's newest call; returns the warnings it raised.
+   * Records the result of the task's newest call; answers the call it was attached to, with any
+   * warnings it raised.
    *
    * @throws LoopDetectionError `no_progress` (escalated); InvalidInputError when there is no call
    * to attach it to, or the newest already has one.
@@ -297,7 +298,7 @@ export class CoordinationService {
     caller: Caller,
     taskId: string,
     input: actions.ActionResultInput,
-  ): Promise<ActionLoopWarning[]> {
+  ): Promise<ActionResultRecord> {
     return actions.recordActionResult(this.#ctx, caller, taskId, input);
   }
 

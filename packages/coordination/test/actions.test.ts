@@ -346,7 +346,7 @@ describe.each<Engine>(['memory', 'sqlite', 'postgres'])('action loops on %s', (e
         await client.recordAction('poll-1', { tool: 'status', args: { n }, leaseId });
         warnings.push(
           (await client.recordActionResult('poll-1', { result: { state: 'pending' }, leaseId }))
-            .length,
+            .warnings.length,
         );
       }
       // Warned from the 6th same result on.
@@ -361,9 +361,16 @@ describe.each<Engine>(['memory', 'sqlite', 'postgres'])('action loops on %s', (e
       // Nothing was recorded: the newest call still has no result, and a new one is welcome.
       const history = await client.getActions('poll-1');
       expect(history.recent.at(-1)?.resultDigest).toBeNull();
-      expect(await client.recordActionResult('poll-1', { resultDigest: 'done', leaseId })).toEqual(
-        [],
-      );
+      // The answer names the call the result was attached to.
+      const status10 = history.recent.at(-1)?.fingerprint;
+      expect(await client.recordActionResult('poll-1', { resultDigest: 'done', leaseId })).toEqual({
+        taskId: 'poll-1',
+        tool: 'status',
+        fingerprint: status10,
+        calls: 10,
+        resultDigest: 'done',
+        warnings: [],
+      });
       // A second result for the same call is one clear error.
       const twice = await refusal(client.recordActionResult('poll-1', { result: 1, leaseId }));
       expect(twice).toBeInstanceOf(InvalidInputError);

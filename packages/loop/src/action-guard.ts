@@ -10,6 +10,7 @@ import {
   ActionHistory,
   type ActionHistoryJSON,
   type ActionLoopWarning,
+  type ActionResultRecord,
 } from './action-history.js';
 import { type ActionRules, type ActionRulesOptions, resolveActionRules } from './action-rules.js';
 
@@ -95,17 +96,20 @@ export class ActionGuard {
   }
 
   /**
-   * Records the result of the task's newest call.
+   * Records the result of the task's newest call; answers the call it was attached to, with any
+   * warnings.
    *
    * @throws LoopDetectionError (`no_progress`) when it is refused; InvalidInputError when the task
    * has no call waiting for a result.
    */
-  recordResult(taskId: string, result: unknown, digest?: string): ActionLoopWarning[] {
+  recordResult(taskId: string, result: unknown, digest?: string): ActionResultRecord {
     const history = this.#history(taskId);
     try {
-      const warnings = history.recordResult(result, digest);
-      if (!this.#listeners.isEmpty) this.#listeners.emit({ taskId, outcome: 'result', warnings });
-      return warnings;
+      const record = history.recordResult(result, digest);
+      if (!this.#listeners.isEmpty) {
+        this.#listeners.emit({ taskId, outcome: 'result', warnings: record.warnings });
+      }
+      return record;
     } catch (error) {
       this.#refused(taskId, error);
       throw error;

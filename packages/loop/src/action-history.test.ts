@@ -286,11 +286,19 @@ describe('no progress', () => {
 
   it('takes results recorded after the call, and refuses the one that reaches blockAt', () => {
     const history = new ActionHistory('t', only('noProgress', { warnAt: 9, blockAt: 2 }));
-    history.observe({ tool: 'a' });
-    expect(history.recordResult('denied')).toEqual([]);
+    const first = history.observe({ tool: 'a' });
+    expect(history.recordResult('denied')).toEqual({
+      taskId: 't',
+      tool: 'a',
+      fingerprint: first.fingerprint,
+      resultDigest: resultDigest('denied'),
+      calls: 1,
+      warnings: [],
+    });
     history.observe({ tool: 'b' });
     expect(refusal(() => history.recordResult('denied')).loopType).toBe('no_progress');
-    expect(history.recordResult('other')).toEqual([]);
+    // The refused result left the call open: another one is attached to it, call 2 of b.
+    expect(history.recordResult('other')).toMatchObject({ tool: 'b', calls: 2, warnings: [] });
   });
 
   it('refuses a result with no call, or a second result for the same call', () => {

@@ -57,6 +57,19 @@ export interface ActionCheck {
   exempt: boolean;
 }
 
+/** What recording a result answers: the call it was attached to, and what the rules said. */
+export interface ActionResultRecord {
+  taskId: string;
+  /** The tool and fingerprint of the call the result belongs to (the task's newest). */
+  tool: string;
+  fingerprint: string;
+  resultDigest: string;
+  /** The task's calls so far. */
+  calls: number;
+  /** Patterns that reached their warning threshold with this result. */
+  warnings: ActionLoopWarning[];
+}
+
 /** The plain-data form of an {@link ActionHistory}. */
 export interface ActionHistoryJSON {
   taskId: string;
@@ -175,9 +188,10 @@ export class ActionHistory {
    *
    * @throws LoopDetectionError (`no_progress`) when the result makes the rule's `blockAt`; nothing
    * is recorded.
+   * @returns The call it was attached to, with any warnings.
    * @throws InvalidInputError when there is no call yet or the newest call already has a result.
    */
-  recordResult(result: unknown, digest?: string): ActionLoopWarning[] {
+  recordResult(result: unknown, digest?: string): ActionResultRecord {
     if (this.#length === 0) {
       throw new InvalidInputError({ field: 'result', problem: 'there is no call to attach it to' });
     }
@@ -192,7 +206,14 @@ export class ActionHistory {
     const refusal = this.#noProgress(tool, fingerprint, resultKey, warnings);
     if (refusal !== undefined) throw refusal;
     this.#applyResult(last, fingerprint, resultKey);
-    return warnings;
+    return {
+      taskId: this.taskId,
+      tool,
+      fingerprint,
+      resultDigest: resultKey,
+      calls: this.#total,
+      warnings,
+    };
   }
 
   #observe(call: ActionCall, record: boolean): ActionCheck {

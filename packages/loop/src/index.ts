@@ -14,6 +14,7 @@ export type {
   ActionCheck,
   ActionHistoryJSON,
   ActionLoopWarning,
+  ActionResultRecord,
 } from './action-history.js';
 export { ActionHistory } from './action-history.js';
 export type {

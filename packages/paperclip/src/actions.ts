@@ -3,7 +3,7 @@ import {
   type ActionCall,
   type ActionCheck,
   ActionHistory,
-  type ActionLoopWarning,
+  type ActionResultRecord,
   type ActionRules,
 } from '@exec-kernel/loop';
 import type { IssueDocuments } from './documents.js';
@@ -65,7 +65,8 @@ export async function observeAction(
 
 /**
  * Attaches `result` to the newest call of `issue`'s action history, as
- * `ActionHistory.recordResult` does, and writes it back. Returns the warnings.
+ * `ActionHistory.recordResult` does, and writes it back. Returns the kernel's answer: the call it was
+ * attached to, with any warnings.
  *
  * @throws LoopDetectionError (`no_progress`) when the result reaches the rule's `blockAt`;
  *   nothing is written.
@@ -78,12 +79,12 @@ export async function observeActionResult(
   value: unknown,
   digest: string | undefined,
   rules: ActionRules,
-): Promise<ActionLoopWarning[]> {
+): Promise<ActionResultRecord> {
   const { result } = await documents.update(issue, ACTIONS_DOCUMENT_KEY, TITLE, (data) => {
     const history = load(documents, issue, data, rules);
-    const warnings = history.recordResult(value, digest);
+    const record = history.recordResult(value, digest);
     save(data, history);
-    return warnings;
+    return record;
   });
   return result;
 }

@@ -21,7 +21,7 @@ import {
 import {
   type ActionCall,
   type ActionCheck,
-  type ActionLoopWarning,
+  type ActionResultRecord,
   type ActionRules,
   resolveActionRules,
   resultDigest,
@@ -346,7 +346,10 @@ export class PaperclipAdapter {
 
   /**
    * Attaches the result of the issue's newest recorded call (for a call recorded before the tool
-   * ran) and checks the no-progress rule. Returns the warnings.
+   * ran) and checks the no-progress rule.
+   *
+   * @returns The kernel's `ActionResultRecord`: the call it was attached to (`tool`,
+   *   `fingerprint`, `calls`, `resultDigest`) and any `warnings`.
    *
    * @throws LoopDetectionError (`no_progress`) when the result reaches the rule's `blockAt`;
    *   nothing is written.
@@ -361,7 +364,7 @@ export class PaperclipAdapter {
     id: string,
     result: unknown,
     digest?: string,
-  ): Promise<ActionLoopWarning[]> {
+  ): Promise<ActionResultRecord> {
     return this.#refusing(async (about) => {
       checkId(id, 'task id');
       checkDigest(digest);

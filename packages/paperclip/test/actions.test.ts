@@ -7,7 +7,7 @@ import {
   TransportError,
   type Violation,
 } from '@exec-kernel/core';
-import { ActionHistory, type ActionHistoryJSON } from '@exec-kernel/loop';
+import { ActionHistory, type ActionHistoryJSON, resultDigest } from '@exec-kernel/loop';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ACTIONS_DOCUMENT_KEY } from '../src/actions.js';
 import { PaperclipAdapter } from '../src/adapter.js';
@@ -139,10 +139,18 @@ describe('recordAction on Paperclip', () => {
   it('records results later and refuses the same result past the no-progress limit', async () => {
     const issue = fake.seedIssue({ title: 'Stuck', status: 'in_progress' });
     const adapter = adapterFor({ actionRules: { noProgress: { warnAt: 2, blockAt: 3 } } });
-    await adapter.recordAction(issue.id, { tool: 'status', args: { job: 1 } });
-    expect(await adapter.recordActionResult(issue.id, 'pending')).toEqual([]);
+    const first = await adapter.recordAction(issue.id, { tool: 'status', args: { job: 1 } });
+    // The answer names the call the result was attached to.
+    expect(await adapter.recordActionResult(issue.id, 'pending')).toEqual({
+      taskId: issue.identifier,
+      tool: 'status',
+      fingerprint: first.fingerprint,
+      resultDigest: resultDigest('pending'),
+      calls: 1,
+      warnings: [],
+    });
     await adapter.recordAction(issue.id, { tool: 'status', args: { job: 2 } });
-    const warnings = await adapter.recordActionResult(issue.id, 'pending');
+    const { warnings } = await adapter.recordActionResult(issue.id, 'pending');
     expect(warnings.map((w) => [w.loopType, w.count])).toEqual([['no_progress', 2]]);
     // Twice for the same call: the kernel's rule, through the document.
     const twice = await refusal<InvalidInputError>(adapter.recordActionResult(issue.id, 'x'));
@@ -154,7 +162,7 @@ describe('recordAction on Paperclip', () => {
     );
     expect([error.loopType, error.count]).toEqual(['no_progress', 3]);
     // Refused: the newest call still has no result, so a different one is taken.
-    expect(await adapter.recordActionResult(issue.id, 'done')).toEqual([]);
+    expect((await adapter.recordActionResult(issue.id, 'done')).warnings).toEqual([]);
     // A result given with the call is checked in the same go.
     expect(
       (await adapter.recordAction(issue.id, { tool: 'ls', result: 'done', resultDigest: 'd1' }))

@@ -1,6 +1,6 @@
 import type { TaskState } from '@exec-kernel/core';
 import type { WakeReason } from '@exec-kernel/lifecycle';
-import type { ActionCheck, ActionLoopWarning } from '@exec-kernel/loop';
+import type { ActionCheck, ActionResultRecord } from '@exec-kernel/loop';
 import type { JsonValue, TaskNote } from '@exec-kernel/memory';
 import { UsageError } from '../context.js';
 
@@ -158,22 +158,8 @@ export interface ActionAnswer {
   check: ActionCheck;
 }
 
-/** What `action-result` answers: the call the result was attached to, and any warnings. */
-export interface ActionResultAnswer {
-  taskId: string;
-  tool: string;
-  /** The task's calls so far (the one the result belongs to is the newest). */
-  calls: number;
-  resultDigest: string;
-  warnings: ActionLoopWarning[];
-}
-
-/** The refusal of `action` / `action-result` on a backend that cannot record them yet. */
-export function actionsUnsupported(backend: BackendName): UsageError {
-  return new UsageError(`action is not supported with --backend ${backend} yet`, {
-    pointToHelp: false,
-  });
-}
+/** What `action-result` answers: the loop package's `ActionResultRecord` (the call it attached to). */
+export type ActionResultAnswer = ActionResultRecord;
 
 /** The refusal of a task command that only a task service can do. */
 export function needsService(verb: string): UsageError {

@@ -2,26 +2,27 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { AgentView, CoordinationClient } from '@exec-kernel/coordination-client';
 import { type BudgetType, type TaskState, toIsoTime } from '@exec-kernel/core';
 import { validateTransition, type WakeReason } from '@exec-kernel/lifecycle';
+import type { ActionCheck } from '@exec-kernel/loop';
 import type { JsonValue, TaskNote } from '@exec-kernel/memory';
 import type { CommandContext } from '../context.js';
 import { budgetWarningLine } from '../render.js';
 import { configFor } from '../services.js';
-import {
-  type ActionAnswer,
-  type ActionResultAnswer,
-  type Asleep,
-  actionsUnsupported,
-  type ClaimedTask,
-  type Created,
-  type CreateInput,
-  type Described,
-  type Held,
-  type Moved,
-  type SleepInput,
-  type Stepped,
-  type TaskBackend,
-  type TransitionInput,
-  type Woken,
+import type {
+  ActionAnswer,
+  ActionInput,
+  ActionResultAnswer,
+  Asleep,
+  ClaimedTask,
+  Created,
+  CreateInput,
+  Described,
+  Held,
+  Moved,
+  SleepInput,
+  Stepped,
+  TaskBackend,
+  TransitionInput,
+  Woken,
 } from './backend.js';
 
 // How often a sleeping process asks the service whether its agent is still asleep.
@@ -259,12 +260,20 @@ export class CoordinationBackend implements TaskBackend {
     return { at: note.at, text: note.text, author: note.agentId };
   }
 
-  // The service's action routes are being added; until they are wired here, refuse in one line.
-  async recordAction(): Promise<ActionAnswer> {
-    throw actionsUnsupported('coordination');
+  // The service checks the calls with the same kernel; a JSON answer holds no `undefined`, so its
+  // views are the kernel's shapes.
+  async recordAction(input: ActionInput): Promise<ActionAnswer> {
+    const { taskId, tool, args, resultDigest } = input;
+    const check = await (await this.#connect()).recordAction(taskId, {
+      tool,
+      args,
+      ...(resultDigest === undefined ? {} : { resultDigest }),
+    });
+    return { check: check as ActionCheck };
   }
 
-  async recordActionResult(): Promise<ActionResultAnswer> {
-    throw actionsUnsupported('coordination');
+  async recordActionResult(taskId: string, resultDigest: string): Promise<ActionResultAnswer> {
+    const recorded = await (await this.#connect()).recordActionResult(taskId, { resultDigest });
+    return recorded as ActionResultAnswer;
   }
 }

@@ -241,17 +241,7 @@ export class LocalBackend implements TaskBackend {
   async recordActionResult(taskId: string, resultDigest: string): Promise<ActionResultAnswer> {
     return (await memoryFor(this.#ctx)).transaction((s) => {
       requireOpenTask(s, taskId);
-      const guard = s.actionsOf(taskId);
-      const warnings = guard.recordResult(taskId, undefined, resultDigest);
-      const history = guard.history(taskId)?.toJSON();
-      const newest = history?.recent.at(-1);
-      return {
-        taskId,
-        tool: newest?.[1] ?? '',
-        calls: history?.total ?? 0,
-        resultDigest,
-        warnings,
-      };
+      return s.actionsOf(taskId).recordResult(taskId, undefined, resultDigest);
     });
   }
 

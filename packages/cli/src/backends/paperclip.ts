@@ -4,22 +4,22 @@ import type { JsonValue, TaskNote } from '@exec-kernel/memory';
 import type { PaperclipAdapter } from '@exec-kernel/paperclip';
 import { type CommandContext, UsageError } from '../context.js';
 import { configFor, memoryFor } from '../services.js';
-import {
-  type ActionAnswer,
-  type ActionResultAnswer,
-  type Asleep,
-  actionsUnsupported,
-  type ClaimedTask,
-  type Created,
-  type CreateInput,
-  type Described,
-  type Held,
-  type Moved,
-  type SleepInput,
-  type Stepped,
-  type TaskBackend,
-  type TransitionInput,
-  type Woken,
+import type {
+  ActionAnswer,
+  ActionInput,
+  ActionResultAnswer,
+  Asleep,
+  ClaimedTask,
+  Created,
+  CreateInput,
+  Described,
+  Held,
+  Moved,
+  SleepInput,
+  Stepped,
+  TaskBackend,
+  TransitionInput,
+  Woken,
 } from './backend.js';
 import { LocalBackend } from './local.js';
 
@@ -40,6 +40,7 @@ async function adapterFor(ctx: CommandContext, agentId?: string): Promise<Paperc
     maxDepth: config.lifecycle.maxDepth,
     admissionRequired: config.admission.required,
     budget: config.budget,
+    actionRules: config.actions,
     idle,
     ...(config.paperclip.apiUrl !== null && !env.PAPERCLIP_API_URL
       ? { apiUrl: config.paperclip.apiUrl }
@@ -170,11 +171,18 @@ export class PaperclipBackend implements TaskBackend {
   }
 
   // The service's action routes are being added; until they are wired here, refuse in one line.
-  async recordAction(): Promise<ActionAnswer> {
-    throw actionsUnsupported('paperclip');
+  async recordAction(input: ActionInput): Promise<ActionAnswer> {
+    const { taskId, tool, args, resultDigest } = input;
+    const adapter = await adapterFor(this.#ctx);
+    const check = await adapter.recordAction(taskId, {
+      tool,
+      args,
+      ...(resultDigest === undefined ? {} : { resultDigest }),
+    });
+    return { check };
   }
 
-  async recordActionResult(): Promise<ActionResultAnswer> {
-    throw actionsUnsupported('paperclip');
+  async recordActionResult(taskId: string, resultDigest: string): Promise<ActionResultAnswer> {
+    return (await adapterFor(this.#ctx)).recordActionResult(taskId, undefined, resultDigest);
   }
 }

@@ -152,6 +152,7 @@ coordination.admin-token beside the SQLite database. Agents get theirs from POST
       budgetDefaults: config.budget,
       warnAt: config.budget.warnAt,
       idleTimeoutSeconds: config.idle.defaultTimeoutSeconds,
+      actionRules: config.actions,
       headersTimeoutMs: ms('headers-timeout'),
       requestTimeoutMs: ms('request-timeout'),
       idleTimeoutMs: ms('idle-timeout'),

@@ -374,6 +374,13 @@ export interface ActionCheckView {
 
 /** `POST /v1/tasks/{id}/actions/result`'s answer. */
 export interface ActionResultResponse {
+  taskId: string;
+  /** The tool and fingerprint of the call the result was attached to (the task's newest). */
+  tool: string;
+  fingerprint: string;
+  /** The task's calls so far. */
+  calls: number;
+  resultDigest: string;
   warnings: ActionWarningView[];
 }
 

@@ -223,6 +223,11 @@ export const ActionCheckSchema: z.ZodType<ActionCheckView> = z
 
 /** `POST /v1/tasks/{id}/actions/result`'s answer. */
 export const ActionResultResultSchema: z.ZodType<ActionResultResponse> = z.object({
+  taskId: z.string(),
+  tool: z.string(),
+  fingerprint: z.string(),
+  calls: z.number().int(),
+  resultDigest: z.string(),
   warnings: z.array(ActionWarningSchema),
 });
 

@@ -5,6 +5,7 @@ import {
   ActionHistory,
   type ActionHistoryJSON,
   type ActionLoopWarning,
+  type ActionResultRecord,
   type ActionRules,
 } from '@exec-kernel/loop';
 import type { JsonValue } from '../model.js';
@@ -122,7 +123,8 @@ export async function recordAction(
 }
 
 /**
- * Records the result of the task's newest call (checked after the tool ran); returns the warnings.
+ * Records the result of the task's newest call (checked after the tool ran); answers the call it
+ * was attached to, with any warnings.
  *
  * @throws LoopDetectionError `no_progress` (escalated) when the result reaches the rule's `blockAt`.
  * @throws InvalidInputError when the task has no call yet, its newest call already has a result,
@@ -133,11 +135,11 @@ export async function recordActionResult(
   caller: Caller,
   taskId: string,
   input: ActionResultInput,
-): Promise<ActionLoopWarning[]> {
+): Promise<ActionResultRecord> {
   if (input.result !== undefined) checkJsonValue('result', input.result as JsonValue);
   return stepHistory(ctx, caller, taskId, input.leaseId, (history) => {
-    const warnings = history.recordResult(input.result, input.resultDigest);
-    return { value: warnings, warnings };
+    const record = history.recordResult(input.result, input.resultDigest);
+    return { value: record, warnings: record.warnings };
   });
 }
 

@@ -41,12 +41,12 @@ export function actionRoutes(app: App, { service }: RouteContext): void {
       responses: { 200: json(ActionResultResultSchema, 'Recorded, with any warnings'), ...errors },
     }),
     async (c) => {
-      const warnings = await service.recordActionResult(
+      const recorded = await service.recordActionResult(
         c.get('caller'),
         c.req.valid('param').id,
         c.req.valid('json'),
       );
-      return c.json({ warnings }, 200);
+      return c.json(recorded, 200);
     },
   );
 
