@@ -1,6 +1,7 @@
 // Startup cost of the CLI, the way agents pay it: one short process per call. Times
-// `exec-kernel validate todo in_progress` and `exec-kernel step t1` (with 1,000 tasks in the
-// store) against `node -e ""`, each the median of many runs, interleaved so that machine noise
+// `exec-kernel validate todo in_progress`, `exec-kernel step t1` and `exec-kernel action t1
+// read_file --args …` (with 1,000 tasks in the store; each action reads a different file, so none
+// is refused) against `node -e ""`, each the median of many runs, interleaved so that machine noise
 // hits all three alike; once without a config file and once with one. Goal: each within 1.5x of
 // bare node. Output goes to a pipe, as when an agent captures it.
 import { spawnSync } from 'node:child_process';
@@ -73,15 +74,17 @@ export function measureCliStartup({ runs = 30, tasks = 1000, withConfig = false 
   try {
     seedStore(dir, tasks);
     if (withConfig) writeFileSync(join(dir, '.exec-kernel.yml'), CONFIG);
+    let file = 0;
     const cases = {
-      node: ['-e', ''],
-      validate: [bin, 'validate', 'todo', 'in_progress'],
-      step: [bin, 'step', 't1'],
+      node: () => ['-e', ''],
+      validate: () => [bin, 'validate', 'todo', 'in_progress'],
+      step: () => [bin, 'step', 't1'],
+      action: () => [bin, 'action', 't1', 'read_file', '--args', `{"path":"src/f${file++}.ts"}`],
     };
-    const times = { node: [], validate: [], step: [] };
-    for (const args of Object.values(cases)) timeOnce(args, dir); // warm the file cache
+    const times = { node: [], validate: [], step: [], action: [] };
+    for (const args of Object.values(cases)) timeOnce(args(), dir); // warm the file cache
     for (let i = 0; i < runs; i++) {
-      for (const [name, args] of Object.entries(cases)) times[name].push(timeOnce(args, dir));
+      for (const [name, args] of Object.entries(cases)) times[name].push(timeOnce(args(), dir));
     }
     const node = median(times.node);
     return {
@@ -91,8 +94,10 @@ export function measureCliStartup({ runs = 30, tasks = 1000, withConfig = false 
       nodeMs: node,
       validateMs: median(times.validate),
       stepMs: median(times.step),
+      actionMs: median(times.action),
       validateRatio: median(times.validate) / node,
       stepRatio: median(times.step) / node,
+      actionRatio: median(times.action) / node,
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });

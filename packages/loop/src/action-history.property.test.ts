@@ -1,7 +1,7 @@
 import { KernelError, LoopDetectionError } from '@exec-kernel/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { canonicalJson } from './action-digest.js';
+import { callFingerprint, canonicalJson, resultDigest } from './action-digest.js';
 import { ActionHistory } from './action-history.js';
 import { type ActionRules, type ActionThreshold, resolveActionRules } from './action-rules.js';
 
@@ -328,6 +328,58 @@ describe('ActionHistory against a naive reference', () => {
         }
       }),
       { numRuns: 5000 },
+    );
+  });
+});
+
+describe('digests, against canonical JSON', () => {
+  // Any JSON value, with strings of any code units (lone surrogates included) and of any length,
+  // short and long, so both ways of reading a string are exercised.
+  const text = fc.oneof(
+    fc.string({ unit: 'binary', maxLength: 60 }),
+    fc.string({ unit: 'grapheme', minLength: 20, maxLength: 80 }),
+  );
+  const json = fc.letrec((tie) => ({
+    value: fc.oneof(
+      { depthSize: 'small' },
+      text,
+      fc.double(),
+      fc.integer(),
+      fc.boolean(),
+      fc.constant(null),
+      fc.array(tie('value'), { maxLength: 4 }),
+      fc.dictionary(text, tie('value'), { maxKeys: 4 }),
+    ),
+  })).value;
+
+  it('agree exactly when the canonical JSON text does', () => {
+    fc.assert(
+      fc.property(json, json, (a, b) => {
+        const same = canonicalJson(a) === canonicalJson(b);
+        expect(resultDigest(a) === resultDigest(b)).toBe(same);
+        expect(callFingerprint('t', a) === callFingerprint('t', b)).toBe(same);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('do not depend on key order', () => {
+    fc.assert(
+      fc.property(fc.dictionary(text, json, { maxKeys: 8 }), (record) => {
+        const reversed = Object.fromEntries(Object.entries(record).reverse());
+        expect(resultDigest(reversed)).toBe(resultDigest(record));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('tell a value from the same value one step changed', () => {
+    fc.assert(
+      fc.property(json, (value) => {
+        expect(resultDigest([value])).not.toBe(resultDigest(value));
+        expect(resultDigest({ k: value })).not.toBe(resultDigest({ k: [value] }));
+      }),
+      { numRuns: 1000 },
     );
   });
 });

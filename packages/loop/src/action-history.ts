@@ -100,13 +100,21 @@ interface KnownCall {
   lastResult: string | undefined;
 }
 
+/** Whether `count` has reached the rule's warning or block threshold. */
+function reaches(rule: { warnAt: number; blockAt: number }, count: number): boolean {
+  return count >= rule.warnAt || count >= rule.blockAt;
+}
+
 type Decision =
   | {
       ok: true;
       repeats: number;
       inWindow: number;
-      periodRuns: [number, number];
+      periodTwo: number;
+      periodThree: number;
       warnings: ActionLoopWarning[];
+      /** The call's state, when it is held. */
+      known: KnownCall | undefined;
     }
   | { ok: false; error: LoopDetectionError };
 
@@ -224,19 +232,18 @@ export class ActionHistory {
     const fingerprint = callFingerprint(tool, call.args);
     const resultKey =
       call.resultDigest ?? (call.result === undefined ? undefined : resultDigest(call.result));
-    const check: ActionCheck = {
-      taskId: this.taskId,
-      tool,
-      fingerprint,
-      calls: this.#total,
-      repeats: 0,
-      inWindow: 0,
-      warnings: [],
-      exempt: false,
-    };
-    if (resultKey !== undefined) check.resultDigest = resultKey;
-    if (this.#exempt.has(tool)) {
-      check.exempt = true;
+    if (this.#exempt.size !== 0 && this.#exempt.has(tool)) {
+      const check: ActionCheck = {
+        taskId: this.taskId,
+        tool,
+        fingerprint,
+        calls: this.#total,
+        repeats: 0,
+        inWindow: 0,
+        warnings: [],
+        exempt: true,
+      };
+      if (resultKey !== undefined) check.resultDigest = resultKey;
       return check;
     }
     const decision = this.#decide(tool, fingerprint);
@@ -245,10 +252,17 @@ export class ActionHistory {
       const refusal = this.#noProgress(tool, fingerprint, resultKey, decision.warnings);
       if (refusal !== undefined) throw refusal;
     }
-    check.calls = this.#total + 1;
-    check.repeats = decision.repeats;
-    check.inWindow = decision.inWindow;
-    check.warnings = decision.warnings;
+    const check: ActionCheck = {
+      taskId: this.taskId,
+      tool,
+      fingerprint,
+      calls: this.#total + 1,
+      repeats: decision.repeats,
+      inWindow: decision.inWindow,
+      warnings: decision.warnings,
+      exempt: false,
+    };
+    if (resultKey !== undefined) check.resultDigest = resultKey;
     if (record) {
       this.#push(tool, fingerprint, decision);
       if (resultKey !== undefined) {
@@ -276,9 +290,10 @@ export class ActionHistory {
     const known = this.#known.get(fingerprint);
     const last = this.#fromEnd(1);
     const repeats = (last === fingerprint ? this.#repeatRun : 0) + 1;
-    const self: ActionCallRef = { tool, fingerprint };
-    if (repeat !== false) {
-      const refusal = this.#judge('repeat', repeat, repeats, tool, [self], {}, warnings);
+    // The calls and details of a pattern are only built once it reaches a threshold.
+    if (repeat !== false && reaches(repeat, repeats)) {
+      const calls = [{ tool, fingerprint }];
+      const refusal = this.#judge('repeat', repeat, repeats, tool, calls, {}, warnings);
       if (refusal !== undefined) return { ok: false, error: refusal };
     }
 
@@ -297,14 +312,14 @@ export class ActionHistory {
         period = 3;
         run = periodThree;
       }
-      if (period !== 0) {
-        const cycles = 1 + Math.floor(run / period);
+      const cycles = period === 0 ? 0 : 1 + Math.floor(run / period);
+      if (cycles !== 0 && reaches(pingPong, cycles)) {
         const refusal = this.#judge(
           'ping_pong',
           pingPong,
           cycles,
           tool,
-          this.#cycleCalls(period, self),
+          this.#cycleCalls(period, { tool, fingerprint }),
           { period },
           warnings,
         );
@@ -326,18 +341,20 @@ export class ActionHistory {
           inWindow -= 1;
         }
       }
-      const refusal = this.#judge(
-        'window',
-        window,
-        inWindow,
-        tool,
-        [self],
-        { windowSize: window.size },
-        warnings,
-      );
-      if (refusal !== undefined) return { ok: false, error: refusal };
+      if (reaches(window, inWindow)) {
+        const refusal = this.#judge(
+          'window',
+          window,
+          inWindow,
+          tool,
+          [{ tool, fingerprint }],
+          { windowSize: window.size },
+          warnings,
+        );
+        if (refusal !== undefined) return { ok: false, error: refusal };
+      }
     }
-    return { ok: true, repeats, inWindow, periodRuns: [periodTwo, periodThree], warnings };
+    return { ok: true, repeats, inWindow, periodTwo, periodThree, warnings, known };
   }
 
   #cycleCalls(period: number, self: ActionCallRef): ActionCallRef[] {
@@ -445,8 +462,9 @@ export class ActionHistory {
       if (state.present === 0) this.#known.delete(gone);
       this.#length -= 1;
     }
-    let state = this.#known.get(fingerprint);
-    if (state === undefined) {
+    // The state the decision read, unless evicting the oldest entry just dropped it.
+    let state = decision.known;
+    if (state === undefined || state.present === 0) {
       state = { tool, present: 0, count: 0, epoch: 0, lastResult: undefined };
       this.#known.set(fingerprint, state);
     }
@@ -461,8 +479,8 @@ export class ActionHistory {
     this.#length += 1;
     this.#total += 1;
     this.#repeatRun = decision.repeats;
-    this.#periodTwo = decision.periodRuns[0];
-    this.#periodThree = decision.periodRuns[1];
+    this.#periodTwo = decision.periodTwo;
+    this.#periodThree = decision.periodThree;
     this.#sinceChange += 1;
     this.#lastHasResult = false;
   }
