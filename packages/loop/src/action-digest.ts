@@ -19,7 +19,8 @@ const OBJECT = 0x5f3a0008;
 const END = 0x5f3a0009;
 const LONG_STRING = 0x5f3a000a;
 
-// The hash's two lanes (the mixing of cyrb53). Digests are synchronous, so one pair serves all.
+// The hash's two lanes (the mixing of cyrb53). Digests are synchronous, so one pair serves all; a
+// digest taken from inside a walk (by a getter or a toJSON) keeps the outer one's, see `digestOf`.
 let lane1 = 0;
 let lane2 = 0;
 
@@ -268,10 +269,7 @@ function unsupported(field: string, what: string): InvalidInputError {
  * ```
  */
 export function callFingerprint(tool: string, args: unknown): string {
-  begin();
-  feedString(tool);
-  feedValue(args === undefined ? EMPTY : args, 'args', 0);
-  return finish();
+  return digestOf(tool, args === undefined ? EMPTY : args, 'args');
 }
 
 const EMPTY = Object.freeze({});
@@ -283,9 +281,22 @@ const EMPTY = Object.freeze({});
  * @throws InvalidInputError when the result holds a BigInt or nests deeper than 256 levels.
  */
 export function resultDigest(result: unknown): string {
-  begin();
-  feedValue(result, 'result', 0);
-  return finish();
+  return digestOf(undefined, result, 'result');
+}
+
+/** Digests `value` (after `tool`, when given), leaving the lanes as it found them. */
+function digestOf(tool: string | undefined, value: unknown, field: string): string {
+  const outer1 = lane1;
+  const outer2 = lane2;
+  try {
+    begin();
+    if (tool !== undefined) feedString(tool);
+    feedValue(value, field, 0);
+    return finish();
+  } finally {
+    lane1 = outer1;
+    lane2 = outer2;
+  }
 }
 
 /**

@@ -128,6 +128,19 @@ describe('result digests', () => {
     expect(resultDigest(1.5)).not.toBe(resultDigest('1.5'));
   });
 
+  it('hold when a getter or toJSON takes a digest in the middle of one', () => {
+    const plain = { a: 'x'.repeat(30), b: { c: 1 }, d: 'y' };
+    const nosy = {
+      a: 'x'.repeat(30),
+      get b() {
+        resultDigest({ other: ['value', 'z'.repeat(40)] });
+        return { c: 1 };
+      },
+      d: { toJSON: () => (callFingerprint('t', [1, 2]) ? 'y' : 'n') },
+    };
+    expect(resultDigest(nosy)).toBe(resultDigest(plain));
+  });
+
   it('call toJSON once, as JSON.stringify does', () => {
     const selfish = { toJSON: () => selfish, a: 1 };
     expect(resultDigest(selfish)).toBe(resultDigest({ a: 1 }));
