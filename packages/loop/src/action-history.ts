@@ -194,9 +194,9 @@ export class ActionHistory {
    * Records the result of the newest call (for callers who check before the tool runs and learn the
    * result after).
    *
+   * @returns The call it was attached to, with any warnings.
    * @throws LoopDetectionError (`no_progress`) when the result makes the rule's `blockAt`; nothing
    * is recorded.
-   * @returns The call it was attached to, with any warnings.
    * @throws InvalidInputError when there is no call yet or the newest call already has a result.
    */
   recordResult(result: unknown, digest?: string): ActionResultRecord {
