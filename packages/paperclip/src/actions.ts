@@ -1,4 +1,4 @@
-import { InvalidInputError } from '@exec-kernel/core';
+import { checkId, InvalidInputError } from '@exec-kernel/core';
 import {
   type ActionCall,
   type ActionCheck,
@@ -17,12 +17,15 @@ const TITLE = 'exec-kernel actions';
 
 /**
  * Checks `call` the way {@link recordAction} will, on an empty history: the kernel's own input
- * rules (a tool name, JSON arguments and result), so a bad call is refused before anything is
- * sent. An empty history never refuses a call (every `blockAt` is at least 2).
+ * rules (JSON arguments and result), and core's id rule for the tool name, as the service and
+ * the CLI apply it (a refusal names the tool, and its line is posted as a comment), so a bad call
+ * is refused before anything is sent. An empty history never refuses a call (every `blockAt` is
+ * at least 2).
  *
  * @throws InvalidInputError for a call the kernel cannot read.
  */
 export function checkActionCall(name: string, call: ActionCall, rules: ActionRules): void {
+  checkId(call.tool, 'tool name');
   checkDigest(call.resultDigest);
   new ActionHistory(name, rules).check(call);
 }

@@ -219,6 +219,9 @@ describe('recordAction on Paperclip', () => {
     cyclic.self = cyclic;
     for (const call of [
       { tool: '' },
+      // A name core's id rule refuses: its refusal line could not be posted as a comment.
+      { tool: 'read\nfile' },
+      { tool: ' read' },
       { tool: 'read', args: { big: 1n } },
       { tool: 'read', args: cyclic },
       { tool: 'read', resultDigest: '' },
@@ -226,6 +229,9 @@ describe('recordAction on Paperclip', () => {
       expect(await refusal(adapter.recordAction(issue.id, call))).toBeInstanceOf(InvalidInputError);
     }
     expect(await refusal(adapter.recordAction('..', READ))).toBeInstanceOf(InvalidInputError);
+    expect((await refusal(adapter.recordAction(issue.id, { tool: 'a\u001bb' }))).message).toBe(
+      'Invalid tool name: must not contain control characters',
+    );
     expect(await refusal(adapter.recordActionResult(issue.id, 1n))).toBeInstanceOf(
       InvalidInputError,
     );
