@@ -311,3 +311,60 @@ describe('lazy loading', () => {
     expect(() => tracker.startTask('other')).toThrow('already started');
   });
 });
+
+describe('checkUsageLeft', () => {
+  it('answers the least left over the task and its ancestors', () => {
+    const tracker = new BudgetTracker();
+    tracker.startTask('parent', { maxTokens: 1000, maxCostUsd: 1 });
+    tracker.startTask('child', { parentTaskId: 'parent', maxTokens: 5000 });
+    tracker.recordUsage('child', { tokens: 300, costUsd: 0.25 });
+    expect(tracker.checkUsageLeft('child')).toEqual({ tokens: 700, costUsd: 0.75 });
+  });
+
+  it('answers null for budgets nobody limits', () => {
+    const tracker = new BudgetTracker();
+    tracker.startTask('t');
+    expect(tracker.checkUsageLeft('t')).toEqual({ tokens: null, costUsd: null });
+  });
+
+  it('refuses once a budget is used up exactly, naming the task that ran out', () => {
+    const tracker = new BudgetTracker();
+    tracker.startTask('parent', { maxTokens: 1000 });
+    tracker.startTask('child', { parentTaskId: 'parent' });
+    tracker.recordUsage('child', { tokens: 1000 });
+    let error: unknown;
+    try {
+      tracker.checkUsageLeft('child');
+    } catch (e) {
+      error = e;
+    }
+    expect(BudgetExceededError.is(error)).toBe(true);
+    expect(error).toMatchObject({
+      budgetType: 'tokens',
+      taskId: 'parent',
+      limit: 1000,
+      observed: 1000,
+    });
+    expect((error as Error).message).toBe(
+      'Task parent has no token budget left: 1000 tokens used, max 1000',
+    );
+  });
+
+  it('refuses on cost with the dollar message, and skips an ended ancestor', () => {
+    const tracker = new BudgetTracker();
+    tracker.startTask('parent', { maxCostUsd: 0.5 });
+    tracker.startTask('child', { parentTaskId: 'parent', maxCostUsd: 0.5 });
+    expect(() => tracker.recordUsage('child', { costUsd: 0.6 })).toThrow(BudgetExceededError);
+    expect(() => tracker.checkUsageLeft('child')).toThrow(
+      'Task child has no cost budget left: $0.6 spent, max $0.5',
+    );
+    tracker.startTask('other', { maxCostUsd: 2 });
+    tracker.startTask('grandchild', { parentTaskId: 'other' });
+    tracker.end('other');
+    expect(tracker.checkUsageLeft('grandchild')).toEqual({ tokens: null, costUsd: null });
+  });
+
+  it('throws NotFoundError for a task it does not track', () => {
+    expect(() => new BudgetTracker().checkUsageLeft('nope')).toThrow(NotFoundError);
+  });
+});

@@ -15,6 +15,12 @@ import {
   LIMIT_MAXIMUMS,
   resolveLimits,
 } from './limits.js';
+import {
+  evaluateUsageLeft,
+  narrowHeadroom,
+  UNLIMITED_HEADROOM,
+  type UsageHeadroom,
+} from './usage-left.js';
 
 // The per-task state lives in budget-state.ts; this module stays the tracker's public face.
 export type { BudgetRemaining, BudgetStateJSON, BudgetWarning } from './budget-state.js';
@@ -197,6 +203,25 @@ export class BudgetTracker {
       s._check({ tokens: s.tokens, costUsd: s.costUsd });
     }
     return state;
+  }
+
+  /**
+   * Checks, before spending, that the task and each ancestor still have tokens and dollars left
+   * (see {@link evaluateUsageLeft}); answers the least left of each over them, for a caller that
+   * caps what it is about to spend. Ended ancestors are not enforced, as in `recordUsage`.
+   *
+   * @throws BudgetExceededError naming the first task, the task's own first, with a budget used up.
+   * @throws NotFoundError when the task is not being tracked.
+   */
+  checkUsageLeft(taskId: string): UsageHeadroom {
+    let headroom: UsageHeadroom = UNLIMITED_HEADROOM;
+    for (let s: BudgetState | undefined = this.#require(taskId); s !== undefined; s = s.parent) {
+      if (s.isEnded) continue;
+      const error = evaluateUsageLeft(s.taskId, s, s.limits);
+      if (error !== undefined) throw error;
+      headroom = narrowHeadroom(headroom, s, s.limits);
+    }
+    return headroom === UNLIMITED_HEADROOM ? { ...UNLIMITED_HEADROOM } : headroom;
   }
 
   /** The task's state, if it is being tracked. */

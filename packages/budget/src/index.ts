@@ -21,5 +21,7 @@ export {
   LIMIT_MAXIMUMS,
   resolveLimits,
 } from './limits.js';
+export type { UsageHeadroom } from './usage-left.js';
+export { evaluateUsageLeft, narrowHeadroom, UNLIMITED_HEADROOM } from './usage-left.js';
 export type { BudgetWarningReading } from './warnings.js';
 export { budgetWarnings } from './warnings.js';
