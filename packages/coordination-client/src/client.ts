@@ -18,6 +18,7 @@ import type {
   TaskContextView,
   TaskView,
   TransitionItemResult,
+  UsageCheckView,
 } from './protocol/types.js';
 import { type ClientOptions, searchParams, Transport } from './transport.js';
 import { type JobHandler, type WorkOptions, work } from './worker.js';
@@ -287,6 +288,21 @@ export class CoordinationClient {
     options: { tokens?: number; costUsd?: number; leaseId?: string },
   ): Promise<{ task: TaskView; warnings: BudgetWarningView[] }> {
     return this.#transport.send('post', `v1/tasks/${encodeURIComponent(id)}/usage`, options);
+  }
+
+  /**
+   * Checks, before spending (a model call, say), that the task and each of its ancestors still
+   * have tokens and dollars left, on the caller's lease; answers the least left over the chain
+   * (`remaining.tokens`, `remaining.costUsd`; `null` when unlimited). Records no spending.
+   *
+   * @throws BudgetExceededError (rebuilt from the `422 BUDGET_EXCEEDED` answer) naming the first
+   * task whose token or cost budget is used up, with the escalated Violation as
+   * `error.violation`; NotFoundError for an unknown task; ConflictError or ForbiddenError for a
+   * lease the caller does not hold, as {@link usage} refuses it.
+   */
+  checkUsage(taskId: string, options: { leaseId?: string } = {}): Promise<UsageCheckView> {
+    const path = `v1/tasks/${encodeURIComponent(taskId)}/usage/check`;
+    return this.#transport.send('post', path, options);
   }
 
   // --- actions -----------------------------------------------------------------------------------

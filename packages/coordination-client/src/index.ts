@@ -34,6 +34,7 @@ export type {
   NoteView,
   TaskContextView,
   TaskView,
+  UsageCheckView,
   ViolationInput,
   ViolationRecord,
 } from './protocol/types.js';

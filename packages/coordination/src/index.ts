@@ -57,6 +57,7 @@ export type {
   SpendWarning,
   TransitionOutcome,
   TransitionRequest,
+  UsageLeft,
 } from './service.js';
 export { CoordinationService, hashToken } from './service.js';
 export { MemoryStorage } from './storage/memory.js';

@@ -17,7 +17,7 @@ import * as escalations from './service/escalations.js';
 import * as events from './service/events.js';
 import * as leases from './service/leases.js';
 import * as moves from './service/moves.js';
-import { type SpendDelta, spend } from './service/spending.js';
+import { checkUsageLeft, type SpendDelta, spend } from './service/spending.js';
 import * as taskContext from './service/task-context.js';
 import type {
   Caller,
@@ -32,6 +32,7 @@ import type {
   SpendWarning,
   TransitionOutcome,
   TransitionRequest,
+  UsageLeft,
 } from './service/types.js';
 import { violationOf } from './service/violations.js';
 import type { Storage, TaskContext, TaskNote } from './storage/storage.js';
@@ -57,6 +58,7 @@ export type {
   SpendWarning,
   TransitionOutcome,
   TransitionRequest,
+  UsageLeft,
 } from './service/types.js';
 
 /**
@@ -271,6 +273,24 @@ export class CoordinationService {
     delta: SpendDelta,
   ): Promise<{ task: TaskRow; warnings: SpendWarning[] }> {
     return spend(this.#ctx, caller, id, delta);
+  }
+
+  /**
+   * Checks, before spending (a model call, say), that the task and each ancestor still have
+   * tokens and dollars left, on the caller's lease (the admin needs none): answers the least left
+   * over the chain (`null`: unlimited). Tasks in a terminal state are skipped. Records no spending
+   * and does not block the task; a refusal is escalated like every violation.
+   *
+   * @throws BudgetExceededError naming the first task with a token or cost budget used up
+   * (`observed >= limit`); NotFoundError for an unknown task; ConflictError or ForbiddenError
+   * for a lease the caller does not hold, as {@link spend} refuses it.
+   */
+  checkUsageLeft(
+    caller: Caller,
+    id: string,
+    options: { leaseId?: string | undefined } = {},
+  ): Promise<UsageLeft> {
+    return checkUsageLeft(this.#ctx, caller, id, options);
   }
 
   // --- actions ---------------------------------------------------------------------------------

@@ -124,6 +124,7 @@ describe('the OpenAPI document', () => {
         '/v1/tasks/{id}/notes',
         '/v1/tasks/{id}/actions',
         '/v1/tasks/{id}/actions/result',
+        '/v1/tasks/{id}/usage/check',
       ],
       schemas: [
         'Note',

@@ -953,6 +953,7 @@ describe('operations', () => {
         '/v1/tasks/{id}/steps',
         '/v1/tasks/{id}/transition',
         '/v1/tasks/{id}/usage',
+        '/v1/tasks/{id}/usage/check',
       ].sort(),
     );
     expect(doc.components.schemas.Violation?.properties).toHaveProperty('kind');

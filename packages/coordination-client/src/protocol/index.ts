@@ -31,6 +31,7 @@ export {
   TaskIdParam,
   TransitionManySchema,
   TransitionOneSchema,
+  UsageCheckSchema,
   UsageSchema,
   ViolationInputSchema,
   WakeSchema,
@@ -57,6 +58,7 @@ export {
   TaskStateSchema,
   TransitionManyResultSchema,
   TransitionResultSchema,
+  UsageCheckResultSchema,
   ViolationSchema,
   WarningSchema,
 } from './views.js';

@@ -19,6 +19,7 @@ import type {
   StepsRequest,
   TransitionManyRequest,
   TransitionOneRequest,
+  UsageCheckRequest,
   UsageRequest,
   ViolationInput,
   WakeRequest,
@@ -154,6 +155,11 @@ export const UsageSchema: z.ZodType<UsageRequest> = z
     costUsd: z.number().min(0).max(LIMIT_MAXIMUMS.maxCostUsd).optional(),
     leaseId: idField().optional(),
   })
+  .strict();
+
+/** `POST /v1/tasks/{id}/usage/check`. */
+export const UsageCheckSchema: z.ZodType<UsageCheckRequest> = z
+  .object({ leaseId: idField().optional() })
   .strict();
 
 /** `POST /v1/agents/{id}/sleep`. */

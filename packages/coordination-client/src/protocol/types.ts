@@ -217,6 +217,11 @@ export interface UsageRequest {
   leaseId?: string | undefined;
 }
 
+/** `POST /v1/tasks/{id}/usage/check`. */
+export interface UsageCheckRequest {
+  leaseId?: string | undefined;
+}
+
 /** `POST /v1/agents`. */
 export interface RegisterAgentRequest {
   id: string;
@@ -288,6 +293,15 @@ export interface TransitionResponse {
   reason: string;
   /** With `next`: the task claimed after it, or `null`. */
   next?: Claimed | null | undefined;
+}
+
+/**
+ * `POST /v1/tasks/{id}/usage/check`'s answer: what the task may still spend, the least left over
+ * it and its ancestors. `null` is unlimited; a number is never negative.
+ */
+export interface UsageCheckView {
+  taskId: string;
+  remaining: { tokens: number | null; costUsd: number | null };
 }
 
 /** One note on a task, as the API shows it. */

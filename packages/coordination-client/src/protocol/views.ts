@@ -27,6 +27,7 @@ import type {
   TaskView,
   TransitionManyResponse,
   TransitionResponse,
+  UsageCheckView,
   ViolationRecord,
 } from './types.js';
 
@@ -249,6 +250,18 @@ export const TaskResultSchema: z.ZodType<{ task: TaskView }> = z.object({ task: 
 
 /** `{ task, lease }`: a claim. */
 export const ClaimedSchema: z.ZodType<Claimed> = z.object({ task: TaskSchema, lease: LeaseSchema });
+
+const headroom = (unit: string) =>
+  z
+    .number()
+    .nullable()
+    .meta({ description: `${unit} left, never negative; \`null\` when unlimited.` });
+
+/** `POST /v1/tasks/{id}/usage/check`'s answer: the least left over the task and its ancestors. */
+export const UsageCheckResultSchema: z.ZodType<UsageCheckView> = z.object({
+  taskId: z.string(),
+  remaining: z.object({ tokens: headroom('Tokens'), costUsd: headroom('US dollars') }),
+});
 
 /** `POST /v1/tasks/transition-many`'s answer. */
 export const TransitionManyResultSchema: z.ZodType<TransitionManyResponse> = z.object({

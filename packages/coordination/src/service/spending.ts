@@ -1,10 +1,18 @@
-import { type BudgetUsage, budgetWarnings, evaluateBudget } from '@exec-kernel/budget';
+import {
+  type BudgetUsage,
+  budgetWarnings,
+  evaluateBudget,
+  evaluateUsageLeft,
+  narrowHeadroom,
+  UNLIMITED_HEADROOM,
+  type UsageHeadroom,
+} from '@exec-kernel/budget';
 import { InvalidInputError, isTerminalState, NotFoundError } from '@exec-kernel/core';
 import type { TaskRow } from '../model.js';
 import { countOne, eventNow, type ServiceContext } from './context.js';
 import { leaseGoneNow } from './leases.js';
 import { agentOf, checkLease, endLease, liveExpectation } from './rules.js';
-import type { Caller, SpendWarning } from './types.js';
+import type { Caller, SpendWarning, UsageLeft } from './types.js';
 import { escalating } from './violations.js';
 
 const MAX_LINEAGE_HOPS = 10_000;
@@ -85,6 +93,43 @@ export async function spend(
       }
     }
     return { task: spent ?? ((await ctx.storage.getTask(id)) as TaskRow), warnings };
+  });
+}
+
+/**
+ * Checks, before spending (a model call, say), that the task and each budget ancestor along
+ * `parentId` still have tokens and dollars left, on the lease the caller holds (the admin needs
+ * none), and answers the least left over the chain. Tasks in a terminal state are skipped, as
+ * {@link spend} skips them. Nothing is recorded and the task is not blocked; a refusal is
+ * escalated like every violation. The task and its ancestry are read in one go.
+ *
+ * @throws BudgetExceededError naming the first task (the caller's first, then up the chain) with
+ * a token or cost budget used up; NotFoundError for an unknown task; the lease's refusals.
+ */
+export async function checkUsageLeft(
+  ctx: ServiceContext,
+  caller: Caller,
+  id: string,
+  options: { leaseId?: string | undefined },
+): Promise<UsageLeft> {
+  const lineage = await ctx.storage.lineage([id]);
+  const byId = new Map<string, TaskRow>();
+  for (const row of lineage) byId.set(row.id, row);
+  const task = byId.get(id);
+  if (task === undefined) throw new NotFoundError({ resource: 'task', id });
+  checkLease(caller, task, options.leaseId, ctx.clock.now());
+  return escalating(ctx, agentOf(caller), id, async () => {
+    let remaining: UsageHeadroom = UNLIMITED_HEADROOM;
+    let hops = 0;
+    for (let t: TaskRow | undefined = task; t !== undefined && hops < MAX_LINEAGE_HOPS; hops++) {
+      if (!isTerminalState(t.state)) {
+        const error = evaluateUsageLeft(t.id, t, t.limits);
+        if (error !== undefined) throw error;
+        remaining = narrowHeadroom(remaining, t, t.limits);
+      }
+      t = t.parentId === null ? undefined : byId.get(t.parentId);
+    }
+    return { taskId: id, remaining: { ...remaining } };
   });
 }
 

@@ -1,4 +1,4 @@
-import type { BudgetLimitsInput } from '@exec-kernel/budget';
+import type { BudgetLimitsInput, UsageHeadroom } from '@exec-kernel/budget';
 import type { BudgetType, TaskState } from '@exec-kernel/core';
 import type { ActionRulesOptions } from '@exec-kernel/loop';
 import type { JsonValue, TaskRow } from '../model.js';
@@ -106,6 +106,12 @@ export interface SpendWarning {
   taskId: string;
   budgetType: BudgetType;
   fraction: number;
+}
+
+/** What a task may still spend: the least left over it and its ancestors (`null`: unlimited). */
+export interface UsageLeft {
+  taskId: string;
+  remaining: UsageHeadroom;
 }
 
 /** The counters the service keeps for /metrics. */

@@ -8,6 +8,8 @@ import {
   TransitionManySchema,
   TransitionOneSchema,
   TransitionResultSchema,
+  UsageCheckResultSchema,
+  UsageCheckSchema,
   UsageSchema,
   WarningSchema,
 } from '@exec-kernel/coordination-client/protocol';
@@ -18,7 +20,10 @@ import { describeError } from '../errors.js';
 import { type App, body, errors, json, type RouteContext } from '../route-kit.js';
 import { taskView } from '../views.js';
 
-/** Moving tasks (one or many, each optionally claiming the next), spending on a lease, and giving a task back. */
+/**
+ * Moving tasks (one or many, each optionally claiming the next), spending on a lease (and checking
+ * what is left before spending), and giving a task back.
+ */
 export function transitionRoutes(app: App, { service, internal }: RouteContext): void {
   app.openapi(
     createRoute({
@@ -141,6 +146,29 @@ export function transitionRoutes(app: App, { service, internal }: RouteContext):
         c.req.valid('json'),
       );
       return c.json({ task: taskView(task), warnings }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/tasks/{id}/usage/check',
+      summary:
+        'Check that the task and its ancestors have tokens and cost left, before spending (records nothing)',
+      security: [{ bearer: [] }],
+      request: { params: TaskIdParam, ...body(UsageCheckSchema) },
+      responses: {
+        200: json(UsageCheckResultSchema, 'The least left over the task and its ancestors'),
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const left = await service.checkUsageLeft(
+        c.get('caller'),
+        c.req.valid('param').id,
+        c.req.valid('json'),
+      );
+      return c.json(left, 200);
     },
   );
 
