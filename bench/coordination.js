@@ -184,7 +184,7 @@ async function pool(count, concurrency, job) {
 // --- our service ---------------------------------------------------------------------------------
 
 /** Starts coordination-server.js on `db`; resolves once it prints its URL. */
-async function startService(db, label, settings, durability = '') {
+export async function startService(db, label, settings, durability = '') {
   const adminToken = randomBytes(16).toString('hex');
   const args = settings.profileDir
     ? [

@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { runActions } from './actions.js';
+import { runAiSdk } from './ai-sdk.js';
 import { runBudget } from './budget.js';
 import { measureCliStartup } from './cli-startup.js';
 import { runCoordination } from './coordination.js';
@@ -24,9 +25,11 @@ const GOALS = {
   coordinationLatencyRatio: 1.5,
   coordinationSqlitePerSecond: 5000,
   actionObserveNs: 1000,
+  middlewareMs: 0.1,
 };
 // `node run.js <section>` runs one section: kernels (with actions), actions, cli, paperclip (which starts a live
-// Paperclip server, installing it on first use) or coordination (which needs PostgreSQL; see
+// Paperclip server, installing it on first use), ai-sdk (the model-call middleware; starts a
+// coordination service on SQLite) or coordination (which needs PostgreSQL; see
 // coordination.js for its BENCH_COORD_* settings).
 const only = process.argv[2];
 const runKernels = only === undefined || only === 'kernels';
@@ -34,6 +37,7 @@ const runActionsSection = only === undefined || only === 'kernels' || only === '
 const runCli = only === undefined || only === 'cli';
 const runPaperclip = only === undefined || only === 'paperclip';
 const runCoordinationSection = only === undefined || only === 'coordination';
+const runAiSdkSection = only === undefined || only === 'ai-sdk';
 const MEMORY_COUNTS = [1e5, 1e6];
 
 function memoryInChild(count) {
@@ -69,6 +73,7 @@ if (runKernels) await kernels();
 if (runActionsSection) await actions();
 if (runCli) cli();
 if (runPaperclip) await paperclip();
+if (runAiSdkSection) await aiSdk();
 if (runCoordinationSection) await coordination();
 const seconds = ((performance.now() - started) / 1000).toFixed(0);
 console.log(`(ran in ${seconds} s; sink ${sinkValue()})`);
@@ -189,6 +194,27 @@ async function paperclip() {
       `${verdict(r.addedMs < GOALS.paperclipMs)} goal 6: adapter adds ${r.addedMs.toFixed(2)} ms ` +
         `to ${r.name} (goal < ${GOALS.paperclipMs} ms)`,
     );
+  }
+}
+
+async function aiSdk() {
+  const results = await runAiSdk();
+  console.log('');
+  for (const r of results) {
+    console.log(
+      `ai-sdk ${r.name}: ${r.wrappedMs.toFixed(4)} ms with the middleware, ` +
+        `${r.bareMs.toFixed(4)} ms bare, added ${r.addedMs.toFixed(4)} ms ` +
+        `(median of ${r.rounds} rounds of ${r.calls} calls)`,
+    );
+  }
+  for (const r of results.filter((x) => x.name.includes('local tracker'))) {
+    console.log(
+      `${verdict(r.addedMs < GOALS.middlewareMs)} goal 11: budgetMiddleware adds ` +
+        `${r.addedMs.toFixed(4)} ms to ${r.name} (goal < ${GOALS.middlewareMs} ms)`,
+    );
+  }
+  for (const r of results.filter((x) => x.name.includes('coordination'))) {
+    console.log(`INFO goal 11: budgetMiddleware adds ${r.addedMs.toFixed(2)} ms to ${r.name}`);
   }
 }
 
