@@ -203,7 +203,7 @@ async function aiSdk() {
   for (const r of results) {
     console.log(
       `ai-sdk ${r.name}: ${r.wrappedMs.toFixed(4)} ms with the middleware, ` +
-        `${r.bareMs.toFixed(4)} ms bare, added ${r.addedMs.toFixed(4)} ms ` +
+        `${r.bareMs.toFixed(4)} ms ${r.baseline}, added ${r.addedMs.toFixed(4)} ms ` +
         `(median of ${r.rounds} rounds of ${r.calls} calls)`,
     );
   }

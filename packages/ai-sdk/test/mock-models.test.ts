@@ -595,3 +595,41 @@ describe('tool calls through the budget middleware', () => {
     expect(errors[0]).toMatchObject({ loopType: 'repeat', tool: 'deploy' });
   });
 });
+
+describe('budgetMiddleware options', () => {
+  it('refuses a malformed price or task id when it is made, not at the first call', () => {
+    const tracker = new BudgetTracker();
+    expect(() =>
+      budgetMiddleware({
+        taskId: 't',
+        tracker,
+        prices: { 'openai/x': { inputPerMTok: -1, outputPerMTok: 1 } },
+      }),
+    ).toThrow(
+      'Price openai/x.inputPerMTok must be a non-negative number of dollars per million tokens, got -1',
+    );
+    expect(() => budgetMiddleware({ taskId: ' ', tracker })).toThrow(InvalidInputError);
+  });
+
+  it('looks a price up by the exact provider first, then by its name before the dot', async () => {
+    const tracker = new BudgetTracker();
+    tracker.startTask('t', { maxCostUsd: 1 });
+    const prices = {
+      'acme/m': { inputPerMTok: 1, outputPerMTok: 1 },
+      'acme.responses/m': { inputPerMTok: 100, outputPerMTok: 100 },
+    };
+    for (const provider of ['acme.chat', 'acme.responses']) {
+      const inner = new MockLanguageModelV3({
+        provider,
+        modelId: 'm',
+        doGenerate: answer('x', 5, 5),
+      });
+      const model = wrapLanguageModel({
+        model: inner,
+        middleware: budgetMiddleware({ taskId: 't', tracker, prices }),
+      });
+      await generateText({ model, prompt: 'p' });
+    }
+    expect(tracker.get('t')?.costUsd).toBeCloseTo((10 * 1 + 10 * 100) / 1e6, 12);
+  });
+});
