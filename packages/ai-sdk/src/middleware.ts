@@ -119,7 +119,12 @@ export function budgetMiddleware(options: BudgetMiddlewareOptions): LanguageMode
   checkId(taskId, 'task id');
   const source = sourceOf(options);
   const prices = checkPriceTable(options.prices ?? DEFAULT_PRICES);
-  const estimate = options.estimateTokens ?? estimateTokens;
+  const estimator = options.estimateTokens ?? estimateTokens;
+  // Budgets count whole tokens: an estimator's fraction rounds up, and anything not a count is 0.
+  const estimate = (text: string): number => {
+    const tokens = estimator(text);
+    return Number.isFinite(tokens) && tokens > 0 ? Math.ceil(tokens) : 0;
+  };
   const capOutput = options.capOutputTokens ?? false;
   // The model's newest tool call, whose result the next prompt should bring back.
   let awaitingResult: string | undefined;

@@ -611,6 +611,30 @@ describe('budgetMiddleware options', () => {
     expect(() => budgetMiddleware({ taskId: ' ', tracker })).toThrow(InvalidInputError);
   });
 
+  it("rounds an estimator's fractions up to whole tokens", async () => {
+    const tracker = new BudgetTracker();
+    tracker.startTask('t');
+    const inner = new MockLanguageModelV3({
+      provider: 'acme.chat',
+      modelId: 'm',
+      doGenerate: {
+        ...answer('', 0, 0),
+        usage: { inputTokens: {} as never, outputTokens: {} as never },
+      },
+    });
+    const model = wrapLanguageModel({
+      model: inner,
+      middleware: budgetMiddleware({
+        taskId: 't',
+        tracker,
+        estimateTokens: (text) => text.length / 10,
+      }),
+    });
+    await generateText({ model, prompt: 'eleven char' });
+    // 11 characters / 10 = 1.1 → 2 input tokens; an empty answer is 0.
+    expect(tracker.get('t')?.tokens).toBe(2);
+  });
+
   it('looks a price up by the exact provider first, then by its name before the dot', async () => {
     const tracker = new BudgetTracker();
     tracker.startTask('t', { maxCostUsd: 1 });
