@@ -1,6 +1,9 @@
 // Budgets at the model call: AI SDK middleware over a local BudgetTracker or the coordination
 // service. `ai` (6.x) is a peer dependency; the loop guard and the service client are optional.
 
+// Re-exported so the record of a refusal can be read with what this package gives you.
+export type { CarriesViolation } from '@exec-kernel/core';
+export { violationOf } from '@exec-kernel/core';
 export type {
   BudgetMiddlewareCommon,
   BudgetMiddlewareOptions,
@@ -13,12 +16,11 @@ export type { ModelPrice, PricedTokens, PriceTable } from './prices.js';
 export { checkPriceTable, costOf, DEFAULT_PRICES, priceOf } from './prices.js';
 export type {
   BudgetSource,
-  CarriesViolation,
   CoordinationSourceOptions,
   ModelToolCall,
   SpendWarning,
   TrackerSourceOptions,
 } from './sources.js';
-export { coordinationSource, trackerSource, violationOf } from './sources.js';
+export { coordinationSource, trackerSource } from './sources.js';
 export type { ModelCallUsage, TokenEstimator } from './usage.js';
 export { estimateTokens } from './usage.js';

@@ -6,6 +6,7 @@ import {
   InvalidInputError,
   KernelError,
   type Violation,
+  violationOf,
 } from '@exec-kernel/core';
 import type { ActionGuard } from '@exec-kernel/loop';
 import type { LanguageModelMiddleware } from 'ai';
@@ -23,7 +24,6 @@ import {
   coordinationSource,
   type SpendWarning,
   trackerSource,
-  violationOf,
 } from './sources.js';
 import {
   type CallOptions,

@@ -1,12 +1,13 @@
 import type { BudgetTracker, UsageHeadroom } from '@exec-kernel/budget';
 import type { CoordinationClient } from '@exec-kernel/coordination-client';
 import {
+  attachViolation,
   type BudgetType,
   type Clock,
+  hasViolation,
   KernelError,
   systemClock,
   toViolation,
-  type Violation,
 } from '@exec-kernel/core';
 import type { ActionGuard } from '@exec-kernel/loop';
 
@@ -148,31 +149,6 @@ export function coordinationSource(
     };
   }
   return source;
-}
-
-/** An error that carries the Violation recorded for the refusal it reports. */
-export interface CarriesViolation {
-  readonly violation: Violation;
-}
-
-/** The Violation recorded for a refusal, when `error` is one. */
-export function violationOf(error: unknown): Violation | undefined {
-  return hasViolation(error) ? error.violation : undefined;
-}
-
-function hasViolation(error: unknown): error is CarriesViolation {
-  return (
-    typeof error === 'object' &&
-    error !== null &&
-    'violation' in error &&
-    typeof error.violation === 'object' &&
-    error.violation !== null
-  );
-}
-
-// The same property the coordination client attaches, so one `violationOf` reads both.
-function attachViolation(error: object, violation: Violation): void {
-  Object.defineProperty(error, 'violation', { value: violation, enumerable: true });
 }
 
 function isRuleViolation(error: KernelError): boolean {

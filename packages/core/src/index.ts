@@ -60,5 +60,5 @@ export {
   TERMINAL_STATES,
 } from './task-state.js';
 export { textProblem, UNPAIRED_SURROGATE, UNPRINTABLE } from './text.js';
-export type { Violation, ViolationKind } from './violation.js';
-export { toViolation } from './violation.js';
+export type { CarriesViolation, Violation, ViolationKind } from './violation.js';
+export { attachViolation, hasViolation, toViolation, violationOf } from './violation.js';

@@ -9,7 +9,7 @@ import {
 } from './index.js';
 import { ListenerSet } from './listener-set.js';
 import { isTaskState, isTerminalState, TASK_STATES, TaskState } from './task-state.js';
-import { toViolation } from './violation.js';
+import { attachViolation, hasViolation, toViolation, violationOf } from './violation.js';
 
 describe('toViolation', () => {
   const at = Date.UTC(2026, 10, 26, 12, 0, 0);
@@ -180,5 +180,32 @@ describe('ListenerSet', () => {
     first();
     set.emit(2);
     expect(seen).toEqual([1, 2]);
+  });
+});
+
+describe('a Violation carried by its error', () => {
+  it('is attached once, read back, and shown when the error is logged', () => {
+    const error = new BudgetExceededError({
+      budgetType: 'tokens',
+      taskId: 't',
+      limit: 10,
+      observed: 11,
+    });
+    expect(violationOf(error)).toBeUndefined();
+    expect(hasViolation(error)).toBe(false);
+    const violation = toViolation(error, 0);
+    attachViolation(error, violation);
+    expect(hasViolation(error)).toBe(true);
+    expect(violationOf(error)).toBe(violation);
+    expect(Object.keys(error)).toContain('violation');
+    expect(() => {
+      (error as { violation: unknown }).violation = null;
+    }).toThrow(TypeError);
+  });
+
+  it('is not read from values that are not errors carrying one', () => {
+    for (const value of [null, undefined, 'x', 42, {}, { violation: null }, { violation: 'x' }]) {
+      expect(violationOf(value)).toBeUndefined();
+    }
   });
 });

@@ -121,3 +121,37 @@ export function toViolation(error: KernelError, at: number = Date.now()): Violat
   }
   return violation;
 }
+
+/** An error that carries the Violation record of the refusal it reports (`error.violation`). */
+export interface CarriesViolation<V extends object = Violation> {
+  readonly violation: V;
+}
+
+/**
+ * Puts the Violation record on `error` as its `violation` property (read-only, enumerable, so a
+ * log of the error shows it). After the call, TypeScript knows `error.violation` is there.
+ */
+export function attachViolation<E extends object, V extends object = Violation>(
+  error: E,
+  violation: V,
+): asserts error is E & CarriesViolation<V> {
+  Object.defineProperty(error, 'violation', { value: violation, enumerable: true });
+}
+
+/** Whether `error` carries a Violation record (see {@link attachViolation}). */
+export function hasViolation<E, V extends object = Violation>(
+  error: E,
+): error is E & CarriesViolation<V> {
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    'violation' in error &&
+    typeof error.violation === 'object' &&
+    error.violation !== null
+  );
+}
+
+/** The Violation record `error` carries, if any. */
+export function violationOf<V extends object = Violation>(error: unknown): V | undefined {
+  return hasViolation<unknown, V>(error) ? error.violation : undefined;
+}
