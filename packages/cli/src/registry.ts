@@ -78,6 +78,26 @@ export const COMMANDS: Readonly<Record<string, Entry>> = {
     summary: 'add a note to a task',
     load: () => import('./commands/context.js').then((m) => m.contextNote),
   },
+  'escalation list': {
+    summary: "list the coordination service's escalations (operator)",
+    load: () => import('./commands/operator.js').then((m) => m.escalationList),
+  },
+  'escalation ack': {
+    summary: 'acknowledge an escalation (operator)',
+    load: () => import('./commands/operator.js').then((m) => m.escalationAck),
+  },
+  'escalation resolve': {
+    summary: 'resolve an escalation, maybe requeueing its task (operator)',
+    load: () => import('./commands/operator.js').then((m) => m.escalationResolve),
+  },
+  events: {
+    summary: "print the service's event log; --follow: as it happens (operator)",
+    load: () => import('./commands/operator.js').then((m) => m.events),
+  },
+  'agent add': {
+    summary: 'register an agent on the service, print its token (operator)',
+    load: () => import('./commands/operator.js').then((m) => m.agentAdd),
+  },
   serve: {
     summary: 'run the coordination service (a shared task queue for many agents)',
     load: () => import('./commands/serve.js').then((m) => m.serve),
@@ -98,4 +118,10 @@ export const COMMANDS: Readonly<Record<string, Entry>> = {
 };
 
 /** The command groups: `task create` is typed as two words. */
-export const GROUPS: ReadonlySet<string> = new Set(['task', 'context', 'config']);
+export const GROUPS: ReadonlySet<string> = new Set([
+  'task',
+  'context',
+  'config',
+  'escalation',
+  'agent',
+]);

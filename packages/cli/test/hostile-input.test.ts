@@ -315,7 +315,8 @@ describe('usage', () => {
     const help = await cli(dir, ['--help']);
     expect(help.status).toBe(0);
     expect(help.stderr).toBe('');
-    expect(help.stdout).toContain('  task create      create a task');
+    expect(help.stdout).toContain('  task create         create a task');
+    expect(help.stdout).toContain('  escalation resolve  resolve an escalation');
   });
 
   it('answers a group without its command in one line', async () => {

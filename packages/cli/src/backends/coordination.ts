@@ -32,7 +32,7 @@ const POLL_MS = 250;
  * A client of the coordination service at `coordination.url` (or `EXEC_KERNEL_COORDINATION_URL`),
  * with the token from `EXEC_KERNEL_COORDINATION_TOKEN`.
  */
-async function clientFor(ctx: CommandContext): Promise<CoordinationClient> {
+export async function clientFor(ctx: CommandContext): Promise<CoordinationClient> {
   const [{ CoordinationClient }, { config }] = await Promise.all([
     import('@exec-kernel/coordination-client'),
     configFor(ctx),

@@ -16,8 +16,19 @@ import { version } from '../version.js';
 /** Protocol revisions this server speaks, newest first. */
 const PROTOCOL_VERSIONS = ['2025-06-18', '2025-03-26', '2024-11-05'];
 
-/** Commands that are not tools: they serve, and would take over the server's stdio. */
-const NOT_TOOLS = new Set(['serve', 'mcp']);
+/**
+ * Commands that are not tools: those that serve (they would take over the server's stdio), and
+ * the operator's, which act with the admin token on the service for a person at a shell.
+ */
+const NOT_TOOLS = new Set([
+  'serve',
+  'mcp',
+  'escalation list',
+  'escalation ack',
+  'escalation resolve',
+  'events',
+  'agent add',
+]);
 
 const ERRORS = {
   parse: -32700,
