@@ -158,12 +158,18 @@ describe('exec-kernel events', () => {
     follow.stderr?.on('data', (chunk: Buffer) => {
       errors += chunk.toString();
     });
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Once an event has come through, the stream is open: then the service dies under it.
+    const first = lines(follow, 1);
+    await cli(dir, ['agent', 'add', 'short-lived'], {
+      EXEC_KERNEL_COORDINATION_URL: ownUrl,
+      EXEC_KERNEL_COORDINATION_TOKEN: ADMIN,
+    });
+    expect((await first)[0]).toMatch(/^1 .* agent\.registered task=- agent=short-lived /);
     own.kill('SIGKILL');
     expect(await exited(follow)).toBe(1);
     expect(errors).toMatch(
       new RegExp(
-        `^ERROR: \\[transport\\] The event stream of ${ownUrl.replace(/\/+$/, '')} ended after event 0: the service stopped or the connection dropped\n$`,
+        `^ERROR: \\[transport\\] The event stream of ${ownUrl.replace(/\/+$/, '')} ended after event 1: the service stopped or the connection dropped\n$`,
       ),
     );
   });
