@@ -103,7 +103,7 @@ function mockModel(options: ConstructorParameters<typeof MockLanguageModelV3>[0]
   return new MockLanguageModelV3({ provider: 'test', modelId: 'model-a', ...options });
 }
 
-/** Streams `parts` one per read, 20 ms apart, and fails with an AbortError once `signal` aborts (as fetch does). */
+/** Streams `parts` one per read, 50 ms apart, and fails with an AbortError once `signal` aborts (as fetch does). */
 function abortable(
   parts: StreamPart[],
   signal: AbortSignal | undefined,
@@ -111,7 +111,7 @@ function abortable(
   let index = 0;
   return new ReadableStream<StreamPart>({
     async pull(controller) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await new Promise((resolve) => setTimeout(resolve, 50));
       if (signal?.aborted === true) {
         controller.error(new DOMException('This operation was aborted', 'AbortError'));
         return;
