@@ -98,6 +98,10 @@ export const COMMANDS: Readonly<Record<string, Entry>> = {
     summary: 'register an agent on the service, print its token (operator)',
     load: () => import('./commands/operator.js').then((m) => m.agentAdd),
   },
+  'agent list': {
+    summary: 'list the agents on the service and the tasks each holds (operator)',
+    load: () => import('./commands/operator.js').then((m) => m.agentList),
+  },
   serve: {
     summary: 'run the coordination service (a shared task queue for many agents)',
     load: () => import('./commands/serve.js').then((m) => m.serve),

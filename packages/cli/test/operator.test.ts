@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { CoordinationClient } from '@exec-kernel/coordination-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMISSION, cli, exited, lines, scratch, start } from './helpers.js';
 
@@ -172,5 +173,108 @@ describe('exec-kernel events', () => {
         `^ERROR: \\[transport\\] The event stream of ${ownUrl.replace(/\/+$/, '')} ended after event 1: the service stopped or the connection dropped\n$`,
       ),
     );
+  });
+});
+
+describe('exec-kernel agent list', () => {
+  it('prints each agent by id: awake or asleep, and the tasks it holds under a live lease', async () => {
+    const token = (await cli(dir, ['agent', 'add', 'lister-holder'], admin())).stdout.trim();
+    const agent = { EXEC_KERNEL_COORDINATION_URL: url, EXEC_KERNEL_COORDINATION_TOKEN: token };
+    for (const id of ['h2', 'h1', 'h3']) {
+      await cli(dir, ['task', 'create', id, '--type', 'hold', ...ADMISSION], agent);
+      await cli(dir, ['task', 'checkout', id], agent);
+    }
+    await cli(dir, ['task', 'release', 'h3'], agent);
+    const sleeperToken = (await cli(dir, ['agent', 'add', 'lister-asleep'], admin())).stdout.trim();
+    const sleeper = new CoordinationClient({ url, token: sleeperToken, retries: 0 });
+    const asleep = await sleeper.sleep('lister-asleep', { timeoutSeconds: 600 });
+
+    const listed = await cli(dir, ['agent', 'list'], admin());
+    expect(listed.status).toBe(0);
+    expect(listed.stderr).toBe('');
+    const rows = listed.stdout.trim().split('\n');
+    expect(rows.filter((l) => l.startsWith('lister-'))).toEqual([
+      `lister-asleep asleep until ${asleep.sleepUntil} holding 0: -`,
+      'lister-holder awake holding 2: h1,h2',
+    ]);
+    const ids = rows.map((l) => l.split(' ')[0] as string);
+    expect(ids).toEqual([...ids].sort());
+
+    const json = JSON.parse((await cli(dir, ['agent', 'list', '--json'], admin())).stdout);
+    expect(json.next).toBeNull();
+    expect(json.agents.find((a: { id: string }) => a.id === 'lister-holder')).toMatchObject({
+      asleep: false,
+      holding: ['h1', 'h2'],
+    });
+    const page = await cli(dir, ['agent', 'list', '--limit', '1'], admin());
+    expect(page.stdout.trim().split('\n')).toEqual([
+      rows[0],
+      `More: exec-kernel agent list --after ${ids[0]}`,
+    ]);
+  });
+
+  it('is refused, in one line, without the admin token', async () => {
+    const token = (await cli(dir, ['agent', 'add', 'lister-nosy'], admin())).stdout.trim();
+    const listed = await cli(dir, ['agent', 'list'], {
+      EXEC_KERNEL_COORDINATION_URL: url,
+      EXEC_KERNEL_COORDINATION_TOKEN: token,
+    });
+    expect(listed.status).toBe(1);
+    expect(listed.stdout).toBe('');
+    expect(listed.stderr).toMatch(/^ERROR: /);
+    expect(listed.stderr.split('\n')).toHaveLength(2);
+  });
+});
+
+describe('exec-kernel events --task', () => {
+  it("prints one task's events only, a full page of them, and keeps --follow to that task", async () => {
+    const token = (await cli(dir, ['agent', 'add', 'tracer'], admin())).stdout.trim();
+    const agent = { EXEC_KERNEL_COORDINATION_URL: url, EXEC_KERNEL_COORDINATION_TOKEN: token };
+    for (const id of ['traced', 'other']) {
+      await cli(dir, ['task', 'create', id, '--type', 'trace', ...ADMISSION], agent);
+    }
+    await cli(dir, ['task', 'checkout', 'other'], agent);
+    await cli(dir, ['task', 'checkout', 'traced'], agent);
+    await cli(dir, ['context', 'set', 'other', 'k', '1'], agent);
+    await cli(dir, ['context', 'set', 'traced', 'k', '1'], agent);
+
+    const page = await cli(dir, ['events', '--task', 'traced', '--limit', '3'], admin());
+    expect(page.status).toBe(0);
+    const shown = page.stdout.trim().split('\n');
+    expect(shown).toHaveLength(3);
+    for (const line of shown) expect(line).toMatch(/^\d+ \S+Z \S+ task=traced /);
+    const json = JSON.parse(
+      (await cli(dir, ['events', '--task', 'traced', '--limit', '2', '--json'], admin())).stdout,
+    ) as { events: Array<{ seq: number; taskId: string }>; next: number };
+    expect(json.events.map((e) => e.taskId)).toEqual(['traced', 'traced']);
+    expect(json.next).toBe(json.events[1]?.seq);
+    const rest = await cli(
+      dir,
+      ['events', '--task', 'traced', '--after', String(json.next), '--json'],
+      admin(),
+    );
+    expect(JSON.parse(rest.stdout).events.map((e: { seq: number }) => e.seq)).toEqual(
+      shown.slice(2).map((l) => Number(l.split(' ')[0])),
+    );
+    const bad = await cli(dir, ['events', '--task', ' x'], admin());
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/^ERROR: /);
+
+    const all = await cli(dir, ['events', '--json', '--limit', '1000'], admin());
+    const last = (JSON.parse(all.stdout) as { next: number }).next;
+    const follow = start(
+      dir,
+      ['events', '--follow', '--task', 'traced', '--after', String(last)],
+      admin(),
+    );
+    const seen = lines(follow, 1);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await cli(dir, ['context', 'set', 'other', 'k', '2'], agent);
+    await cli(dir, ['context', 'set', 'traced', 'k', '2'], agent);
+    const [event] = await seen;
+    expect(event).toMatch(/^\d+ \S+Z \S+ task=traced /);
+    expect(Number(event?.split(' ')[0])).toBe(last + 2);
+    follow.kill('SIGINT');
+    expect(await exited(follow)).toBe(130);
   });
 });

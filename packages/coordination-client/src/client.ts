@@ -7,6 +7,7 @@ import type {
   ActionRequest,
   ActionResultRequest,
   ActionResultResponse,
+  AgentListItemView,
   AgentView,
   BudgetWarningView,
   Claimed,
@@ -59,6 +60,16 @@ export class CoordinationClient {
   /** Admin: registers an agent (or rotates its token); the token is returned once. */
   registerAgent(id: string): Promise<{ agentId: string; token: string }> {
     return this.#transport.send('post', 'v1/agents', { id });
+  }
+
+  /**
+   * Admin: a page of agents ordered by id, each with `holding`, the ids of the tasks it holds
+   * under a live lease. `next` is the `after` of the following page, `null` on the last.
+   */
+  listAgents(
+    options: { after?: string; limit?: number } = {},
+  ): Promise<{ agents: AgentListItemView[]; next: string | null }> {
+    return this.#transport.send('get', 'v1/agents', undefined, searchParams(options));
   }
 
   async getAgent(id: string): Promise<AgentView> {
@@ -388,8 +399,9 @@ export class CoordinationClient {
     ).escalation;
   }
 
+  /** The event log after `after` (a seq); with `taskId`, only that task's events. */
   events(
-    options: { after?: number; limit?: number } = {},
+    options: { after?: number; limit?: number; taskId?: string } = {},
   ): Promise<{ events: EventView[]; next: number }> {
     return this.#transport.send('get', 'v1/events', undefined, searchParams(options));
   }

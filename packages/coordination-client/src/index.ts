@@ -18,6 +18,7 @@ export type {
   ActionRequest,
   ActionResultRequest,
   ActionWarningView,
+  AgentListItemView,
   AgentView,
   BudgetWarningView,
   Claimed,

@@ -65,6 +65,8 @@ export type { StorageOptions } from './storage/open.js';
 export { openStorage } from './storage/open.js';
 export type {
   ActionStep,
+  AgentHolding,
+  AgentListFilter,
   ChangeSignal,
   ClaimEvent,
   ClaimRequest,

@@ -35,7 +35,7 @@ import type {
   UsageLeft,
 } from './service/types.js';
 import { violationOf } from './service/violations.js';
-import type { Storage, TaskContext, TaskNote } from './storage/storage.js';
+import type { AgentHolding, Storage, TaskContext, TaskNote } from './storage/storage.js';
 
 export type {
   ActionHistorySummary,
@@ -125,6 +125,17 @@ export class CoordinationService {
   /** An agent as stored: the admin reads any, an agent itself. */
   getAgent(caller: Caller, agentId: string): Promise<AgentRow> {
     return auth.getAgent(this.#ctx, caller, agentId);
+  }
+
+  /**
+   * Admin: a page of agents by id (after `afterId`), each with the ids of the tasks it holds under
+   * a lease live now, by the service's clock.
+   */
+  listAgents(
+    caller: Caller,
+    page: { afterId?: string | undefined; limit: number },
+  ): Promise<AgentHolding[]> {
+    return auth.listAgents(this.#ctx, caller, page);
   }
 
   /** A task's key/value context and its notes, oldest first. Any caller may read them. */
@@ -390,9 +401,12 @@ export class CoordinationService {
 
   // --- events and health -----------------------------------------------------------------------
 
-  /** Events after `afterSeq`, in order; a gap still committing is waited for (`eventGapMs`). */
-  readEvents(afterSeq: number, limit: number): Promise<EventRow[]> {
-    return events.readEvents(this.#ctx, afterSeq, limit);
+  /**
+   * Events after `afterSeq`, in order; a gap still committing is waited for (`eventGapMs`). With
+   * `taskId`, only that task's events.
+   */
+  readEvents(afterSeq: number, limit: number, taskId?: string | undefined): Promise<EventRow[]> {
+    return events.readEvents(this.#ctx, afterSeq, limit, taskId);
   }
 
   /** Waits until events after the reader's cursor may exist, for `ms` at most. */

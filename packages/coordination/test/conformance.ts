@@ -920,5 +920,71 @@ export function storageConformance(name: string, create: () => Promise<Conforman
       const next = (await storage.insertTask(taskRow(), event('e'))).task;
       expect(next.seq).toBeGreaterThan(task.seq);
     });
+
+    it('lists agents by id, each with the tasks it holds under a live lease, by cursor', async () => {
+      const agent = (id: string) => ({
+        id,
+        tokenHash: `hash-${id}`,
+        sleepUntil: null,
+        sleepReason: null,
+        sleepSince: null,
+        createdAt: 1,
+      });
+      // Inserted out of order, with ids a collation would sort apart from their code points.
+      for (const id of ['b-2', 'a', 'B', 'b', 'é']) await storage.putAgent(agent(id));
+      const leased = (id: string, owner: string, leaseUntil: number, state = 'in_progress') =>
+        storage.insertTask(
+          taskRow({
+            id,
+            state: state as NewTaskRow['state'],
+            leaseOwner: owner,
+            leaseId: `lease-${id}`,
+            leaseUntil,
+          }),
+          event('task.enqueued', { taskId: id }),
+        );
+      await leased('t-2', 'a', 6_000);
+      await leased('t-1', 'a', 5_000); // live: runs until now
+      await leased('t-3', 'a', 4_999); // lapsed, not yet reaped
+      await leased('t-4', 'a', 9_000, 'done'); // finished with the lease still on the row
+      await leased('t-5', 'b', 9_000);
+      await leased('t-6', 'nobody', 9_000);
+      const all = await storage.listAgentsHolding({ limit: 10, now: 5_000 });
+      expect(all.map(({ agent, holding }) => [agent.id, holding])).toEqual([
+        ['B', []],
+        ['a', ['t-1', 't-2']],
+        ['b', ['t-5']],
+        ['b-2', []],
+        ['é', []],
+      ]);
+      expect(all[1]?.agent).toEqual(agent('a'));
+      const first = await storage.listAgentsHolding({ limit: 2, now: 5_000 });
+      expect(first.map((a) => a.agent.id)).toEqual(['B', 'a']);
+      const rest = await storage.listAgentsHolding({ afterId: 'a', limit: 2, now: 5_000 });
+      expect(rest.map(({ agent, holding }) => [agent.id, holding])).toEqual([
+        ['b', ['t-5']],
+        ['b-2', []],
+      ]);
+      expect(await storage.listAgentsHolding({ afterId: 'é', limit: 2, now: 5_000 })).toEqual([]);
+      const later = await storage.listAgentsHolding({ limit: 10, now: 6_001 });
+      expect(later.map((a) => a.holding)).toEqual([[], [], ['t-5'], [], []]);
+    });
+
+    it("reads one task's events by cursor, a full page past the others'", async () => {
+      for (let i = 0; i < 6; i++) {
+        await storage.appendEvent(event('e', { taskId: 'mine', data: { i } }));
+        await storage.appendEvent(event('e', { taskId: 'other', data: { i } }));
+        await storage.appendEvent(event('e', { data: { i } }));
+      }
+      const page = await storage.readEvents(0, 4, 'mine');
+      expect(page.map((e) => [e.taskId, e.data])).toEqual([0, 1, 2, 3].map((i) => ['mine', { i }]));
+      const seqs = page.map((e) => e.seq);
+      expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+      const next = await storage.readEvents(page.at(-1)?.seq ?? 0, 4, 'mine');
+      expect(next.map((e) => e.data)).toEqual([{ i: 4 }, { i: 5 }]);
+      expect(await storage.readEvents(next.at(-1)?.seq ?? 0, 4, 'mine')).toEqual([]);
+      expect(await storage.readEvents(0, 4, 'nope')).toEqual([]);
+      expect(await storage.readEvents(0, 100)).toHaveLength(18);
+    });
   });
 }

@@ -230,7 +230,7 @@ describe('methods and content types', () => {
       ['PUT', '/v1/tasks', 'GET, HEAD, POST'],
       ['DELETE', '/v1/tasks/some-task', 'GET, HEAD'],
       ['PATCH', '/v1/tasks/some-task/transition', 'POST'],
-      ['GET', '/v1/agents', 'POST'],
+      ['DELETE', '/v1/agents', 'GET, HEAD, POST'],
       ['OPTIONS', '/v1/escalations', 'GET, HEAD, POST'],
       ['POST', '/healthz', 'GET, HEAD'],
     ] as const) {

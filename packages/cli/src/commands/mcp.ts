@@ -28,6 +28,7 @@ const NOT_TOOLS = new Set([
   'escalation resolve',
   'events',
   'agent add',
+  'agent list',
 ]);
 
 const ERRORS = {

@@ -1,4 +1,8 @@
-import type { EscalationView, EventView } from '@exec-kernel/coordination-client';
+import type {
+  AgentListItemView,
+  EscalationView,
+  EventView,
+} from '@exec-kernel/coordination-client';
 import { KernelError, TransportError } from '@exec-kernel/core';
 import { got, idArg, numberArg, stringFlag, textArg } from '../args.js';
 import { clientFor } from '../backends/coordination.js';
@@ -33,6 +37,15 @@ export function eventLine(e: EventView): string {
   return printable(
     `${e.seq} ${e.at} ${e.type} task=${e.taskId ?? '-'} agent=${e.agentId ?? '-'}${data}`,
   );
+}
+
+/** One agent as one line: id, asleep (and until when) or awake, and the tasks it holds. */
+export function agentLine(a: AgentListItemView): string {
+  const sleep = a.asleep
+    ? `asleep${a.sleepUntil === null ? '' : ` until ${a.sleepUntil}`}`
+    : 'awake';
+  const held = a.holding.length === 0 ? '-' : a.holding.join(',');
+  return printable(`${a.id} ${sleep} holding ${a.holding.length}: ${held}`);
 }
 
 export const escalationList: Command = {
@@ -103,23 +116,32 @@ ${SERVICE_ENV}
 };
 
 export const events: Command = {
-  usage: `Usage: exec-kernel events [--after <seq>] [--limit <n>] [--follow]
+  usage: `Usage: exec-kernel events [--after <seq>] [--limit <n>] [--task <task-id>] [--follow]
 
 Prints the coordination service's event log from after --after, one line each:
   <seq> <time> <type> task=<id> agent=<id> <data as JSON>
-With --follow it then keeps printing events as they happen, until interrupted (Ctrl-C).
+With --task, only that task's events: the service filters the page (a full --limit of them).
+With --follow it then keeps printing events as they happen, until interrupted (Ctrl-C); with
+--task too, the stream carries every event and this command drops the other tasks' itself.
 ${SERVICE_ENV}
 `,
-  options: { after: { type: 'string' }, limit: { type: 'string' }, follow: { type: 'boolean' } },
+  options: {
+    after: { type: 'string' },
+    limit: { type: 'string' },
+    task: { type: 'string' },
+    follow: { type: 'boolean' },
+  },
   positionals: { min: 0, max: 0, names: '' },
-  args: { after: SEQ, limit: LIMIT },
+  args: { after: SEQ, limit: LIMIT, task: idArg('task id') },
   async run(ctx) {
     const client = await clientFor(ctx);
     const after = ctx.numbers.after ?? 0;
+    const taskId = stringFlag(ctx.values, 'task');
     if (ctx.values.follow !== true) {
       const page = await client.events({
         after,
         ...(ctx.numbers.limit === undefined ? {} : { limit: ctx.numbers.limit }),
+        ...(taskId === undefined ? {} : { taskId }),
       });
       const lines = page.events.map(eventLine);
       if (lines.length === 0) lines.push('No events.');
@@ -130,6 +152,7 @@ ${SERVICE_ENV}
     try {
       for await (const event of client.stream({ after, signal })) {
         last = event.seq;
+        if (taskId !== undefined && event.taskId !== taskId) continue;
         ctx.out.progress({ line: eventLine(event), data: { event } });
       }
     } catch (error) {
@@ -167,5 +190,29 @@ the old one stops working. The token is shown this once. ${SERVICE_ENV}
     const [agentId] = ctx.positionals as [string];
     const registered = await (await clientFor(ctx)).registerAgent(agentId);
     return { line: registered.token, data: registered };
+  },
+};
+
+export const agentList: Command = {
+  usage: `Usage: exec-kernel agent list [--after <agent-id>] [--limit <n>]
+
+Lists the agents registered with the coordination service (admin), ordered by id, one line each:
+  <id> awake|asleep[ until <time>] holding <n>: <task ids, comma-separated, or ->
+The tasks are those it holds under a live lease now. A page holds --limit of them (default 100);
+the last line says where the next page starts. ${SERVICE_ENV}
+`,
+  options: { after: { type: 'string' }, limit: { type: 'string' } },
+  positionals: { min: 0, max: 0, names: '' },
+  args: { after: idArg('agent id'), limit: LIMIT },
+  async run(ctx) {
+    const after = stringFlag(ctx.values, 'after');
+    const page = await (await clientFor(ctx)).listAgents({
+      ...(after === undefined ? {} : { after }),
+      ...(ctx.numbers.limit === undefined ? {} : { limit: ctx.numbers.limit }),
+    });
+    const lines = page.agents.map(agentLine);
+    if (lines.length === 0) lines.push('No agents.');
+    if (page.next !== null) lines.push(`More: exec-kernel agent list --after ${page.next}`);
+    return { lines, data: page };
   },
 };

@@ -284,6 +284,18 @@ const listShape: ListShape = {
 /** `GET /v1/events`. */
 export const ListQuery: z.ZodObject<ListShape, z.core.$strict> = z.object(listShape).strict();
 
+/** `GET /v1/events`: the cursor, and `taskId` for one task's events only. */
+export const ListEventsQuery: z.ZodObject<
+  ListShape & { taskId: Optional<z.ZodString> },
+  z.core.$strict
+> = z.object({ ...listShape, taskId: idField('task id').optional() }).strict();
+
+/** `GET /v1/agents`: `after` an agent id (the cursor), at most `limit` agents. */
+export const ListAgentsQuery: z.ZodObject<
+  { after: Optional<z.ZodString>; limit: Optional<QueryInteger> },
+  z.core.$strict
+> = z.object({ after: idField('agent id').optional(), limit: listShape.limit }).strict();
+
 /** `GET /v1/tasks`. */
 export const ListTasksQuery: z.ZodObject<
   ListShape & {

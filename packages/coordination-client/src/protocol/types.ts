@@ -68,6 +68,12 @@ export interface AgentView {
   createdAt: string;
 }
 
+/** An agent in `GET /v1/agents`: its view and the tasks it holds under a live lease. */
+export interface AgentListItemView extends AgentView {
+  /** The ids of the `in_progress` tasks it holds under a lease live now, ordered by id. */
+  holding: string[];
+}
+
 /** Why an escalation was raised. */
 export type EscalationKind = 'violation' | 'blocked' | 'attempts_exhausted';
 

@@ -13,6 +13,7 @@ import type {
   ActionHistoryView,
   ActionResultResponse,
   ActionWarningView,
+  AgentListItemView,
   AgentView,
   BudgetWarningView,
   Claimed,
@@ -94,6 +95,18 @@ export const AgentSchema: z.ZodType<AgentView> = z
     createdAt: z.string(),
   })
   .meta({ id: 'Agent' });
+
+/** An agent in `GET /v1/agents`: its view and the tasks it holds under a live lease, by id. */
+export const AgentListItemSchema: z.ZodType<AgentListItemView> = z
+  .object({
+    id: z.string(),
+    asleep: z.boolean(),
+    sleepUntil: z.string().nullable(),
+    sleepReason: z.string().nullable(),
+    createdAt: z.string(),
+    holding: z.array(z.string()),
+  })
+  .meta({ id: 'AgentListItem' });
 
 // The service writes these records itself: their kind and code are core's (typed as such).
 const violationKind = z.custom<ViolationKind>(isString).meta({ type: 'string' });

@@ -1,4 +1,5 @@
 import type {
+  AgentListItemView,
   AgentView,
   EscalationView,
   EventView,
@@ -7,7 +8,7 @@ import type {
 } from '@exec-kernel/coordination-client';
 import { toIsoTime } from '@exec-kernel/core';
 import type { AgentRow, EscalationRow, EventRow, TaskRow } from '../model.js';
-import type { TaskNote } from '../storage/storage.js';
+import type { AgentHolding, TaskNote } from '../storage/storage.js';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : toIsoTime(ms));
 
@@ -51,6 +52,11 @@ export function agentView(row: AgentRow, now: number): AgentView {
     sleepReason: asleep ? row.sleepReason : null,
     createdAt: iso(row.createdAt) as string,
   };
+}
+
+/** An agent with the tasks it holds under a live lease, as `GET /v1/agents` shows it. */
+export function agentListItemView(item: AgentHolding, now: number): AgentListItemView {
+  return { ...agentView(item.agent, now), holding: item.holding };
 }
 
 /** An escalation row as the API shows it. */

@@ -1,5 +1,6 @@
 import { checkId, ForbiddenError, NotFoundError, toIsoTime } from '@exec-kernel/core';
 import type { AgentRow } from '../model.js';
+import type { AgentHolding } from '../storage/storage.js';
 import { eventNow, type ServiceContext } from './context.js';
 import { requireAdmin } from './rules.js';
 import { hashToken, newToken } from './tokens.js';
@@ -77,6 +78,21 @@ export async function getAgent(
   const agent = await ctx.storage.getAgent(agentId);
   if (agent === undefined) throw new NotFoundError({ resource: 'agent', id: agentId });
   return agent;
+}
+
+/**
+ * A page of agents by id, after `afterId`, each with the tasks it holds under a lease live now
+ * (by the service's clock).
+ *
+ * @throws ForbiddenError for an agent: only the admin lists agents.
+ */
+export async function listAgents(
+  ctx: ServiceContext,
+  caller: Caller,
+  page: { afterId?: string | undefined; limit: number },
+): Promise<AgentHolding[]> {
+  requireAdmin(caller, 'list agents');
+  return ctx.storage.listAgentsHolding({ ...page, now: ctx.clock.now() });
 }
 
 /** Puts an agent to sleep: until woken or timed out, it may not enqueue tasks. */

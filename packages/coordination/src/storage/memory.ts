@@ -22,6 +22,8 @@ import { MemoryContexts } from './memory-context.js';
 import { escalationExists, MemoryEscalations } from './memory-escalations.js';
 import {
   type ActionStep,
+  type AgentHolding,
+  type AgentListFilter,
   type ChangeSignal,
   type ClaimEvent,
   type ClaimRequest,
@@ -42,6 +44,8 @@ import {
 export { claimOrder, matches } from './memory-claim.js';
 
 const copy = <T>(value: T): T => structuredClone(value);
+/** Code-point order (UTF-8 bytes), as the SQL engines sort ids. */
+const byId = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b));
 
 /**
  * Everything in process memory: for tests and throwaway demos. Every method runs to completion
@@ -345,6 +349,24 @@ export class MemoryStorage implements Storage {
     return [...this.#agents.values()].map(copy);
   }
 
+  async listAgentsHolding(filter: AgentListFilter): Promise<AgentHolding[]> {
+    const { afterId } = filter;
+    const agents = [...this.#agents.values()]
+      .filter((agent) => afterId === undefined || byId(agent.id, afterId) > 0)
+      .sort((a, b) => byId(a.id, b.id))
+      .slice(0, filter.limit);
+    const holding = new Map<string, string[]>(agents.map((agent) => [agent.id, []]));
+    for (const task of this.#tasks.values()) {
+      if (task.state !== 'in_progress' || task.leaseOwner === null) continue;
+      if (task.leaseUntil === null || task.leaseUntil < filter.now) continue;
+      holding.get(task.leaseOwner)?.push(task.id);
+    }
+    return agents.map((agent) => ({
+      agent: copy(agent),
+      holding: (holding.get(agent.id) ?? []).sort(byId),
+    }));
+  }
+
   async updateAgent(
     id: string,
     changes: Partial<Omit<AgentRow, 'id' | 'createdAt'>>,
@@ -403,9 +425,20 @@ export class MemoryStorage implements Storage {
     return copy(row);
   }
 
-  async readEvents(afterSeq: number, limit: number): Promise<EventRow[]> {
+  async readEvents(
+    afterSeq: number,
+    limit: number,
+    taskId?: string | undefined,
+  ): Promise<EventRow[]> {
     // Seqs are dense here, so the position of seq s is s - 1.
-    return this.#events.slice(Math.max(0, afterSeq), Math.max(0, afterSeq) + limit).map(copy);
+    const from = Math.max(0, afterSeq);
+    if (taskId === undefined) return this.#events.slice(from, from + limit).map(copy);
+    const out: EventRow[] = [];
+    for (let i = from; i < this.#events.length && out.length < limit; i++) {
+      const event = this.#events[i] as EventRow;
+      if (event.taskId === taskId) out.push(copy(event));
+    }
+    return out;
   }
 
   onChange(listener: (signal: ChangeSignal) => void): Unsubscribe {

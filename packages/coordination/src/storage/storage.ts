@@ -23,6 +23,21 @@ export interface TaskFilter {
   limit: number;
 }
 
+/** Which agents {@link Storage.listAgentsHolding} returns: by id, after the cursor. */
+export interface AgentListFilter {
+  /** Only agents whose id sorts after this one (the list cursor). */
+  afterId?: string | undefined;
+  limit: number;
+  /** A lease is live when it runs until `now` or later (`leaseUntil >= now`). */
+  now: number;
+}
+
+/** An agent and the tasks it holds under a live lease, ordered by id. */
+export interface AgentHolding {
+  agent: AgentRow;
+  holding: string[];
+}
+
 /** A request for the next claimable task. */
 export interface ClaimRequest {
   agentId: string;
@@ -277,6 +292,12 @@ export interface Storage {
   getAgent(id: string): Promise<AgentRow | undefined>;
   findAgentByTokenHash(tokenHash: string): Promise<AgentRow | undefined>;
   listAgents(): Promise<AgentRow[]>;
+  /**
+   * Agents ordered by id (by code point, as UTF-8 bytes sort, whatever the database's collation), each with the ids of
+   * the `in_progress` tasks it holds under a lease live at `filter.now`, ordered the same way. Two
+   * reads: the page of agents, then their leased tasks in one query.
+   */
+  listAgentsHolding(filter: AgentListFilter): Promise<AgentHolding[]>;
   updateAgent(
     id: string,
     changes: Partial<Omit<AgentRow, 'id' | 'createdAt'>>,
@@ -301,8 +322,11 @@ export interface Storage {
 
   /** Appends an event on its own (a refusal that changed nothing else). */
   appendEvent(event: NewEvent): Promise<EventRow>;
-  /** Events after `afterSeq`, oldest first. */
-  readEvents(afterSeq: number, limit: number): Promise<EventRow[]>;
+  /**
+   * Events after `afterSeq`, oldest first; with `taskId`, only that task's (a full page of them,
+   * however many other events lie between).
+   */
+  readEvents(afterSeq: number, limit: number, taskId?: string | undefined): Promise<EventRow[]>;
 
   /**
    * Calls `listener` after a write that may make a task claimable (`task`) or appends events

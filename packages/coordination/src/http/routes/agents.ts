@@ -1,6 +1,8 @@
 import {
   AgentIdParam,
+  AgentListItemSchema,
   AgentSchema,
+  ListAgentsQuery,
   RegisterSchema,
   SleepSchema,
   WakeSchema,
@@ -8,7 +10,7 @@ import {
 import { createRoute } from '@hono/zod-openapi';
 import { z } from 'zod';
 import { type App, body, errors, json, type RouteContext } from '../route-kit.js';
-import { agentView } from '../views.js';
+import { agentListItemView, agentView } from '../views.js';
 
 /** Registering agents, and their sleep. An agent's view is asleep or awake by the service's clock. */
 export function agentRoutes(app: App, { service }: RouteContext): void {
@@ -25,6 +27,37 @@ export function agentRoutes(app: App, { service }: RouteContext): void {
       },
     }),
     async (c) => c.json(await service.registerAgent(c.get('caller'), c.req.valid('json').id), 201),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/agents',
+      summary: 'Every agent by id (admin), with the tasks each holds under a live lease',
+      security: [{ bearer: [] }],
+      request: { query: ListAgentsQuery },
+      responses: {
+        200: json(
+          z.object({ agents: z.array(AgentListItemSchema), next: z.string().nullable() }),
+          'Agents',
+        ),
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const q = c.req.valid('query');
+      const limit = q.limit ?? 100;
+      const rows = await service.listAgents(c.get('caller'), { afterId: q.after, limit });
+      const now = service.clock.now();
+      const last = rows.at(-1);
+      return c.json(
+        {
+          agents: rows.map((row) => agentListItemView(row, now)),
+          next: rows.length === limit && last ? last.agent.id : null,
+        },
+        200,
+      );
+    },
   );
 
   app.openapi(

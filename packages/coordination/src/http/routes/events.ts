@@ -1,7 +1,7 @@
 import {
   ErrorSchema,
   EventSchema,
-  ListQuery,
+  ListEventsQuery,
   StreamHeaders,
   StreamQuery,
 } from '@exec-kernel/coordination-client/protocol';
@@ -29,9 +29,9 @@ export function eventRoutes(
     createRoute({
       method: 'get',
       path: '/v1/events',
-      summary: 'The event log after a cursor',
+      summary: "The event log after a cursor; with `taskId`, only that task's events",
       security: [{ bearer: [] }],
-      request: { query: ListQuery },
+      request: { query: ListEventsQuery },
       responses: {
         200: json(z.object({ events: z.array(EventSchema), next: z.number().int() }), 'Events'),
         ...errors,
@@ -40,7 +40,7 @@ export function eventRoutes(
     async (c) => {
       const q = c.req.valid('query');
       const after = q.after ?? 0;
-      const events = await service.readEvents(after, q.limit ?? 100);
+      const events = await service.readEvents(after, q.limit ?? 100, q.taskId);
       return c.json({ events: events.map(eventView), next: events.at(-1)?.seq ?? after }, 200);
     },
   );

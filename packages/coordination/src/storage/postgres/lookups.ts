@@ -5,7 +5,14 @@ import type {
   JsonValue,
   NewEvent,
 } from '../../model.js';
-import type { ActionStep, Expectation, TaskContext, TaskFilter, TaskNote } from '../storage.js';
+import type {
+  ActionStep,
+  AgentListFilter,
+  Expectation,
+  TaskContext,
+  TaskFilter,
+  TaskNote,
+} from '../storage.js';
 import { AGENTS, ESCALATIONS } from '../tables.js';
 import type { Fragment, Row, Sql, Tx } from './connection.js';
 import { columnValues, insertEvents, matching, updateSet } from './queries.js';
@@ -84,6 +91,27 @@ export function listEscalationsQuery(
     ${filter.status === undefined ? sql`` : sql`and status = ${filter.status}`}
     ${filter.afterSeq === undefined ? sql`` : sql`and seq > ${filter.afterSeq}`}
     order by seq limit ${filter.limit}`;
+}
+
+/**
+ * A page of agents by id (`collate "C"`: code-point order, whatever the database's collation),
+ * each with `holding`, the ids of the tasks it holds under a lease live at `now`: one statement.
+ */
+export function listAgentsHoldingQuery(sql: Sql, filter: AgentListFilter): Fragment {
+  return sql`
+    with page as (
+      select * from agents
+      ${filter.afterId === undefined ? sql`` : sql`where id collate "C" > ${filter.afterId}`}
+      order by id collate "C" limit ${filter.limit}
+    ), held as (
+      select lease_owner, array_agg(id order by id collate "C") as ids from tasks
+      where state = 'in_progress' and lease_until >= ${filter.now}
+        and lease_owner in (select id from page)
+      group by lease_owner
+    )
+    select page.*, coalesce(held.ids, '{}') as holding
+    from page left join held on held.lease_owner = page.id
+    order by page.id collate "C"`;
 }
 
 /** A compare-and-set on an escalation's status, with its event. */

@@ -190,6 +190,33 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     EXECUTE FUNCTION finish_actions();
   `,
   },
+  {
+    version: 5,
+    name: 'events-by-task',
+    up: `
+  -- GET /v1/events?taskId=: one task's events in seq order, a full page however many lie between,
+  -- behind the same horizon as read_events (a writer still in flight below it holds it back).
+  CREATE INDEX events_task ON events (task_id, seq);
+
+  CREATE FUNCTION read_task_events(task text, after_seq bigint, max_rows integer) RETURNS SETOF events
+  LANGUAGE plpgsql VOLATILE SET search_path FROM CURRENT AS $$
+  DECLARE
+    horizon bigint := coalesce(pg_sequence_last_value(pg_get_serial_sequence('events', 'seq')::regclass), 0);
+  BEGIN
+    IF NOT EXISTS (SELECT 1 FROM events WHERE task_id = task AND seq > after_seq) THEN
+      RETURN;
+    END IF;
+    SELECT least(horizon, min(((classid::bigint << 32) | objid::bigint) & 17592186044415) - 1)
+      INTO horizon
+      FROM pg_locks
+      WHERE locktype = 'advisory' AND objsubid = 1 AND granted
+        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        AND ((classid::bigint << 32) | objid::bigint) >> 44 = hashtext(current_schema()) & 524287;
+    RETURN QUERY SELECT * FROM events
+      WHERE task_id = task AND seq > after_seq AND seq <= horizon ORDER BY seq LIMIT max_rows;
+  END $$;
+  `,
+  },
 ];
 
 /**

@@ -18,6 +18,8 @@ import type {
 } from '../../model.js';
 import type {
   ActionStep,
+  AgentHolding,
+  AgentListFilter,
   ChangeSignal,
   ClaimEvent,
   ClaimRequest,
@@ -66,6 +68,7 @@ const byClaimOrder = (a: TaskRow, b: TaskRow): number => b.priority - a.priority
  *
  * `readEvents` holds back events while a transaction that took a lower seq is still in flight, so
  * a reader tailing the log by seq never skips one that commits late; it lags by a write at most.
+ * One task's events (`taskId`) are held back the same way.
  *
  * @example
  * ```ts
@@ -335,6 +338,11 @@ const byClaimOrder = (a: TaskRow, b: TaskRow): number => b.priority - a.priority
     return rows.map(toAgent);
   }
 
+  async listAgentsHolding(filter: AgentListFilter): Promise<AgentHolding[]> {
+    const rows = await this.#pool.run((sql) => lk.listAgentsHoldingQuery(sql, filter));
+    return rows.map((row) => ({ agent: toAgent(row), holding: row.holding as string[] }));
+  }
+
   async updateAgent(
     id: string,
     changes: Partial<Omit<AgentRow, 'id' | 'createdAt'>>,
@@ -395,9 +403,15 @@ const byClaimOrder = (a: TaskRow, b: TaskRow): number => b.priority - a.priority
     return toEvent(row as Row);
   }
 
-  async readEvents(afterSeq: number, limit: number): Promise<EventRow[]> {
-    const rows = await this.#pool.run(
-      (sql) => sql`select * from read_events(${afterSeq}, ${limit})`,
+  async readEvents(
+    afterSeq: number,
+    limit: number,
+    taskId?: string | undefined,
+  ): Promise<EventRow[]> {
+    const rows = await this.#pool.run((sql) =>
+      taskId === undefined
+        ? sql`select * from read_events(${afterSeq}, ${limit})`
+        : sql`select * from read_task_events(${taskId}, ${afterSeq}, ${limit})`,
     );
     return rows.map(toEvent);
   }

@@ -142,6 +142,14 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
   END;
   `,
   },
+  {
+    version: 4,
+    name: 'events-by-task',
+    up: `
+  -- GET /v1/events?taskId=: one task's events in seq order, a full page however many lie between.
+  CREATE INDEX events_task ON events (task_id, seq);
+  `,
+  },
 ];
 
 /**

@@ -1,7 +1,8 @@
 import { TASK_STATES, type TaskState } from '@exec-kernel/core';
-import type { EscalationRow, EscalationStatus, TaskRow } from '../../model.js';
-import type { TaskFilter } from '../storage.js';
+import type { AgentRow, EscalationRow, EscalationStatus, TaskRow } from '../../model.js';
+import type { AgentHolding, AgentListFilter, TaskFilter } from '../storage.js';
 import {
+  AGENTS,
   type Connection,
   cached,
   ESCALATIONS,
@@ -99,4 +100,21 @@ export function listEscalations(
   const condition = where.length === 0 ? '' : ` WHERE ${where.join(' AND ')}`;
   const sql = `SELECT ${ESCALATIONS.select} FROM escalations${condition} ORDER BY seq LIMIT ?`;
   return (cached(c, sql).all(...params, filter.limit) as EscalationRecord[]).map(toEscalation);
+}
+
+/** A page of agents by id, then the tasks they hold under a live lease, in one query. */
+export function listAgentsHolding(c: Connection, filter: AgentListFilter): AgentHolding[] {
+  const after = filter.afterId === undefined ? '' : ' WHERE id > ?';
+  const page = cached(c, `SELECT ${AGENTS.select} FROM agents${after} ORDER BY id LIMIT ?`);
+  const params = filter.afterId === undefined ? [filter.limit] : [filter.afterId, filter.limit];
+  const agents = page.all(...params) as AgentRow[];
+  if (agents.length === 0) return [];
+  const holding = new Map<string, string[]>(agents.map((agent) => [agent.id, []]));
+  // Through tasks_expiry: the live leases are the in_progress rows from `now` on.
+  const leased = c.liveLeases.all(filter.now, JSON.stringify([...holding.keys()])) as Array<{
+    id: string;
+    owner: string;
+  }>;
+  for (const row of leased) holding.get(row.owner)?.push(row.id);
+  return agents.map((agent) => ({ agent, holding: holding.get(agent.id) ?? [] }));
 }

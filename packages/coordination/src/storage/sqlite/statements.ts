@@ -114,6 +114,8 @@ export interface Connection {
   countAll: Statement;
   insertEvent: Statement;
   readEvents: Statement;
+  readTaskEvents: Statement;
+  liveLeases: Statement;
   putAgent: Statement;
   agentById: Statement;
   agentByTokenHash: Statement;
@@ -160,6 +162,12 @@ export function prepare(db: Database.Database): Connection {
       'INSERT INTO events (type, task_id, agent_id, data, at) VALUES (?, ?, ?, ?, ?)',
     ),
     readEvents: db.prepare(`SELECT ${EVENT_SELECT} FROM events WHERE seq > ? ORDER BY seq LIMIT ?`),
+    readTaskEvents: db.prepare(
+      `SELECT ${EVENT_SELECT} FROM events WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+    ),
+    liveLeases: db.prepare(
+      "SELECT id, lease_owner AS owner FROM tasks INDEXED BY tasks_expiry WHERE state = 'in_progress' AND lease_until >= ? AND lease_owner IN (SELECT value FROM json_each(?)) ORDER BY id",
+    ),
     // An upsert, not INSERT OR REPLACE: the row keeps its place in listAgents.
     putAgent: db.prepare(
       `INSERT INTO agents (${agentColumns.join(', ')}) VALUES (${agentColumns.map(() => '?').join(', ')}) ON CONFLICT (id) DO UPDATE SET ${agentColumns

@@ -19,6 +19,8 @@ import type {
 } from '../../model.js';
 import type {
   ActionStep,
+  AgentHolding,
+  AgentListFilter,
   ChangeSignal,
   ClaimEvent,
   ClaimRequest,
@@ -314,6 +316,10 @@ export class SqliteStorage implements Storage {
     return this.#read((c) => c.listAgents.all()) as AgentRow[];
   }
 
+  async listAgentsHolding(filter: AgentListFilter): Promise<AgentHolding[]> {
+    return this.#read((c) => reads.listAgentsHolding(c, filter));
+  }
+
   async updateAgent(
     id: string,
     changes: Partial<Omit<AgentRow, 'id' | 'createdAt'>>,
@@ -372,8 +378,16 @@ export class SqliteStorage implements Storage {
     return row;
   }
 
-  async readEvents(afterSeq: number, limit: number): Promise<EventRow[]> {
-    const rows = this.#read((c) => c.readEvents.all(afterSeq, limit)) as EventRecord[];
+  async readEvents(
+    afterSeq: number,
+    limit: number,
+    taskId?: string | undefined,
+  ): Promise<EventRow[]> {
+    const rows = this.#read((c) =>
+      taskId === undefined
+        ? c.readEvents.all(afterSeq, limit)
+        : c.readTaskEvents.all(taskId, afterSeq, limit),
+    ) as EventRecord[];
     return rows.map(toEvent);
   }
 
