@@ -219,21 +219,31 @@ export function budgetMiddleware(options: BudgetMiddlewareOptions): LanguageMode
     if (onWarning !== undefined) for (const warning of warnings) onWarning(warning);
   };
 
+  /** Sends the call; one that fails after an abort records an estimate of the prompt it sent. */
+  const send = async <R>(
+    model: Model,
+    call: { params: CallOptions; price: ModelPrice | undefined },
+    request: () => PromiseLike<R>,
+  ): Promise<R> => {
+    try {
+      return await request();
+    } catch (error) {
+      // An aborted request reached the provider, which bills what it read.
+      if (call.params.abortSignal?.aborted === true) {
+        await after(model, call.params, call.price, undefined, () => '').catch(() => {});
+      }
+      throw error;
+    }
+  };
+
   return {
     specificationVersion: 'v3',
 
     async wrapGenerate({ doGenerate, params, model }) {
       const call = await before(params, model);
-      let result: GenerateResult;
-      try {
-        result = call.params === params ? await doGenerate() : await model.doGenerate(call.params);
-      } catch (error) {
-        // An aborted request reached the provider, which bills what it read.
-        if (params.abortSignal?.aborted === true) {
-          await after(model, call.params, call.price, undefined, () => '').catch(() => {});
-        }
-        throw error;
-      }
+      const result = await send(model, call, () =>
+        call.params === params ? doGenerate() : model.doGenerate(call.params),
+      );
       await after(model, call.params, call.price, result.usage, () => contentText(result));
       for (const part of result.content) {
         if (part.type === 'tool-call' && part.providerExecuted !== true) {
@@ -245,15 +255,9 @@ export function budgetMiddleware(options: BudgetMiddlewareOptions): LanguageMode
 
     async wrapStream({ doStream, params, model }) {
       const call = await before(params, model);
-      let result: StreamResult;
-      try {
-        result = call.params === params ? await doStream() : await model.doStream(call.params);
-      } catch (error) {
-        if (params.abortSignal?.aborted === true) {
-          await after(model, call.params, call.price, undefined, () => '').catch(() => {});
-        }
-        throw error;
-      }
+      const result = await send(model, call, () =>
+        call.params === params ? doStream() : model.doStream(call.params),
+      );
       const received: string[] = [];
       let settled = false;
       const settle = (usage: ProviderUsage | undefined): Promise<void> => {

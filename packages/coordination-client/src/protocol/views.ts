@@ -85,27 +85,20 @@ export const LeaseSchema: z.ZodType<Lease> = z
   .object({ id: z.string(), until: z.string() })
   .meta({ id: 'Lease' });
 
+const agentFields = {
+  id: z.string(),
+  asleep: z.boolean(),
+  sleepUntil: z.string().nullable(),
+  sleepReason: z.string().nullable(),
+  createdAt: z.string(),
+};
+
 /** An agent as the API shows it (never its token). */
-export const AgentSchema: z.ZodType<AgentView> = z
-  .object({
-    id: z.string(),
-    asleep: z.boolean(),
-    sleepUntil: z.string().nullable(),
-    sleepReason: z.string().nullable(),
-    createdAt: z.string(),
-  })
-  .meta({ id: 'Agent' });
+export const AgentSchema: z.ZodType<AgentView> = z.object(agentFields).meta({ id: 'Agent' });
 
 /** An agent in `GET /v1/agents`: its view and the tasks it holds under a live lease, by id. */
 export const AgentListItemSchema: z.ZodType<AgentListItemView> = z
-  .object({
-    id: z.string(),
-    asleep: z.boolean(),
-    sleepUntil: z.string().nullable(),
-    sleepReason: z.string().nullable(),
-    createdAt: z.string(),
-    holding: z.array(z.string()),
-  })
+  .object({ ...agentFields, holding: z.array(z.string()) })
   .meta({ id: 'AgentListItem' });
 
 // The service writes these records itself: their kind and code are core's (typed as such).
